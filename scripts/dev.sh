@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `make dev`: DynamoDB Local on 127.0.0.1:8000 (unless DYNAMODB_ENDPOINT is set), the tables,
+# and both functions behind `cargo lambda watch` on 127.0.0.1:9000. Ctrl-C stops everything.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
+
+: "${CLIENTS_TABLE:=payments-clients}"
+: "${PAYMENTS_TABLE:=payments-payments}"
+: "${API_KEY_ENVIRONMENT:=test}"
+: "${RUST_LOG:=info}"
+: "${PORT:=9000}"
+: "${DYNAMODB_PORT:=8000}"
+
+trap stop_dynamodb EXIT
+if [ -z "${DYNAMODB_ENDPOINT:-}" ]; then
+    # Data persists across restarts in .tools/dynamodb-data; delete that folder to start over.
+    mkdir -p "$TOOLS_DIR/dynamodb-data"
+    start_dynamodb "$DYNAMODB_PORT" -dbPath "$TOOLS_DIR/dynamodb-data"
+    DYNAMODB_ENDPOINT="http://127.0.0.1:$DYNAMODB_PORT"
+else
+    log "using DynamoDB at $DYNAMODB_ENDPOINT"
+fi
+export DYNAMODB_ENDPOINT CLIENTS_TABLE PAYMENTS_TABLE
+
+cargo run --quiet -p payments-admin -- tables create
+
+log "API on http://127.0.0.1:$PORT  (POST /accounts, POST /payments); Ctrl-C stops it"
+cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$PORT" \
+    --env-vars "CLIENTS_TABLE=$CLIENTS_TABLE,PAYMENTS_TABLE=$PAYMENTS_TABLE,API_KEY_ENVIRONMENT=$API_KEY_ENVIRONMENT,DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT,RUST_LOG=$RUST_LOG"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# `make test`: formatting and lints, then every test (unit, integration against DynamoDB
+# Local, end to end through `cargo lambda watch`) with a private DynamoDB Local on a free
+# loopback port, stopped afterwards. Exits non-zero on any failure.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+log "building binaries (the end-to-end test runs them through cargo lambda watch)"
+cargo build --workspace --bins
+
+trap stop_dynamodb EXIT
+port="$(free_port)"
+start_dynamodb "$port" -inMemory
+export DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
+
+if cargo nextest --version >/dev/null 2>&1; then
+    log "cargo nextest run"
+    cargo nextest run --workspace --no-fail-fast
+else
+    log "cargo test (cargo-nextest not installed)"
+    cargo test --workspace --no-fail-fast
+fi

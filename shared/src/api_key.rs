@@ -1,0 +1,361 @@
+//! API key format, generation and hashing: everything about what a key looks like lives here.
+//!
+//! A key is `sk_<env>_` + 43 characters of base64url (32 bytes from the OS CSPRNG) + a
+//! 6-character base64url checksum (CRC-32 of everything before it), 57 characters in all:
+//!
+//! ```text
+//! sk_test_9rAQ7yJx0m7dVgT0n8nV6dC3m6oKq5b6w1Yk3y7Xo0E_Xq2w1A
+//! └─env─┘└──────────────── secret (256 bits) ──────────────┘└chk─┘
+//! ```
+//!
+//! The checksum is not a security control (CRC-32 is public); it lets the service refuse a
+//! mistyped or invented key without a database call, and lets secret scanners recognise real
+//! keys with few false positives. Only the SHA-256 digest of a key is stored. A fast hash is
+//! enough because the secret has 256 bits of entropy: there is no dictionary to try and no
+//! brute force that a slow password hash would meaningfully slow down.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::rngs::SysRng;
+use rand::TryRng;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+use crate::error::AuthFailure;
+
+const SECRET_BYTES: usize = 32;
+const SECRET_CHARS: usize = 43;
+const CHECKSUM_CHARS: usize = 6;
+const ENV_PREFIX_CHARS: usize = 8;
+/// How many secret characters the display prefix reveals: 24 of 256 bits, enough for support
+/// staff to tell keys apart, far too few to help a guesser.
+const DISPLAY_SECRET_CHARS: usize = 4;
+pub const KEY_LENGTH: usize = ENV_PREFIX_CHARS + SECRET_CHARS + CHECKSUM_CHARS;
+
+/// Which deployment a key belongs to. Each stack accepts only its own environment's keys, so a
+/// test key can never move money in production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyEnvironment {
+    Test,
+    Live,
+}
+
+impl KeyEnvironment {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            KeyEnvironment::Test => "sk_test_",
+            KeyEnvironment::Live => "sk_live_",
+        }
+    }
+
+    fn from_key_prefix(prefix: &str) -> Option<Self> {
+        [KeyEnvironment::Test, KeyEnvironment::Live]
+            .into_iter()
+            .find(|env| env.prefix() == prefix)
+    }
+}
+
+impl FromStr for KeyEnvironment {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "test" => Ok(KeyEnvironment::Test),
+            "live" => Ok(KeyEnvironment::Live),
+            other => Err(format!(
+                "unknown key environment {other:?}: expected test or live"
+            )),
+        }
+    }
+}
+
+/// A complete API key. Its text is kept in a zeroize-on-drop secret and never appears in
+/// `Debug` output; the only way to read it is [`ApiKey::expose_once`].
+pub struct ApiKey {
+    text: SecretString,
+}
+
+impl ApiKey {
+    /// Mints a new key from the operating system's CSPRNG.
+    pub fn generate(env: KeyEnvironment) -> Result<Self, rand::rngs::SysError> {
+        let mut secret = [0u8; SECRET_BYTES];
+        SysRng.try_fill_bytes(&mut secret)?;
+        let mut text = String::with_capacity(KEY_LENGTH);
+        text.push_str(env.prefix());
+        URL_SAFE_NO_PAD.encode_string(secret, &mut text);
+        let checksum = checksum(&text);
+        text.push_str(&checksum);
+        secret.fill(0);
+        Ok(ApiKey {
+            text: SecretString::from(text),
+        })
+    }
+
+    /// Checks everything that can be checked without a database: length, environment,
+    /// alphabet, canonical encoding and checksum.
+    pub fn parse(raw: &str, expected: KeyEnvironment) -> Result<Self, AuthFailure> {
+        if raw.len() != KEY_LENGTH || !raw.is_ascii() {
+            return Err(AuthFailure::Malformed);
+        }
+        let (prefix, rest) = raw.split_at(ENV_PREFIX_CHARS);
+        let env = KeyEnvironment::from_key_prefix(prefix).ok_or(AuthFailure::Malformed)?;
+        let (secret, given_checksum) = rest.split_at(SECRET_CHARS);
+        let decoded = URL_SAFE_NO_PAD
+            .decode(secret)
+            .map_err(|_| AuthFailure::Malformed)?;
+        if decoded.len() != SECRET_BYTES || !is_base64url(given_checksum) {
+            return Err(AuthFailure::Malformed);
+        }
+        if checksum(&raw[..ENV_PREFIX_CHARS + SECRET_CHARS]) != given_checksum {
+            return Err(AuthFailure::BadChecksum);
+        }
+        if env != expected {
+            return Err(AuthFailure::WrongEnvironment);
+        }
+        Ok(ApiKey {
+            text: SecretString::from(raw.to_owned()),
+        })
+    }
+
+    /// The key's text, for the single response that hands a new key to its owner.
+    pub fn expose_once(&self) -> &str {
+        self.text.expose_secret()
+    }
+
+    pub fn digest(&self) -> KeyDigest {
+        KeyDigest(Sha256::digest(self.text.expose_secret().as_bytes()).into())
+    }
+
+    pub fn display_prefix(&self) -> KeyPrefix {
+        KeyPrefix(self.text.expose_secret()[..ENV_PREFIX_CHARS + DISPLAY_SECRET_CHARS].to_owned())
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiKey({}…)", self.display_prefix())
+    }
+}
+
+fn checksum(body: &str) -> String {
+    URL_SAFE_NO_PAD.encode(crc32fast::hash(body.as_bytes()).to_be_bytes())
+}
+
+fn is_base64url(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// SHA-256 of a key: what the clients table stores and looks keys up by. Not a secret in the
+/// sense a key is, but still kept out of logs and `Debug` output.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct KeyDigest([u8; 32]);
+
+impl KeyDigest {
+    pub fn to_hex(&self) -> String {
+        use std::fmt::Write;
+        self.0.iter().fold(String::with_capacity(64), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+    }
+
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        if hex.len() != 64 {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(KeyDigest(bytes))
+    }
+}
+
+impl fmt::Debug for KeyDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyDigest(<redacted>)")
+    }
+}
+
+/// The first characters of a key (`sk_test_AbCd`): safe to log and to show in support tools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPrefix(String);
+
+impl KeyPrefix {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Rebuilds a prefix read back from storage.
+    pub fn from_stored(value: String) -> Self {
+        KeyPrefix(value)
+    }
+}
+
+impl fmt::Display for KeyPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn new_key() -> ApiKey {
+        ApiKey::generate(KeyEnvironment::Test).unwrap()
+    }
+
+    #[test]
+    fn generated_keys_have_the_documented_shape() {
+        let key = new_key();
+        let text = key.expose_once();
+        assert_eq!(text.len(), KEY_LENGTH);
+        assert_eq!(KEY_LENGTH, 57);
+        assert!(text.starts_with("sk_test_"));
+        assert!(is_base64url(&text[ENV_PREFIX_CHARS..]));
+        let live = ApiKey::generate(KeyEnvironment::Live).unwrap();
+        assert!(live.expose_once().starts_with("sk_live_"));
+    }
+
+    #[test]
+    fn generated_keys_round_trip_through_parse() {
+        for _ in 0..100 {
+            let key = new_key();
+            let parsed = ApiKey::parse(key.expose_once(), KeyEnvironment::Test).unwrap();
+            assert_eq!(parsed.digest(), key.digest());
+        }
+    }
+
+    #[test]
+    fn keys_are_unique() {
+        let a = new_key();
+        let b = new_key();
+        assert_ne!(a.expose_once(), b.expose_once());
+        assert_ne!(a.digest(), b.digest());
+    }
+
+    #[test]
+    fn a_single_changed_character_fails_the_checksum() {
+        let key = new_key();
+        let text = key.expose_once().to_owned();
+        for position in ENV_PREFIX_CHARS..KEY_LENGTH {
+            let mut bytes = text.clone().into_bytes();
+            bytes[position] = if bytes[position] == b'A' { b'B' } else { b'A' };
+            let mutated = String::from_utf8(bytes).unwrap();
+            let result = ApiKey::parse(&mutated, KeyEnvironment::Test);
+            assert!(
+                matches!(
+                    result,
+                    Err(AuthFailure::BadChecksum) | Err(AuthFailure::Malformed)
+                ),
+                "position {position} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_keys_are_rejected() {
+        let key = new_key();
+        let text = key.expose_once();
+        let cases = [
+            String::new(),
+            text[..KEY_LENGTH - 1].to_owned(),
+            format!("{text}A"),
+            text.replace("sk_test_", "sk_tesx_"),
+            format!("{}é{}", &text[..20], &text[22..]),
+            format!("{} {}", &text[..20], &text[21..]),
+        ];
+        for case in cases {
+            assert_eq!(
+                ApiKey::parse(&case, KeyEnvironment::Test).unwrap_err(),
+                AuthFailure::Malformed,
+                "{case:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn non_canonical_base64_is_rejected() {
+        // The 43rd character carries only 4 bits; a variant with non-zero padding bits decodes
+        // to the same bytes and must not count as the same key.
+        let key = new_key();
+        let text = key.expose_once();
+        let last = ENV_PREFIX_CHARS + SECRET_CHARS - 1;
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let index = alphabet
+            .iter()
+            .position(|&c| c == text.as_bytes()[last])
+            .unwrap();
+        let mut bytes = text.as_bytes().to_vec();
+        bytes[last] = alphabet[index | 1];
+        if bytes[last] != text.as_bytes()[last] {
+            let body = String::from_utf8(bytes[..last + 1].to_vec()).unwrap();
+            let forged = format!("{body}{}", checksum(&body));
+            assert_eq!(
+                ApiKey::parse(&forged, KeyEnvironment::Test).unwrap_err(),
+                AuthFailure::Malformed
+            );
+        }
+    }
+
+    #[test]
+    fn keys_of_another_environment_are_refused() {
+        let live = ApiKey::generate(KeyEnvironment::Live).unwrap();
+        assert_eq!(
+            ApiKey::parse(live.expose_once(), KeyEnvironment::Test).unwrap_err(),
+            AuthFailure::WrongEnvironment
+        );
+    }
+
+    #[test]
+    fn digest_is_sha256_of_the_key_text() {
+        let key = new_key();
+        let expected: [u8; 32] = Sha256::digest(key.expose_once().as_bytes()).into();
+        assert_eq!(key.digest(), KeyDigest(expected));
+        let hex = key.digest().to_hex();
+        assert_eq!(hex.len(), 64);
+        assert_eq!(KeyDigest::from_hex(&hex), Some(key.digest()));
+        // Known answer: SHA-256("abc").
+        let abc = KeyDigest(Sha256::digest(b"abc").into());
+        assert_eq!(
+            abc.to_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let key = new_key();
+        let text = key.expose_once().to_owned();
+        let debug = format!("{key:?} {:?}", key.digest());
+        assert!(!debug.contains(&text[ENV_PREFIX_CHARS + DISPLAY_SECRET_CHARS..]));
+        assert!(!debug.contains(&key.digest().to_hex()));
+        assert!(debug.contains(key.display_prefix().as_str()));
+        assert_eq!(key.display_prefix().as_str().len(), 12);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_strings_never_panic_and_rarely_parse(raw in ".{0,80}") {
+            if let Ok(key) = ApiKey::parse(&raw, KeyEnvironment::Test) {
+                prop_assert_eq!(key.expose_once(), raw.as_str());
+                prop_assert_eq!(raw.len(), KEY_LENGTH);
+            }
+        }
+
+        #[test]
+        fn random_bodies_with_a_valid_checksum_parse(secret in proptest::array::uniform32(any::<u8>())) {
+            let mut body = String::from("sk_test_");
+            URL_SAFE_NO_PAD.encode_string(secret, &mut body);
+            let text = format!("{body}{}", checksum(&body));
+            let key = ApiKey::parse(&text, KeyEnvironment::Test).unwrap();
+            prop_assert_eq!(key.expose_once(), text.as_str());
+        }
+    }
+}

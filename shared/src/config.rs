@@ -1,0 +1,162 @@
+//! Start-up configuration: read once per execution environment, before the first request.
+
+use std::time::{Duration, Instant};
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_dynamodb::Client;
+
+use crate::api_key::KeyEnvironment;
+use crate::store::dynamo::DynamoStore;
+
+/// DynamoDB answers single-item calls in milliseconds; anything slower than this is a fault,
+/// and failing fast (503, retryable) beats holding the caller until the Lambda timeout.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const MAX_ATTEMPTS: u32 = 3;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub clients_table: String,
+    pub payments_table: String,
+    pub key_environment: KeyEnvironment,
+    /// Set for DynamoDB Local; unset in AWS.
+    pub dynamodb_endpoint: Option<String>,
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let required = |name: &str| {
+            lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| anyhow::anyhow!("environment variable {name} must be set"))
+        };
+        let key_environment = required("API_KEY_ENVIRONMENT")?
+            .parse::<KeyEnvironment>()
+            .map_err(|e| anyhow::anyhow!("API_KEY_ENVIRONMENT: {e}"))?;
+        Ok(Config {
+            clients_table: required("CLIENTS_TABLE")?,
+            payments_table: required("PAYMENTS_TABLE")?,
+            key_environment,
+            dynamodb_endpoint: lookup("DYNAMODB_ENDPOINT").filter(|v| !v.trim().is_empty()),
+        })
+    }
+
+    pub async fn store(&self) -> DynamoStore {
+        DynamoStore::new(
+            dynamodb_client(self.dynamodb_endpoint.as_deref()).await,
+            self.clients_table.clone(),
+            self.payments_table.clone(),
+        )
+    }
+}
+
+/// Builds the DynamoDB client with explicit timeouts and retries. With an endpoint override
+/// (DynamoDB Local) it also supplies a region and placeholder credentials when none are set,
+/// so local runs never wait on the instance-metadata credential probe.
+pub async fn dynamodb_client(endpoint: Option<&str>) -> Client {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
+    if let Some(endpoint) = endpoint {
+        loader = loader.endpoint_url(endpoint);
+        if std::env::var_os("AWS_REGION").is_none()
+            && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+        {
+            loader = loader.region(Region::from_static("us-east-1"));
+        }
+        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+            loader = loader.credentials_provider(Credentials::for_tests_with_session_token());
+        }
+    }
+    Client::new(&loader.load().await)
+}
+
+/// One cheap call during init so the first request does not pay for DNS, TCP and TLS set-up.
+/// `DescribeTable` reads no items and consumes no capacity. Failure is logged, not fatal: the
+/// first request will simply connect itself.
+pub async fn warm_up(client: &Client, table: &str) {
+    let started = Instant::now();
+    match client.describe_table().table_name(table).send().await {
+        Ok(_) => tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "connection warmed"
+        ),
+        Err(err) => tracing::warn!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            error = %aws_sdk_dynamodb::error::DisplayErrorContext(&err),
+            "warm-up call failed"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn reads_every_setting() {
+        let config = Config::from_lookup(lookup(&[
+            ("CLIENTS_TABLE", "c"),
+            ("PAYMENTS_TABLE", "p"),
+            ("API_KEY_ENVIRONMENT", "live"),
+            ("DYNAMODB_ENDPOINT", "http://127.0.0.1:8000"),
+        ]))
+        .unwrap();
+        assert_eq!(config.clients_table, "c");
+        assert_eq!(config.payments_table, "p");
+        assert_eq!(config.key_environment, KeyEnvironment::Live);
+        assert_eq!(
+            config.dynamodb_endpoint.as_deref(),
+            Some("http://127.0.0.1:8000")
+        );
+    }
+
+    #[test]
+    fn missing_or_bad_settings_fail_at_start() {
+        let base = [
+            ("CLIENTS_TABLE", "c"),
+            ("PAYMENTS_TABLE", "p"),
+            ("API_KEY_ENVIRONMENT", "test"),
+        ];
+        for skip in 0..base.len() {
+            let partial: Vec<_> = base
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != skip)
+                .map(|(_, p)| *p)
+                .collect();
+            let err = Config::from_lookup(lookup(&partial)).unwrap_err();
+            assert!(err.to_string().contains(base[skip].0), "{err}");
+        }
+        let err = Config::from_lookup(lookup(&[
+            ("CLIENTS_TABLE", "c"),
+            ("PAYMENTS_TABLE", "p"),
+            ("API_KEY_ENVIRONMENT", "prod"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("API_KEY_ENVIRONMENT"));
+    }
+}

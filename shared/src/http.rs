@@ -1,0 +1,117 @@
+//! The HTTP edge shared by both functions: request ids, body access, response rendering.
+
+use lambda_http::http::{header, HeaderValue, Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use std::future::Future;
+use tracing::Instrument;
+
+use crate::error::ApiError;
+use crate::request::{parse_body, JsonBody};
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The Lambda request id (the one in the function's CloudWatch logs), so a caller quoting it
+/// leads straight to the log lines. Handlers called outside Lambda get a fresh random id.
+pub fn request_id(request: &Request) -> String {
+    request
+        .lambda_context_ref()
+        .map(|context| context.request_id.clone())
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| {
+            crate::domain::KeyId::generate()
+                .map(|id| format!("local-{}", &id.as_str()[4..]))
+                .unwrap_or_else(|_| "local".to_owned())
+        })
+}
+
+/// Renders a JSON response. `no-store` because responses can carry a freshly minted key.
+pub fn json_response<T: Serialize>(
+    status: StatusCode,
+    body: &T,
+    request_id: &str,
+) -> Response<Body> {
+    let bytes = serde_json::to_vec(body).expect("response types always serialize");
+    let mut response = Response::new(Body::Binary(bytes));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+/// Turns a handler's outcome into the response, logging errors once, here.
+pub fn respond<T: Serialize>(
+    outcome: Result<(StatusCode, T), ApiError>,
+    request_id: &str,
+) -> Response<Body> {
+    match outcome {
+        Ok((status, body)) => json_response(status, &body, request_id),
+        Err(err) => {
+            let status = err.status();
+            if status.is_server_error() {
+                tracing::error!(status = status.as_u16(), code = err.code(), error = ?err, "request failed");
+            } else {
+                tracing::info!(status = status.as_u16(), code = err.code(), reason = %err, "request refused");
+            }
+            err.to_response(request_id)
+        }
+    }
+}
+
+pub fn require_post(request: &Request) -> Result<(), ApiError> {
+    if request.method() == Method::POST {
+        Ok(())
+    } else {
+        Err(ApiError::MethodNotAllowed)
+    }
+}
+
+/// Reads the request body as `T`, enforcing content type and size.
+pub fn json_body<T: JsonBody>(request: &Request) -> Result<T, ApiError> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(HeaderValue::as_bytes);
+    let bytes: &[u8] = match request.body() {
+        Body::Empty => &[],
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => &[],
+    };
+    parse_body(content_type, bytes)
+}
+
+/// Runs one request's handler inside a span carrying the request id (and, once the auth step
+/// has run, the account id and key display prefix), then renders its outcome.
+pub async fn serve<T, F, Fut>(
+    request: Request,
+    operation: &'static str,
+    handler: F,
+) -> Response<Body>
+where
+    T: Serialize,
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Result<(StatusCode, T), ApiError>>,
+{
+    let request_id = request_id(&request);
+    let span = tracing::info_span!(
+        "request",
+        operation,
+        request_id = %request_id,
+        account_id = tracing::field::Empty,
+        key_prefix = tracing::field::Empty,
+    );
+    async move {
+        let outcome = handler(request).await;
+        respond(outcome, &request_id)
+    }
+    .instrument(span)
+    .await
+}

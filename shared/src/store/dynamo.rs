@@ -1,0 +1,386 @@
+//! DynamoDB implementation of the store traits. Item shapes and access patterns are
+//! documented in `docs/data-model.md`; keep the two in step.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
+    ScalarAttributeType, TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+
+use super::{CreateAccount, FindKey, InsertPayment, IssuedKey, KeyRecord, KeyStatus};
+use crate::api_key::{KeyDigest, KeyPrefix};
+use crate::domain::{
+    Account, AccountId, AccountName, AccountStatus, Email, KeyId, Payment, Timestamp,
+};
+use crate::error::ApiError;
+
+/// Partition key attribute of both tables.
+pub const PK: &str = "pk";
+const NEW_ITEM_ONLY: &str = "attribute_not_exists(pk)";
+
+type Item = HashMap<String, AttributeValue>;
+
+pub fn account_pk(id: &AccountId) -> String {
+    format!("ACCOUNT#{id}")
+}
+
+pub fn key_pk(digest: &KeyDigest) -> String {
+    format!("KEY#{}", digest.to_hex())
+}
+
+/// Both tables, with names read once at start.
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    clients_table: String,
+    payments_table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, clients_table: String, payments_table: String) -> Self {
+        DynamoStore {
+            client,
+            clients_table,
+            payments_table,
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Reads an account (strongly consistent).
+    pub async fn get_account(&self, id: &AccountId) -> Result<Option<Account>, ApiError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.clients_table)
+            .key(PK, AttributeValue::S(account_pk(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        output.item.map(|item| account_from_item(&item)).transpose()
+    }
+
+    /// Activates or deactivates an account. The account item and every key item (which
+    /// carries a copy of the account status for the auth step) change in one transaction,
+    /// so the change applies to every key on the very next request.
+    pub async fn set_account_status(
+        &self,
+        id: &AccountId,
+        status: AccountStatus,
+    ) -> Result<bool, ApiError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.clients_table)
+            .key(PK, AttributeValue::S(account_pk(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        let Some(item) = output.item else {
+            return Ok(false);
+        };
+        let mut pks = vec![account_pk(id)];
+        if let Some(AttributeValue::M(keys)) = item.get("keys") {
+            for key in keys.values() {
+                let digest = key
+                    .as_m()
+                    .ok()
+                    .and_then(|k| k.get("digest"))
+                    .and_then(|d| d.as_s().ok())
+                    .and_then(|hex| KeyDigest::from_hex(hex))
+                    .ok_or_else(|| corrupt("account keys", id.as_str()))?;
+                pks.push(key_pk(&digest));
+            }
+        }
+        let mut items = Vec::with_capacity(pks.len());
+        for (index, pk) in pks.into_iter().enumerate() {
+            let attribute = if index == 0 {
+                "status"
+            } else {
+                "account_status"
+            };
+            let update = Update::builder()
+                .table_name(&self.clients_table)
+                .key(PK, AttributeValue::S(pk))
+                .update_expression("SET #s = :s")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_names("#s", attribute)
+                .expression_attribute_values(":s", AttributeValue::S(status.as_str().into()))
+                .build()
+                .map_err(unexpected)?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(true)
+    }
+
+    /// Reads a payment by id (strongly consistent).
+    pub async fn get_payment(&self, id: &str) -> Result<Option<Item>, ApiError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.payments_table)
+            .key(PK, AttributeValue::S(id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(output.item)
+    }
+}
+
+impl FindKey for DynamoStore {
+    async fn find_key(&self, digest: &KeyDigest) -> Result<Option<KeyRecord>, ApiError> {
+        // Strongly consistent: a key must work on the very request after it is issued, and
+        // must stop working on the very request after it is revoked.
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.clients_table)
+            .key(PK, AttributeValue::S(key_pk(digest)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        output.item.map(|item| key_from_item(&item)).transpose()
+    }
+}
+
+impl CreateAccount for DynamoStore {
+    async fn create_account(&self, account: &Account, key: &IssuedKey) -> Result<(), ApiError> {
+        let account_put = Put::builder()
+            .table_name(&self.clients_table)
+            .set_item(Some(account_item(account, key)))
+            .condition_expression(NEW_ITEM_ONLY)
+            .build()
+            .map_err(unexpected)?;
+        let key_put = Put::builder()
+            .table_name(&self.clients_table)
+            .set_item(Some(key_item(account, key)))
+            .condition_expression(NEW_ITEM_ONLY)
+            .build()
+            .map_err(unexpected)?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(account_put).build())
+            .transact_items(TransactWriteItem::builder().put(key_put).build())
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
+impl InsertPayment for DynamoStore {
+    async fn insert_payment(&self, payment: &Payment) -> Result<(), ApiError> {
+        self.client
+            .put_item()
+            .table_name(&self.payments_table)
+            .set_item(Some(payment_item(payment)))
+            .condition_expression(NEW_ITEM_ONLY)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn account_item(account: &Account, key: &IssuedKey) -> Item {
+    let key_summary = HashMap::from([
+        ("digest".to_owned(), s(key.digest.to_hex())),
+        ("prefix".to_owned(), s(key.prefix.as_str())),
+        ("status".to_owned(), s(KeyStatus::Active.as_str())),
+        ("created_at".to_owned(), s(key.created_at.to_rfc3339())),
+    ]);
+    let mut item = HashMap::from([
+        (PK.to_owned(), s(account_pk(&account.id))),
+        ("entity".to_owned(), s("account")),
+        ("account_id".to_owned(), s(account.id.as_str())),
+        ("name".to_owned(), s(account.name.as_str())),
+        ("status".to_owned(), s(account.status.as_str())),
+        ("created_at".to_owned(), s(account.created_at.to_rfc3339())),
+        (
+            "keys".to_owned(),
+            AttributeValue::M(HashMap::from([(
+                key.key_id.as_str().to_owned(),
+                AttributeValue::M(key_summary),
+            )])),
+        ),
+    ]);
+    if let Some(email) = &account.email {
+        item.insert("email".to_owned(), s(email.as_str()));
+    }
+    item
+}
+
+fn key_item(account: &Account, key: &IssuedKey) -> Item {
+    HashMap::from([
+        (PK.to_owned(), s(key_pk(&key.digest))),
+        ("entity".to_owned(), s("api_key")),
+        ("key_id".to_owned(), s(key.key_id.as_str())),
+        ("account_id".to_owned(), s(account.id.as_str())),
+        ("prefix".to_owned(), s(key.prefix.as_str())),
+        ("status".to_owned(), s(KeyStatus::Active.as_str())),
+        ("account_status".to_owned(), s(account.status.as_str())),
+        ("created_at".to_owned(), s(key.created_at.to_rfc3339())),
+    ])
+}
+
+fn payment_item(payment: &Payment) -> Item {
+    let mut item = HashMap::from([
+        (PK.to_owned(), s(payment.id.as_str())),
+        ("entity".to_owned(), s("payment")),
+        ("client_id".to_owned(), s(payment.client_id.as_str())),
+        (
+            "amount".to_owned(),
+            AttributeValue::N(payment.amount.minor_units().to_string()),
+        ),
+        ("currency".to_owned(), s(payment.currency.code())),
+        ("status".to_owned(), s(payment.status.as_str())),
+        ("created_at".to_owned(), s(payment.created_at.to_rfc3339())),
+    ]);
+    if let Some(description) = &payment.description {
+        item.insert("description".to_owned(), s(description.as_str()));
+    }
+    item
+}
+
+fn corrupt(what: &str, id: &str) -> ApiError {
+    ApiError::Unexpected(anyhow::anyhow!("stored {what} item {id} is malformed"))
+}
+
+fn string_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+fn key_from_item(item: &Item) -> Result<KeyRecord, ApiError> {
+    let parse = || -> Option<KeyRecord> {
+        Some(KeyRecord {
+            key_id: KeyId::parse(string_attr(item, "key_id")?)?,
+            account_id: AccountId::parse(string_attr(item, "account_id")?)?,
+            prefix: KeyPrefix::from_stored(string_attr(item, "prefix")?.to_owned()),
+            status: KeyStatus::parse(string_attr(item, "status")?)?,
+            account_status: AccountStatus::parse(string_attr(item, "account_status")?)?,
+            created_at: Timestamp::parse(string_attr(item, "created_at")?)?,
+        })
+    };
+    // The key item's own id is its digest; name it by key id, which is safe to log.
+    parse().ok_or_else(|| corrupt("key", string_attr(item, "key_id").unwrap_or("?")))
+}
+
+fn account_from_item(item: &Item) -> Result<Account, ApiError> {
+    let parse = || -> Option<Account> {
+        Some(Account {
+            id: AccountId::parse(string_attr(item, "account_id")?)?,
+            name: AccountName::parse(string_attr(item, "name")?.to_owned()).ok()?,
+            email: match string_attr(item, "email") {
+                Some(email) => Some(Email::parse(email.to_owned()).ok()?),
+                None => None,
+            },
+            status: AccountStatus::parse(string_attr(item, "status")?)?,
+            created_at: Timestamp::parse(string_attr(item, "created_at")?)?,
+        })
+    };
+    parse().ok_or_else(|| corrupt("account", string_attr(item, "account_id").unwrap_or("?")))
+}
+
+fn unexpected(err: impl std::error::Error + Send + Sync + 'static) -> ApiError {
+    ApiError::Unexpected(anyhow::Error::new(err))
+}
+
+/// Error codes DynamoDB uses for conditions a retry can clear.
+const RETRYABLE_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+    "TransactionInProgressException",
+];
+
+/// Sorts an SDK failure into retryable (503) or not (500). The full error, with its context
+/// chain, is kept as the source for the logs; callers only ever see the generic message.
+pub fn classify<E, R>(err: SdkError<E, R>) -> ApiError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let retryable = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => service
+            .err()
+            .code()
+            .is_some_and(|code| RETRYABLE_CODES.contains(&code)),
+        _ => false,
+    };
+    let source = anyhow::anyhow!("{}", DisplayErrorContext(&err));
+    if retryable {
+        ApiError::Unavailable(source)
+    } else {
+        ApiError::Unexpected(source)
+    }
+}
+
+/// Creates both tables if they do not exist (local development and tests; in AWS the SAM
+/// template owns them). Same key schema as `template.yaml`.
+pub async fn create_tables(
+    client: &Client,
+    clients_table: &str,
+    payments_table: &str,
+) -> Result<(), ApiError> {
+    for table in [clients_table, payments_table] {
+        let result = client
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(PK)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(unexpected)?,
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(PK)
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .map_err(unexpected)?,
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => tracing::info!(table, "table created"),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_in_use_exception()) =>
+            {
+                tracing::debug!(table, "table already exists");
+            }
+            Err(err) => return Err(classify(err)),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! Test helpers: isolated tables in DynamoDB Local, typed calls into the handlers, and a
+//! local `cargo lambda watch` stack for end-to-end tests.
+//!
+//! Tests need `DYNAMODB_ENDPOINT` pointing at a running DynamoDB Local; `make test` starts one
+//! on a free loopback port and sets it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use lambda_http::http::{HeaderMap, Method, Request as HttpRequest};
+use lambda_http::{Body, Request};
+use serde_json::Value;
+
+use shared::api_key::KeyEnvironment;
+use shared::config::dynamodb_client;
+use shared::store::dynamo::{create_tables, DynamoStore};
+
+pub mod stack;
+
+pub fn dynamodb_endpoint() -> String {
+    std::env::var("DYNAMODB_ENDPOINT")
+        .expect("DYNAMODB_ENDPOINT must point at DynamoDB Local; run the suite with `make test`")
+}
+
+/// Table names unique to one test, so tests run in parallel against one DynamoDB Local.
+pub fn unique_table_names() -> (String, String) {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let tag = format!(
+        "t{}-{}-{}",
+        std::process::id(),
+        n,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    (format!("{tag}-clients"), format!("{tag}-payments"))
+}
+
+/// A response reduced to what tests look at.
+#[derive(Debug, Clone)]
+pub struct TestResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub raw_body: Vec<u8>,
+}
+
+impl TestResponse {
+    pub fn from_lambda(response: lambda_http::Response<Body>) -> Self {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let raw_body = response.body().to_vec();
+        let body = serde_json::from_slice(&raw_body).unwrap_or(Value::Null);
+        TestResponse {
+            status,
+            headers,
+            body,
+            raw_body,
+        }
+    }
+
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+
+    /// The body with `request_id` blanked, for comparing error responses byte for byte.
+    pub fn body_without_request_id(&self) -> String {
+        let request_id = self.body["error"]["request_id"]
+            .as_str()
+            .unwrap_or_default();
+        String::from_utf8(self.raw_body.clone())
+            .unwrap()
+            .replace(request_id, "<request-id>")
+    }
+}
+
+/// The two handlers wired to their own fresh tables in DynamoDB Local.
+pub struct TestApp {
+    pub clients_table: String,
+    pub payments_table: String,
+    pub client: Client,
+    pub accounts: create_account::State<DynamoStore>,
+    pub payments: create_payment::State<DynamoStore>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with_endpoint(&dynamodb_endpoint(), true).await
+    }
+
+    /// An app whose DynamoDB is at `endpoint`; `create` = false skips table creation (for
+    /// pointing at a dead endpoint or at tables that do not exist).
+    pub async fn spawn_with_endpoint(endpoint: &str, create: bool) -> Self {
+        let (clients_table, payments_table) = unique_table_names();
+        let client = dynamodb_client(Some(endpoint)).await;
+        if create {
+            create_tables(&client, &clients_table, &payments_table)
+                .await
+                .expect("create test tables");
+        }
+        let store = DynamoStore::new(
+            client.clone(),
+            clients_table.clone(),
+            payments_table.clone(),
+        );
+        TestApp {
+            accounts: create_account::State {
+                store: store.clone(),
+                key_environment: KeyEnvironment::Test,
+            },
+            payments: create_payment::State {
+                store,
+                key_environment: KeyEnvironment::Test,
+            },
+            client,
+            clients_table,
+            payments_table,
+        }
+    }
+
+    pub fn store(&self) -> &DynamoStore {
+        &self.payments.store
+    }
+
+    pub async fn post_account(&self, request: Request) -> TestResponse {
+        TestResponse::from_lambda(create_account::handle(&self.accounts, request).await)
+    }
+
+    pub async fn post_payment(&self, request: Request) -> TestResponse {
+        TestResponse::from_lambda(create_payment::handle(&self.payments, request).await)
+    }
+
+    pub async fn create_account(&self, body: Value) -> TestResponse {
+        self.post_account(json_request("/accounts", None, &body))
+            .await
+    }
+
+    /// Creates an account and returns (account id, API key).
+    pub async fn new_client(&self) -> (String, String) {
+        let response = self
+            .create_account(serde_json::json!({"name": "Test Client"}))
+            .await;
+        assert_eq!(response.status, 201, "{:?}", response.body);
+        (
+            response.body["id"].as_str().unwrap().to_owned(),
+            response.body["api_key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub async fn create_payment(&self, api_key: Option<&str>, body: Value) -> TestResponse {
+        self.post_payment(json_request("/payments", api_key, &body))
+            .await
+    }
+
+    /// Every item of a table. Tests only: the service itself never scans.
+    pub async fn scan(&self, table: &str) -> Vec<HashMap<String, AttributeValue>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan");
+            items.extend(output.items.unwrap_or_default());
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return items;
+            }
+        }
+    }
+
+    pub async fn payments_of(&self, account_id: &str) -> Vec<HashMap<String, AttributeValue>> {
+        self.scan(&self.payments_table)
+            .await
+            .into_iter()
+            .filter(|item| {
+                item.get("client_id")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    == Some(account_id)
+            })
+            .collect()
+    }
+}
+
+/// A POST with a JSON body, as API Gateway would hand it over.
+pub fn json_request(path: &str, api_key: Option<&str>, body: &Value) -> Request {
+    raw_request(
+        Method::POST,
+        path,
+        api_key,
+        Some("application/json"),
+        body.to_string().into_bytes(),
+    )
+}
+
+pub fn raw_request(
+    method: Method,
+    path: &str,
+    api_key: Option<&str>,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> Request {
+    let mut builder = HttpRequest::builder().method(method).uri(path);
+    if let Some(key) = api_key {
+        builder = builder.header("x-api-key", key);
+    }
+    if let Some(content_type) = content_type {
+        builder = builder.header("content-type", content_type);
+    }
+    let body = if body.is_empty() {
+        Body::Empty
+    } else {
+        Body::Binary(body)
+    };
+    builder.body(body).expect("valid test request")
+}
+
+/// Every string value anywhere in an item, for "is this secret stored anywhere" checks.
+pub fn all_strings(value: &AttributeValue, out: &mut Vec<String>) {
+    match value {
+        AttributeValue::S(s) | AttributeValue::N(s) => out.push(s.clone()),
+        AttributeValue::Ss(list) | AttributeValue::Ns(list) => out.extend(list.iter().cloned()),
+        AttributeValue::M(map) => map.values().for_each(|v| all_strings(v, out)),
+        AttributeValue::L(list) => list.iter().for_each(|v| all_strings(v, out)),
+        AttributeValue::B(blob) => out.push(String::from_utf8_lossy(blob.as_ref()).into_owned()),
+        _ => {}
+    }
+}

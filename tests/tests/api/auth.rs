@@ -1,0 +1,96 @@
+use payments_tests::TestApp;
+use serde_json::json;
+use shared::api_key::{ApiKey, KeyEnvironment};
+use shared::domain::{AccountId, AccountStatus};
+
+fn payment() -> serde_json::Value {
+    json!({"amount": 500, "currency": "USD"})
+}
+
+#[tokio::test]
+async fn a_key_works_on_the_very_next_request() {
+    let app = TestApp::spawn().await;
+    let (account_id, key) = app.new_client().await;
+    let response = app.create_payment(Some(&key), payment()).await;
+    assert_eq!(response.status, 201, "{:?}", response.body);
+    assert_eq!(response.body["client_id"], account_id.as_str());
+}
+
+#[tokio::test]
+async fn missing_key_is_401_missing_api_key() {
+    let app = TestApp::spawn().await;
+    let response = app.create_payment(None, payment()).await;
+    assert_eq!(response.status, 401);
+    assert_eq!(response.error_code(), "missing_api_key");
+    assert_eq!(response.body["error"]["type"], "authentication_error");
+}
+
+#[tokio::test]
+async fn every_bad_key_gets_the_same_401() {
+    let app = TestApp::spawn().await;
+    let (account_id, key) = app.new_client().await;
+    let (_, other_key) = app.new_client().await;
+
+    let unknown = ApiKey::generate(KeyEnvironment::Test).unwrap();
+    let live = ApiKey::generate(KeyEnvironment::Live).unwrap();
+    let mut bad_checksum = key.clone();
+    let last = bad_checksum.pop().unwrap();
+    bad_checksum.push(if last == 'A' { 'B' } else { 'A' });
+
+    let mut bodies = Vec::new();
+    for candidate in [
+        "garbage".to_owned(),
+        bad_checksum,
+        unknown.expose_once().to_owned(),
+        live.expose_once().to_owned(),
+        format!("{key} "),
+        key.to_uppercase(),
+    ] {
+        let response = app.create_payment(Some(&candidate), payment()).await;
+        assert_eq!(response.status, 401, "{candidate}");
+        assert_eq!(response.error_code(), "invalid_api_key");
+        bodies.push(response.body_without_request_id());
+    }
+
+    // An inactive account's valid key: indistinguishable from the cases above.
+    let account = AccountId::parse(&account_id).unwrap();
+    assert!(app
+        .store()
+        .set_account_status(&account, AccountStatus::Inactive)
+        .await
+        .unwrap());
+    let response = app.create_payment(Some(&key), payment()).await;
+    assert_eq!(response.status, 401);
+    bodies.push(response.body_without_request_id());
+
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:#?}");
+    assert!(app.payments_of(&account_id).await.is_empty());
+
+    // Other accounts are unaffected, and reactivation restores access on the next request.
+    assert_eq!(
+        app.create_payment(Some(&other_key), payment()).await.status,
+        201
+    );
+    app.store()
+        .set_account_status(&account, AccountStatus::Active)
+        .await
+        .unwrap();
+    assert_eq!(app.create_payment(Some(&key), payment()).await.status, 201);
+}
+
+#[tokio::test]
+async fn the_key_is_only_read_from_the_header() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.new_client().await;
+    let request =
+        payments_tests::json_request(&format!("/payments?api_key={key}"), None, &payment());
+    let response = app.post_payment(request).await;
+    assert_eq!(response.error_code(), "missing_api_key");
+
+    let body = json!({"amount": 500, "currency": "USD", "api_key": key});
+    let response = app.create_payment(None, body.clone()).await;
+    assert_eq!(response.error_code(), "missing_api_key");
+    let response = app.create_payment(Some(&key), body).await;
+    assert_eq!(response.status, 400);
+    assert_eq!(response.body["error"]["param"], "api_key");
+}

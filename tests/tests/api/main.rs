@@ -1,0 +1,8 @@
+//! Integration tests: the handlers called directly, against DynamoDB Local.
+//! Each test gets its own tables, so the whole binary runs in parallel.
+
+mod accounts;
+mod auth;
+mod faults;
+mod payments;
+mod storage;

@@ -1,0 +1,171 @@
+//! End to end: real HTTP through `cargo lambda watch`, which builds and runs the two Lambda
+//! binaries exactly as `make dev` does, against DynamoDB Local.
+
+use std::time::Duration;
+
+use payments_tests::dynamodb_endpoint;
+use payments_tests::stack::LocalStack;
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{json, Value};
+use shared::api_key::{ApiKey, KeyEnvironment};
+
+struct Http {
+    client: Client,
+    base: String,
+}
+
+impl Http {
+    async fn post(&self, path: &str, api_key: Option<&str>, body: &Value) -> Response {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(key) = api_key {
+            request = request.header("X-Api-Key", key);
+        }
+        request
+            .send()
+            .await
+            .expect("request reaches the local stack")
+    }
+}
+
+async fn json_of(response: Response) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.json().await.expect("JSON body");
+    (status, headers, body)
+}
+
+#[tokio::test]
+async fn the_whole_flow_over_http() {
+    let stack = LocalStack::start(&dynamodb_endpoint()).await;
+    // The first request to each function may compile it; later ones are fast.
+    let http = Http {
+        client: Client::builder()
+            .timeout(Duration::from_secs(900))
+            .build()
+            .unwrap(),
+        base: stack.base_url.clone(),
+    };
+
+    // Create an account; the key comes back once.
+    let (status, headers, account) = json_of(
+        http.post(
+            "/accounts",
+            None,
+            &json!({"name": "E2E Ltd", "email": "ops@e2e.example"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{account}\n{}", stack.log());
+    assert_eq!(headers["content-type"], "application/json");
+    assert!(headers.contains_key("x-request-id"));
+    let account_id = account["id"].as_str().unwrap().to_owned();
+    let key = account["api_key"].as_str().unwrap().to_owned();
+
+    // Pay on both routes with the new key, straight away.
+    for path in ["/payments", "/payments/create"] {
+        let (status, _, payment) = json_of(
+            http.post(
+                path,
+                Some(&key),
+                &json!({"amount": 4200, "currency": "gbp", "description": "via HTTP"}),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, 201, "{path}: {payment}\n{}", stack.log());
+        assert_eq!(payment["client_id"], account_id.as_str());
+        assert_eq!(payment["currency"], "GBP");
+        assert_eq!(payment["status"], "pending");
+    }
+
+    // Missing and invalid keys.
+    let (status, headers, body) = json_of(
+        http.post("/payments", None, &json!({"amount": 1, "currency": "USD"}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["code"], "missing_api_key");
+    assert_eq!(
+        headers["x-request-id"],
+        body["error"]["request_id"].as_str().unwrap()
+    );
+
+    let unknown = ApiKey::generate(KeyEnvironment::Test).unwrap();
+    let mut bodies = Vec::new();
+    for bad in ["nope", unknown.expose_once()] {
+        let (status, _, body) = json_of(
+            http.post(
+                "/payments",
+                Some(bad),
+                &json!({"amount": 1, "currency": "USD"}),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, 401);
+        assert_eq!(body["error"]["code"], "invalid_api_key");
+        let mut body = body;
+        body["error"]["request_id"] = Value::Null;
+        bodies.push(body);
+    }
+    assert_eq!(bodies[0], bodies[1]);
+
+    // The key in the query string is not a key.
+    let response = http
+        .client
+        .post(format!("{}/payments?api_key={key}", stack.base_url))
+        .header("content-type", "application/json")
+        .body(json!({"amount": 1, "currency": "USD"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let (status, _, body) = json_of(response).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["code"], "missing_api_key");
+
+    // Validation and media type over HTTP.
+    let (status, _, body) = json_of(
+        http.post(
+            "/payments",
+            Some(&key),
+            &json!({"amount": 1, "currency": "USD", "client_id": account_id}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["param"], "client_id");
+    let response = http
+        .client
+        .post(format!("{}/payments", stack.base_url))
+        .header("x-api-key", &key)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("amount=1&currency=USD")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 415);
+
+    // Nothing secret reached the logs, even at debug level.
+    let log = stack.log();
+    assert!(
+        log.contains("payment created"),
+        "function logs are captured"
+    );
+    let digest = ApiKey::parse(&key, KeyEnvironment::Test)
+        .unwrap()
+        .digest()
+        .to_hex();
+    assert!(!log.contains(&key[12..]), "API key found in logs");
+    assert!(!log.contains(&digest), "key digest found in logs");
+    assert!(
+        !log.contains(&unknown.expose_once()[12..]),
+        "presented key found in logs"
+    );
+}
