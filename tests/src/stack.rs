@@ -51,7 +51,7 @@ impl LocalStack {
         let log = std::fs::File::create(&log_path).expect("log file");
         let env_vars = format!(
             "CLIENTS_TABLE={clients_table},PAYMENTS_TABLE={payments_table},\
-             API_KEY_ENVIRONMENT=test,DYNAMODB_ENDPOINT={dynamodb_endpoint},RUST_LOG=debug"
+             API_KEY_ENVIRONMENT=test,DYNAMODB_ENDPOINT={dynamodb_endpoint},RUST_LOG=trace"
         );
         let child = Command::new("cargo")
             .args([

@@ -152,7 +152,7 @@ async fn the_whole_flow_over_http() {
         .unwrap();
     assert_eq!(response.status(), 415);
 
-    // Nothing secret reached the logs, even at debug level.
+    // Nothing secret reached the logs, even at trace level.
     let log = stack.log();
     assert!(
         log.contains("payment created"),
