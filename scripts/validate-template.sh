@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Offline checks of template.yaml: the SAM transform, cfn-lint (no warnings allowed), and the
+# property tests in tests/template.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
+export SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
+
+log "sam validate"
+sam validate --template template.yaml --region "$AWS_DEFAULT_REGION"
+log "sam validate --lint"
+sam validate --lint --template template.yaml --region "$AWS_DEFAULT_REGION"
+log "cfn-lint"
+cfn-lint template.yaml
+log "template property tests"
+python -m pytest -q -p no:cacheprovider tests/template

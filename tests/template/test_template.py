@@ -1,0 +1,341 @@
+"""Offline checks of template.yaml: every deployment property that can be verified without
+an AWS account is asserted here, on the template as written and on the CloudFormation that
+the SAM transform produces from it, so that no change can drop one silently.
+
+Each check is a function returning a list of problems; the tests assert that the real
+template has none, and that a template broken on purpose is caught.
+"""
+
+import copy
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from samtranslator.translator.transform import transform
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+
+
+class CfnLoader(yaml.SafeLoader):
+    """YAML loader that turns CloudFormation short-form tags (!Ref, !GetAtt, ...) into their
+    long form ({"Ref": ...}, {"Fn::GetAtt": [...]})."""
+
+
+def _construct_tag(loader, tag_suffix, node):
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+CfnLoader.add_multi_constructor("!", _construct_tag)
+
+
+def load_template():
+    return yaml.load(TEMPLATE.read_text(), Loader=CfnLoader)
+
+
+class NoManagedPolicies:
+    def load(self):
+        return {}
+
+
+def transformed(template):
+    """The CloudFormation the SAM transform makes of `template`. Local CodeUri paths are
+    swapped for S3 URIs first, as `sam package` would."""
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    template = copy.deepcopy(template)
+    for function in resources_of(template, "AWS::Serverless::Function").values():
+        function["Properties"]["CodeUri"] = "s3://bucket/code.zip"
+    return transform(template, {}, NoManagedPolicies())
+
+
+@pytest.fixture(scope="module")
+def raw():
+    return load_template()
+
+
+@pytest.fixture(scope="module")
+def cfn(raw):
+    return transformed(raw)
+
+
+def resources_of(template, type_name):
+    return {
+        name: res
+        for name, res in template["Resources"].items()
+        if res["Type"] == type_name
+    }
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+# ---------------------------------------------------------------------------------------
+# Checks
+
+
+def check_iam(cfn):
+    """No wildcard actions or resources, no managed policies, inline policies only."""
+    problems = []
+    for name, role in resources_of(cfn, "AWS::IAM::Role").items():
+        props = role["Properties"]
+        if props.get("ManagedPolicyArns"):
+            problems.append(f"{name}: managed policies {props['ManagedPolicyArns']}")
+        for policy in props.get("Policies", []):
+            for statement in as_list(policy["PolicyDocument"]["Statement"]):
+                if statement.get("Effect") != "Allow":
+                    continue
+                for action in as_list(statement.get("Action", [])):
+                    if "*" in action:
+                        problems.append(f"{name}: wildcard action {action}")
+                for resource in as_list(statement.get("Resource", [])):
+                    if resource == "*" or (isinstance(resource, str) and resource.endswith(":*")):
+                        problems.append(f"{name}: wildcard resource {resource}")
+                if "NotAction" in statement or "NotResource" in statement:
+                    problems.append(f"{name}: NotAction/NotResource")
+    for name in resources_of(cfn, "AWS::Serverless::Function"):
+        problems.append(f"{name}: untransformed function")
+    return problems
+
+
+def grants(cfn, role_name):
+    """{action: [resources]} granted by a role's inline policies."""
+    granted = {}
+    role = cfn["Resources"][role_name]["Properties"]
+    for policy in role.get("Policies", []):
+        for statement in as_list(policy["PolicyDocument"]["Statement"]):
+            for action in as_list(statement["Action"]):
+                granted.setdefault(action, []).extend(as_list(statement["Resource"]))
+    return granted
+
+
+def check_functions(raw):
+    problems = []
+    functions = resources_of(raw, "AWS::Serverless::Function")
+    expected = {
+        "CreateAccountFunction": "functions/create-account",
+        "CreatePaymentFunction": "functions/create-payment",
+    }
+    if set(functions) != set(expected):
+        problems.append(f"functions are {sorted(functions)}")
+    globals_ = raw.get("Globals", {}).get("Function", {})
+    for name, function in functions.items():
+        props = {**globals_, **function["Properties"]}
+        if props.get("Runtime") != "provided.al2023":
+            problems.append(f"{name}: runtime {props.get('Runtime')}")
+        if props.get("Architectures") != ["arm64"]:
+            problems.append(f"{name}: architectures {props.get('Architectures')}")
+        if props.get("Handler") != "bootstrap":
+            problems.append(f"{name}: handler {props.get('Handler')}")
+        if function.get("Metadata", {}).get("BuildMethod") != "rust-cargolambda":
+            problems.append(f"{name}: build method")
+        if props.get("CodeUri") != expected.get(name):
+            problems.append(f"{name}: CodeUri {props.get('CodeUri')}")
+        if not (128 <= props.get("MemorySize", 0) <= 1024):
+            problems.append(f"{name}: memory {props.get('MemorySize')}")
+        if not (6 <= props.get("Timeout", 0) <= 29):
+            # Above the SDK's 5 s operation timeout, below API Gateway's 30 s limit.
+            problems.append(f"{name}: timeout {props.get('Timeout')}")
+        variables = props.get("Environment", {}).get("Variables", {})
+        for var in ("CLIENTS_TABLE", "PAYMENTS_TABLE", "API_KEY_ENVIRONMENT", "RUST_LOG"):
+            if var not in variables:
+                problems.append(f"{name}: missing env {var}")
+        if "LogGroup" not in props.get("LoggingConfig", {}):
+            problems.append(f"{name}: no dedicated log group")
+    return problems
+
+
+def check_tables(raw):
+    problems = []
+    tables = resources_of(raw, "AWS::DynamoDB::Table")
+    if set(tables) != {"ClientsTable", "PaymentsTable"}:
+        problems.append(f"tables are {sorted(tables)}")
+    for name, table in tables.items():
+        props = table["Properties"]
+        if table.get("DeletionPolicy") != "Retain" or table.get("UpdateReplacePolicy") != "Retain":
+            problems.append(f"{name}: not retained on delete/replace")
+        if props.get("BillingMode") != "PAY_PER_REQUEST":
+            problems.append(f"{name}: billing {props.get('BillingMode')}")
+        pitr = props.get("PointInTimeRecoverySpecification", {})
+        if pitr.get("PointInTimeRecoveryEnabled") is not True:
+            problems.append(f"{name}: no point-in-time recovery")
+        if props.get("SSESpecification", {}).get("SSEEnabled") is not True:
+            problems.append(f"{name}: no server-side encryption")
+        if props.get("DeletionProtectionEnabled") != {"Ref": "TableDeletionProtection"}:
+            problems.append(f"{name}: deletion protection not tied to its parameter")
+        keys = props.get("KeySchema", [])
+        if keys != [{"AttributeName": "pk", "KeyType": "HASH"}]:
+            problems.append(f"{name}: key schema {keys}")
+    ttl = tables.get("ClientsTable", {}).get("Properties", {}).get("TimeToLiveSpecification", {})
+    if not ttl.get("Enabled") or not ttl.get("AttributeName"):
+        problems.append("ClientsTable: no TTL attribute")
+    if raw["Parameters"]["TableDeletionProtection"].get("Default") != "true":
+        problems.append("deletion protection is not on by default")
+    return problems
+
+
+def check_api(raw, cfn):
+    problems = []
+    api = raw["Resources"].get("HttpApi", {})
+    if api.get("Type") != "AWS::Serverless::HttpApi":
+        problems.append("no HttpApi")
+    props = api.get("Properties", {})
+    throttle = props.get("DefaultRouteSettings", {})
+    if "ThrottlingRateLimit" not in throttle or "ThrottlingBurstLimit" not in throttle:
+        problems.append("no stage throttling")
+    access = props.get("AccessLogSettings", {})
+    if not access.get("DestinationArn") or "$context.requestId" not in access.get("Format", ""):
+        problems.append("no access logging")
+    if "header" in access.get("Format", "").lower():
+        problems.append("access log format logs headers")
+    for name, group in resources_of(raw, "AWS::Logs::LogGroup").items():
+        if "RetentionInDays" not in group["Properties"]:
+            problems.append(f"{name}: no retention")
+    if len(resources_of(raw, "AWS::Logs::LogGroup")) < 3:
+        problems.append("expected access and function log groups")
+
+    # Routes as API Gateway will see them after the SAM transform.
+    routes = {}
+    for api_res in resources_of(cfn, "AWS::ApiGatewayV2::Api").values():
+        for path, methods in api_res["Properties"].get("Body", {}).get("paths", {}).items():
+            for method, spec in methods.items():
+                integration = spec.get("x-amazon-apigateway-integration", {})
+                uri = str(integration.get("uri"))
+                routes[f"{method.upper()} {path}"] = (uri, integration.get("payloadFormatVersion"), spec.get("security"))
+    for route in resources_of(cfn, "AWS::ApiGatewayV2::Route").values():
+        key = route["Properties"]["RouteKey"]
+        routes[key] = ("route", None, route["Properties"].get("AuthorizationType"))
+    for key, function in [("POST /payments", "CreatePaymentFunction"), ("POST /payments/create", "CreatePaymentFunction")]:
+        uri, version, security = routes.get(key, ("", None, None))
+        if function not in uri:
+            problems.append(f"{key} does not reach {function}")
+        if version != "2.0":
+            problems.append(f"{key}: payload format {version}")
+        if security:
+            problems.append(f"{key}: has an API Gateway authorizer {security}")
+    accounts = resources_of(cfn, "AWS::ApiGatewayV2::Route")
+    account_routes = [r for r in accounts.values() if r["Properties"]["RouteKey"] == "POST /accounts"]
+    if len(account_routes) != 1:
+        problems.append("POST /accounts route missing")
+    else:
+        auth = account_routes[0]["Properties"].get("AuthorizationType")
+        if auth != {"Fn::If": ["AccountsOpen", "NONE", "AWS_IAM"]}:
+            problems.append(f"POST /accounts authorization {auth}")
+        if raw["Parameters"]["AccountsEndpointAuth"].get("Default") != "AWS_IAM":
+            problems.append("POST /accounts is not IAM-protected by default")
+    integrations = resources_of(cfn, "AWS::ApiGatewayV2::Integration")
+    for name, integration in integrations.items():
+        if integration["Properties"].get("PayloadFormatVersion") != "2.0":
+            problems.append(f"{name}: payload format")
+    # API Gateway API keys are not authentication and would answer 403 instead of our 401.
+    for type_name in ("AWS::ApiGateway::ApiKey", "AWS::ApiGateway::UsagePlan"):
+        if resources_of(cfn, type_name):
+            problems.append(f"{type_name} present")
+    for route in accounts.values():
+        if route["Properties"].get("ApiKeyRequired"):
+            problems.append("ApiKeyRequired set")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------
+# Tests on the real template
+
+
+def test_iam_is_least_privilege(cfn):
+    assert check_iam(cfn) == []
+    account = grants(cfn, "CreateAccountRole")
+    payment = grants(cfn, "CreatePaymentRole")
+    clients = {"Fn::GetAtt": ["ClientsTable", "Arn"]}
+    payments = {"Fn::GetAtt": ["PaymentsTable", "Arn"]}
+    assert account == {
+        "dynamodb:PutItem": [clients],
+        "logs:CreateLogStream": [{"Fn::GetAtt": ["CreateAccountLogGroup", "Arn"]}],
+        "logs:PutLogEvents": [{"Fn::GetAtt": ["CreateAccountLogGroup", "Arn"]}],
+    }
+    assert payment == {
+        "dynamodb:GetItem": [clients],
+        "dynamodb:PutItem": [payments],
+        "logs:CreateLogStream": [{"Fn::GetAtt": ["CreatePaymentLogGroup", "Arn"]}],
+        "logs:PutLogEvents": [{"Fn::GetAtt": ["CreatePaymentLogGroup", "Arn"]}],
+    }
+    roles = {
+        name: fn["Properties"]["Role"]
+        for name, fn in resources_of(cfn, "AWS::Lambda::Function").items()
+    }
+    assert roles == {
+        "CreateAccountFunction": {"Fn::GetAtt": ["CreateAccountRole", "Arn"]},
+        "CreatePaymentFunction": {"Fn::GetAtt": ["CreatePaymentRole", "Arn"]},
+    }
+
+
+def test_functions_are_arm64_rust_with_their_settings(raw):
+    assert check_functions(raw) == []
+
+
+def test_tables_are_protected(raw):
+    assert check_tables(raw) == []
+
+
+def test_api_routes_auth_throttling_and_logs(raw, cfn):
+    assert check_api(raw, cfn) == []
+
+
+def test_outputs(raw):
+    assert {"ApiUrl", "ClientsTableName", "PaymentsTableName"} <= set(raw["Outputs"])
+
+
+# ---------------------------------------------------------------------------------------
+# The checks catch what they are meant to catch
+
+
+def test_checks_catch_a_wildcard_action(raw):
+    broken = copy.deepcopy(raw)
+    statements = broken["Resources"]["CreatePaymentRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    statements[0]["Action"] = ["dynamodb:*"]
+    assert any("wildcard action" in p for p in check_iam(transformed(broken)))
+
+
+def test_checks_catch_a_wildcard_resource_and_managed_policy(raw):
+    broken = copy.deepcopy(raw)
+    role = broken["Resources"]["CreateAccountRole"]["Properties"]
+    role["Policies"][0]["PolicyDocument"]["Statement"][0]["Resource"] = "*"
+    role["ManagedPolicyArns"] = ["arn:aws:iam::aws:policy/AmazonDynamoDBFullAccess"]
+    problems = check_iam(transformed(broken))
+    assert any("wildcard resource" in p for p in problems)
+    assert any("managed policies" in p for p in problems)
+
+
+def test_checks_catch_an_open_accounts_route(raw):
+    broken = copy.deepcopy(raw)
+    broken["Resources"]["CreateAccountRoute"]["Properties"]["AuthorizationType"] = "NONE"
+    assert any("POST /accounts authorization" in p for p in check_api(broken, transformed(broken)))
+
+
+def test_checks_catch_missing_pitr_throttling_and_x86(raw):
+    broken = copy.deepcopy(raw)
+    del broken["Resources"]["PaymentsTable"]["Properties"]["PointInTimeRecoverySpecification"]
+    del broken["Resources"]["HttpApi"]["Properties"]["DefaultRouteSettings"]
+    broken["Globals"]["Function"]["Architectures"] = ["x86_64"]
+    del broken["Resources"]["ApiAccessLogGroup"]["Properties"]["RetentionInDays"]
+    assert any("point-in-time" in p for p in check_tables(broken))
+    api_problems = check_api(broken, transformed(broken))
+    assert "no stage throttling" in api_problems
+    assert any("no retention" in p for p in api_problems)
+    assert any("architectures" in p for p in check_functions(broken))
+
+
+def test_checks_catch_an_authorizer_on_payments(raw):
+    broken = copy.deepcopy(raw)
+    api = broken["Resources"]["HttpApi"]["Properties"]
+    api["Auth"] = {"EnableIamAuthorizer": True, "DefaultAuthorizer": "AWS_IAM"}
+    assert any("authorizer" in p for p in check_api(broken, transformed(broken)))

@@ -1,0 +1,183 @@
+//! Smoke test of the deploy artifacts: the exact arm64 `bootstrap` binaries that `sam build`
+//! produced (`make package`), run under qemu-aarch64 against a Lambda Runtime API emulator
+//! (`cargo lambda watch --only-lambda-apis`, which also routes HTTP like API Gateway) and
+//! DynamoDB Local, driven through the whole flow over HTTP.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use payments_tests::dynamodb_endpoint;
+use payments_tests::stack::{
+    free_port, fresh_tables, log_file, wait_until_listening, workspace_root, GroupGuard,
+};
+use reqwest::Client;
+use serde_json::{json, Value};
+use shared::api_key::{ApiKey, KeyEnvironment};
+
+const AARCH64_SYSROOT: &str = "/usr/aarch64-linux-gnu";
+
+fn artifact(function: &str) -> PathBuf {
+    let path = workspace_root()
+        .join(".aws-sam/build")
+        .join(function)
+        .join("bootstrap");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make package` (make test does) first",
+        path.display()
+    );
+    let header = std::fs::read(&path).expect("read artifact");
+    // ELF, 64-bit, e_machine = 183 (AArch64).
+    assert_eq!(&header[..4], b"\x7fELF", "{} is not ELF", path.display());
+    assert_eq!(header[4], 2, "not a 64-bit binary");
+    assert_eq!(
+        u16::from_le_bytes([header[18], header[19]]),
+        183,
+        "not arm64"
+    );
+    path
+}
+
+fn spawn_function(
+    name: &str,
+    bootstrap: &Path,
+    runtime_port: u16,
+    env: &[(&str, &str)],
+) -> (GroupGuard, PathBuf) {
+    let (log_path, log) = log_file(&format!("artifact-{name}-{runtime_port}.log"));
+    let mut command = Command::new("qemu-aarch64");
+    command
+        .args(["-L", AARCH64_SYSROOT])
+        .arg(bootstrap)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        // What the Lambda service sets for a function (the emulator takes a URL with a
+        // per-function path where Lambda gives a bare host:port).
+        .env(
+            "AWS_LAMBDA_RUNTIME_API",
+            format!("http://127.0.0.1:{runtime_port}/.rt/{name}"),
+        )
+        .env("AWS_LAMBDA_FUNCTION_NAME", name)
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_LOG_LEVEL", "DEBUG")
+        .env("AWS_REGION", "us-east-1")
+        .envs(env.iter().copied())
+        .stdout(log.try_clone().expect("log handle"))
+        .stderr(log);
+    (
+        GroupGuard::spawn(
+            command,
+            "qemu-aarch64 (install qemu-user and libc6-arm64-cross)",
+        ),
+        log_path,
+    )
+}
+
+#[tokio::test]
+async fn the_arm64_artifacts_serve_the_contract() {
+    let account_binary = artifact("CreateAccountFunction");
+    let payment_binary = artifact("CreatePaymentFunction");
+    assert!(
+        Path::new(AARCH64_SYSROOT)
+            .join("lib/ld-linux-aarch64.so.1")
+            .exists(),
+        "the arm64 C library is missing: install libc6-arm64-cross"
+    );
+
+    let endpoint = dynamodb_endpoint();
+    let (clients_table, payments_table) = fresh_tables(&endpoint).await;
+    let port = free_port();
+    let (emulator_log, log) = log_file(&format!("runtime-api-{port}.log"));
+    let mut emulator = Command::new("cargo");
+    emulator
+        .args([
+            "lambda",
+            "watch",
+            "--only-lambda-apis",
+            "--invoke-address",
+            "127.0.0.1",
+        ])
+        .args(["--invoke-port", &port.to_string()])
+        .current_dir(workspace_root())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    let _emulator = GroupGuard::spawn(emulator, "cargo lambda watch --only-lambda-apis");
+    assert!(
+        wait_until_listening(port, Duration::from_secs(120)),
+        "runtime API emulator did not start: {}",
+        std::fs::read_to_string(&emulator_log).unwrap_or_default()
+    );
+
+    let env = [
+        ("CLIENTS_TABLE", clients_table.as_str()),
+        ("PAYMENTS_TABLE", payments_table.as_str()),
+        ("API_KEY_ENVIRONMENT", "test"),
+        ("DYNAMODB_ENDPOINT", endpoint.as_str()),
+    ];
+    let (_account_fn, account_log) = spawn_function("create-account", &account_binary, port, &env);
+    let (_payment_fn, payment_log) = spawn_function("create-payment", &payment_binary, port, &env);
+    let logs = || {
+        format!(
+            "create-account:\n{}\ncreate-payment:\n{}",
+            std::fs::read_to_string(&account_log).unwrap_or_default(),
+            std::fs::read_to_string(&payment_log).unwrap_or_default()
+        )
+    };
+
+    let http = Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let post = |path: &str, key: Option<&str>, body: Value| {
+        let mut request = http
+            .post(format!("{base}{path}"))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        request.send()
+    };
+
+    let response = post("/accounts", None, json!({"name": "Arm64 Ltd"}))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{}", logs());
+    let account: Value = response.json().await.unwrap();
+    let key = account["api_key"].as_str().unwrap().to_owned();
+
+    for path in ["/payments", "/payments/create"] {
+        let response = post(path, Some(&key), json!({"amount": 999, "currency": "usd"}))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "{path}\n{}", logs());
+        let payment: Value = response.json().await.unwrap();
+        assert_eq!(payment["client_id"], account["id"]);
+        assert_eq!(payment["currency"], "USD");
+    }
+
+    let unknown = ApiKey::generate(KeyEnvironment::Test).unwrap();
+    for bad in ["sk_test_bad", unknown.expose_once()] {
+        let response = post(
+            "/payments",
+            Some(bad),
+            json!({"amount": 1, "currency": "USD"}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), 401);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_api_key");
+    }
+    let response = post("/payments", None, json!({"amount": 1, "currency": "USD"}))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
+    let all_logs = logs();
+    assert!(all_logs.contains("connection warmed"), "{all_logs}");
+    assert!(!all_logs.contains(&key[12..]), "API key in the logs");
+}
