@@ -89,6 +89,25 @@ prefixed_id!(
     "key_"
 );
 
+impl PaymentId {
+    /// A payment id derived from a digest (for idempotent payments): the first 16 bytes,
+    /// reduced modulo 62^20 and written as 20 base62 characters.
+    pub fn from_digest(digest: &[u8; 32]) -> Self {
+        let mut value = u128::from_be_bytes(digest[..16].try_into().expect("16 bytes"));
+        value %= 62u128.pow(ID_RANDOM_CHARS as u32);
+        let mut chars = [b'0'; ID_RANDOM_CHARS];
+        for slot in chars.iter_mut().rev() {
+            *slot = ID_ALPHABET[(value % 62) as usize];
+            value /= 62;
+        }
+        PaymentId(format!(
+            "{}{}",
+            Self::PREFIX,
+            std::str::from_utf8(&chars).expect("base62 is ASCII")
+        ))
+    }
+}
+
 /// A UTC instant, rendered as RFC 3339 with millisecond precision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Timestamp(OffsetDateTime);
@@ -299,6 +318,13 @@ impl PaymentStatus {
             PaymentStatus::Pending => "pending",
         }
     }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "pending" => Some(PaymentStatus::Pending),
+            _ => None,
+        }
+    }
 }
 
 /// An account as the API shows it (without its key).
@@ -321,6 +347,9 @@ pub struct Payment {
     pub description: Option<Description>,
     pub status: PaymentStatus,
     pub created_at: Timestamp,
+    /// The client's Idempotency-Key, if it sent one. Stored, not part of the response.
+    #[serde(skip)]
+    pub idempotency_key: Option<String>,
 }
 
 impl Serialize for Currency {

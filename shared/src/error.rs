@@ -80,6 +80,9 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The account already used this idempotency key for a different request.
+    #[error("idempotency key reused with a different request")]
+    IdempotencyKeyReused,
     /// A dependency failed in a way that a retry may fix (timeouts, throttling, 5xx).
     #[error("a dependency is temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),
@@ -130,6 +133,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -144,6 +148,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::Unexpected(_) => "internal_error",
         }
@@ -156,6 +161,7 @@ impl ApiError {
             | ApiError::UnsupportedMediaType
             | ApiError::PayloadTooLarge { .. }
             | ApiError::MethodNotAllowed => "invalid_request_error",
+            ApiError::IdempotencyKeyReused => "idempotency_error",
             ApiError::Unavailable(_) | ApiError::Unexpected(_) => "api_error",
         }
     }
@@ -174,6 +180,9 @@ impl ApiError {
                 format!("The request body must not exceed {limit} bytes.")
             }
             ApiError::MethodNotAllowed => "This endpoint only accepts POST.".into(),
+            ApiError::IdempotencyKeyReused => "This Idempotency-Key was already used with a \
+                different request. Use a new key for a new payment."
+                .into(),
             ApiError::Unavailable(_) => {
                 "The service is temporarily unavailable. Retry the request.".into()
             }
@@ -186,6 +195,7 @@ impl ApiError {
         let message = self.public_message();
         let param = match self {
             ApiError::InvalidRequest(invalid) => invalid.param.as_deref(),
+            ApiError::IdempotencyKeyReused => Some("Idempotency-Key"),
             _ => None,
         };
         let envelope = ErrorEnvelope {

@@ -46,13 +46,43 @@ pub fn json_response<T: Serialize>(
     response
 }
 
+/// A successful outcome: status, JSON body and any extra headers.
+pub struct Reply<T> {
+    pub status: StatusCode,
+    pub body: T,
+    pub headers: Vec<(&'static str, &'static str)>,
+}
+
+impl<T> Reply<T> {
+    pub fn created(body: T) -> Self {
+        Reply {
+            status: StatusCode::CREATED,
+            body,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: &'static str) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+}
+
 /// Turns a handler's outcome into the response, logging errors once, here.
 pub fn respond<T: Serialize>(
-    outcome: Result<(StatusCode, T), ApiError>,
+    outcome: Result<Reply<T>, ApiError>,
     request_id: &str,
 ) -> Response<Body> {
     match outcome {
-        Ok((status, body)) => json_response(status, &body, request_id),
+        Ok(reply) => {
+            let mut response = json_response(reply.status, &reply.body, request_id);
+            for (name, value) in reply.headers {
+                response
+                    .headers_mut()
+                    .insert(name, HeaderValue::from_static(value));
+            }
+            response
+        }
         Err(err) => {
             let status = err.status();
             if status.is_server_error() {
@@ -98,7 +128,7 @@ pub async fn serve<T, F, Fut>(
 where
     T: Serialize,
     F: FnOnce(Request) -> Fut,
-    Fut: Future<Output = Result<(StatusCode, T), ApiError>>,
+    Fut: Future<Output = Result<Reply<T>, ApiError>>,
 {
     let request_id = request_id(&request);
     let span = tracing::info_span!(

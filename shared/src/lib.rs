@@ -8,6 +8,7 @@ pub mod currency;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod idempotency;
 pub mod request;
 pub mod store;
 pub mod telemetry;

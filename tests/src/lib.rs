@@ -17,6 +17,7 @@ use shared::api_key::KeyEnvironment;
 use shared::config::dynamodb_client;
 use shared::store::dynamo::{create_tables, DynamoStore};
 
+pub mod proxy;
 pub mod stack;
 
 pub fn dynamodb_endpoint() -> String {
@@ -154,6 +155,21 @@ impl TestApp {
     pub async fn create_payment(&self, api_key: Option<&str>, body: Value) -> TestResponse {
         self.post_payment(json_request("/payments", api_key, &body))
             .await
+    }
+
+    /// `POST /payments` with an `Idempotency-Key` header.
+    pub async fn create_payment_idempotent(
+        &self,
+        api_key: &str,
+        idempotency_key: &str,
+        body: Value,
+    ) -> TestResponse {
+        let mut request = json_request("/payments", Some(api_key), &body);
+        request.headers_mut().insert(
+            "idempotency-key",
+            lambda_http::http::HeaderValue::from_str(idempotency_key).expect("header value"),
+        );
+        self.post_payment(request).await
     }
 
     /// Every item of a table. Tests only: the service itself never scans.

@@ -83,6 +83,28 @@ async fn the_whole_flow_over_http() {
         assert_eq!(payment["status"], "pending");
     }
 
+    // Idempotent retries over HTTP: replayed with the same body, refused with another.
+    let send = |amount: u64| {
+        http.client
+            .post(format!("{}/payments", stack.base_url))
+            .header("x-api-key", &key)
+            .header("Idempotency-Key", "e2e-order-1")
+            .header("content-type", "application/json")
+            .body(json!({"amount": amount, "currency": "USD"}).to_string())
+            .send()
+    };
+    let first = send(300).await.unwrap();
+    assert_eq!(first.status(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first_body = first.text().await.unwrap();
+    let again = send(300).await.unwrap();
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.text().await.unwrap(), first_body);
+    let (status, _, body) = json_of(send(301).await.unwrap()).await;
+    assert_eq!(status, 422);
+    assert_eq!(body["error"]["type"], "idempotency_error");
+
     // Missing and invalid keys.
     let (status, headers, body) = json_of(
         http.post("/payments", None, &json!({"amount": 1, "currency": "USD"}))

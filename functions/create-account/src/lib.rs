@@ -1,13 +1,12 @@
 //! `POST /accounts`: creates an account and hands back its first API key, once.
 
-use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
 use shared::api_key::{ApiKey, KeyEnvironment};
 use shared::domain::{Account, AccountId, AccountStatus, Timestamp};
 use shared::error::ApiError;
-use shared::http::{json_body, require_post, serve};
+use shared::http::{json_body, require_post, serve, Reply};
 use shared::request::CreateAccountRequest;
 use shared::store::{CreateAccount, IssuedKey};
 
@@ -36,7 +35,7 @@ pub async fn handle<S: CreateAccount>(state: &State<S>, request: Request) -> Res
 async fn create_account<S: CreateAccount>(
     state: &State<S>,
     request: Request,
-) -> Result<(StatusCode, CreatedAccount), ApiError> {
+) -> Result<Reply<CreatedAccount>, ApiError> {
     require_post(&request)?;
     let new = json_body::<CreateAccountRequest>(&request)?.validate()?;
     let key = ApiKey::generate(state.key_environment)
@@ -55,11 +54,8 @@ async fn create_account<S: CreateAccount>(
     span.record("account_id", account.id.as_str());
     span.record("key_prefix", issued.prefix.as_str());
     tracing::info!(key_id = %issued.key_id, "account created");
-    Ok((
-        StatusCode::CREATED,
-        CreatedAccount {
-            account,
-            api_key: key.expose_once().to_owned(),
-        },
-    ))
+    Ok(Reply::created(CreatedAccount {
+        account,
+        api_key: key.expose_once().to_owned(),
+    }))
 }

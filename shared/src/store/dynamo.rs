@@ -4,16 +4,22 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
-    ScalarAttributeType, TransactWriteItem, Update,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 
-use super::{CreateAccount, FindKey, InsertPayment, IssuedKey, KeyRecord, KeyStatus};
+use super::{
+    CreateAccount, FindKey, InsertOutcome, InsertPayment, IssuedKey, KeyRecord, KeyStatus,
+    StoredPayment,
+};
 use crate::api_key::{KeyDigest, KeyPrefix};
+use crate::currency::Currency;
 use crate::domain::{
-    Account, AccountId, AccountName, AccountStatus, Email, KeyId, Payment, Timestamp,
+    Account, AccountId, AccountName, AccountStatus, Amount, Description, Email, KeyId, Payment,
+    PaymentId, PaymentStatus, Timestamp,
 };
 use crate::error::ApiError;
 
@@ -184,16 +190,37 @@ impl CreateAccount for DynamoStore {
 }
 
 impl InsertPayment for DynamoStore {
-    async fn insert_payment(&self, payment: &Payment) -> Result<(), ApiError> {
-        self.client
+    async fn insert_payment(
+        &self,
+        payment: &Payment,
+        request_fingerprint: &str,
+    ) -> Result<InsertOutcome, ApiError> {
+        // One write, never an overwrite. If the item exists, the failed condition hands it
+        // back, so a replay costs no extra round trip.
+        let result = self
+            .client
             .put_item()
             .table_name(&self.payments_table)
-            .set_item(Some(payment_item(payment)))
+            .set_item(Some(payment_item(payment, request_fingerprint)))
             .condition_expression(NEW_ITEM_ONLY)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(InsertOutcome::Created),
+            Err(err) => match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                    let existing = failed.item().ok_or_else(|| {
+                        ApiError::Unexpected(anyhow::anyhow!(
+                            "condition check on payment {} returned no item",
+                            payment.id
+                        ))
+                    })?;
+                    stored_payment_from_item(existing).map(InsertOutcome::Exists)
+                }
+                _ => Err(classify(err)),
+            },
+        }
     }
 }
 
@@ -242,7 +269,7 @@ fn key_item(account: &Account, key: &IssuedKey) -> Item {
     ])
 }
 
-fn payment_item(payment: &Payment) -> Item {
+fn payment_item(payment: &Payment, request_fingerprint: &str) -> Item {
     let mut item = HashMap::from([
         (PK.to_owned(), s(payment.id.as_str())),
         ("entity".to_owned(), s("payment")),
@@ -254,11 +281,44 @@ fn payment_item(payment: &Payment) -> Item {
         ("currency".to_owned(), s(payment.currency.code())),
         ("status".to_owned(), s(payment.status.as_str())),
         ("created_at".to_owned(), s(payment.created_at.to_rfc3339())),
+        ("request_fingerprint".to_owned(), s(request_fingerprint)),
     ]);
     if let Some(description) = &payment.description {
         item.insert("description".to_owned(), s(description.as_str()));
     }
+    if let Some(key) = &payment.idempotency_key {
+        item.insert("idempotency_key".to_owned(), s(key.as_str()));
+    }
     item
+}
+
+fn stored_payment_from_item(item: &Item) -> Result<StoredPayment, ApiError> {
+    let parse = || -> Option<StoredPayment> {
+        let amount = string_attr_n(item, "amount")?.parse::<i64>().ok()?;
+        Some(StoredPayment {
+            payment: Payment {
+                id: PaymentId::parse(string_attr(item, PK)?)?,
+                client_id: AccountId::parse(string_attr(item, "client_id")?)?,
+                amount: Amount::parse(amount).ok()?,
+                currency: Currency::parse(string_attr(item, "currency")?).ok()?,
+                description: match string_attr(item, "description") {
+                    Some(text) => Some(Description::parse(text.to_owned()).ok()?),
+                    None => None,
+                },
+                status: PaymentStatus::parse(string_attr(item, "status")?)?,
+                created_at: Timestamp::parse(string_attr(item, "created_at")?)?,
+                idempotency_key: string_attr(item, "idempotency_key").map(str::to_owned),
+            },
+            request_fingerprint: string_attr(item, "request_fingerprint")?.to_owned(),
+        })
+    };
+    parse().ok_or_else(|| corrupt("payment", string_attr(item, PK).unwrap_or("?")))
+}
+
+fn string_attr_n<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .map(String::as_str)
 }
 
 fn corrupt(what: &str, id: &str) -> ApiError {

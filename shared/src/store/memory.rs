@@ -4,7 +4,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::{CreateAccount, FindKey, InsertPayment, IssuedKey, KeyRecord, KeyStatus};
+use super::{
+    CreateAccount, FindKey, InsertOutcome, InsertPayment, IssuedKey, KeyRecord, KeyStatus,
+    StoredPayment,
+};
 use crate::api_key::KeyDigest;
 use crate::domain::{Account, AccountId, AccountStatus, Payment};
 use crate::error::ApiError;
@@ -13,7 +16,7 @@ use crate::error::ApiError;
 pub struct MemoryStore {
     keys: Mutex<HashMap<KeyDigest, KeyRecord>>,
     accounts: Mutex<HashMap<AccountId, Account>>,
-    payments: Mutex<Vec<Payment>>,
+    payments: Mutex<Vec<StoredPayment>>,
     lookups: AtomicUsize,
 }
 
@@ -24,7 +27,11 @@ impl MemoryStore {
     }
 
     pub fn payments(&self) -> Vec<Payment> {
-        self.payments.lock().unwrap().clone()
+        let payments = self.payments.lock().unwrap();
+        payments
+            .iter()
+            .map(|stored| stored.payment.clone())
+            .collect()
     }
 
     pub fn account(&self, id: &AccountId) -> Option<Account> {
@@ -76,14 +83,19 @@ impl CreateAccount for MemoryStore {
 }
 
 impl InsertPayment for MemoryStore {
-    async fn insert_payment(&self, payment: &Payment) -> Result<(), ApiError> {
+    async fn insert_payment(
+        &self,
+        payment: &Payment,
+        request_fingerprint: &str,
+    ) -> Result<InsertOutcome, ApiError> {
         let mut payments = self.payments.lock().unwrap();
-        if payments.iter().any(|p| p.id == payment.id) {
-            return Err(ApiError::Unexpected(anyhow::anyhow!(
-                "duplicate payment id"
-            )));
+        if let Some(existing) = payments.iter().find(|p| p.payment.id == payment.id) {
+            return Ok(InsertOutcome::Exists(existing.clone()));
         }
-        payments.push(payment.clone());
-        Ok(())
+        payments.push(StoredPayment {
+            payment: payment.clone(),
+            request_fingerprint: request_fingerprint.to_owned(),
+        });
+        Ok(InsertOutcome::Created)
     }
 }

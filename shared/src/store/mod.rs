@@ -84,10 +84,28 @@ pub trait CreateAccount: Send + Sync {
     ) -> impl Future<Output = Result<(), ApiError>> + Send;
 }
 
-/// Records a payment with a single conditional write.
+/// What a conditional payment write found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// The payment was written.
+    Created,
+    /// A payment with this id already exists (an earlier request with the same idempotency
+    /// key, or an earlier attempt of this very request); it was left untouched.
+    Exists(StoredPayment),
+}
+
+/// A payment as stored, with the fingerprint of the request that created it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPayment {
+    pub payment: Payment,
+    pub request_fingerprint: String,
+}
+
+/// Records a payment with a single conditional write that never overwrites.
 pub trait InsertPayment: Send + Sync {
     fn insert_payment(
         &self,
         payment: &Payment,
-    ) -> impl Future<Output = Result<(), ApiError>> + Send;
+        request_fingerprint: &str,
+    ) -> impl Future<Output = Result<InsertOutcome, ApiError>> + Send;
 }

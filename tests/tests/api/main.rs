@@ -4,5 +4,6 @@
 mod accounts;
 mod auth;
 mod faults;
+mod idempotency;
 mod payments;
 mod storage;
