@@ -3,7 +3,7 @@
 use lambda_http::http::HeaderMap;
 
 use crate::api_key::{ApiKey, KeyEnvironment, KeyPrefix};
-use crate::domain::{AccountId, AccountStatus, KeyId};
+use crate::domain::{AccountId, AccountStatus, KeyId, Timestamp};
 use crate::error::{ApiError, AuthFailure};
 use crate::store::{FindKey, KeyStatus};
 
@@ -29,6 +29,7 @@ pub async fn authenticate<S: FindKey>(
     headers: &HeaderMap,
     store: &S,
     environment: KeyEnvironment,
+    now: Timestamp,
 ) -> Result<AuthenticatedClient, ApiError> {
     let mut values = headers.get_all(API_KEY_HEADER).iter();
     let (Some(value), None) = (values.next(), values.next()) else {
@@ -52,6 +53,9 @@ pub async fn authenticate<S: FindKey>(
     if record.status != KeyStatus::Active {
         return Err(refuse(AuthFailure::KeyInactive));
     }
+    if record.expires_at.is_some_and(|at| now >= at) {
+        return Err(refuse(AuthFailure::KeyExpired));
+    }
     if record.account_status != AccountStatus::Active {
         return Err(refuse(AuthFailure::AccountInactive));
     }
@@ -68,7 +72,7 @@ pub async fn authenticate<S: FindKey>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Account, AccountName, Timestamp};
+    use crate::domain::{Account, AccountName};
     use crate::store::memory::MemoryStore;
     use crate::store::CreateAccount;
     use crate::store::IssuedKey;
@@ -99,9 +103,14 @@ mod tests {
     #[tokio::test]
     async fn a_valid_key_authenticates_its_account() {
         let (store, key, account_id) = store_with_account().await;
-        let client = authenticate(&headers(&[key.expose_once()]), &store, KeyEnvironment::Test)
-            .await
-            .unwrap();
+        let client = authenticate(
+            &headers(&[key.expose_once()]),
+            &store,
+            KeyEnvironment::Test,
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
         assert_eq!(client.account_id, account_id);
         assert_eq!(client.key_prefix, key.display_prefix());
     }
@@ -111,9 +120,11 @@ mod tests {
         let (store, key, _) = store_with_account().await;
         let mut map = HeaderMap::new();
         map.insert("X-API-Key", key.expose_once().parse().unwrap());
-        assert!(authenticate(&map, &store, KeyEnvironment::Test)
-            .await
-            .is_ok());
+        assert!(
+            authenticate(&map, &store, KeyEnvironment::Test, Timestamp::now())
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test]
@@ -121,7 +132,7 @@ mod tests {
         let (store, key, _) = store_with_account().await;
         let env = KeyEnvironment::Test;
         assert!(matches!(
-            authenticate(&HeaderMap::new(), &store, env).await,
+            authenticate(&HeaderMap::new(), &store, env, Timestamp::now()).await,
             Err(ApiError::MissingApiKey)
         ));
         let unknown = ApiKey::generate(env).unwrap();
@@ -135,7 +146,7 @@ mod tests {
             (headers(&[unknown.expose_once()]), AuthFailure::UnknownKey),
         ];
         for (map, expected) in cases {
-            match authenticate(&map, &store, env).await {
+            match authenticate(&map, &store, env, Timestamp::now()).await {
                 Err(ApiError::InvalidApiKey(failure)) => assert_eq!(failure, expected),
                 other => panic!("expected {expected:?}, got {other:?}"),
             }
@@ -148,7 +159,14 @@ mod tests {
     async fn inactive_accounts_do_not_authenticate() {
         let (store, key, account_id) = store_with_account().await;
         store.set_status(&account_id, AccountStatus::Inactive);
-        match authenticate(&headers(&[key.expose_once()]), &store, KeyEnvironment::Test).await {
+        match authenticate(
+            &headers(&[key.expose_once()]),
+            &store,
+            KeyEnvironment::Test,
+            Timestamp::now(),
+        )
+        .await
+        {
             Err(ApiError::InvalidApiKey(AuthFailure::AccountInactive)) => {}
             other => panic!("unexpected {other:?}"),
         }

@@ -132,6 +132,15 @@ impl Timestamp {
             .map(Self::from_datetime)
     }
 
+    pub fn plus(self, by: std::time::Duration) -> Self {
+        Self::from_datetime(self.0 + by)
+    }
+
+    /// Seconds since the Unix epoch (DynamoDB TTL attributes use this).
+    pub fn unix_seconds(self) -> i64 {
+        self.0.unix_timestamp()
+    }
+
     pub fn to_rfc3339(self) -> String {
         const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
             "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"

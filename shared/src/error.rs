@@ -23,8 +23,10 @@ pub enum AuthFailure {
     BadChecksum,
     /// No key with this digest exists.
     UnknownKey,
-    /// The key exists but is no longer active.
+    /// The key exists but was revoked.
     KeyInactive,
+    /// The key is past its `expires_at` (for example the end of a rotation grace period).
+    KeyExpired,
     /// The key's account is not active.
     AccountInactive,
 }
@@ -37,6 +39,7 @@ impl fmt::Display for AuthFailure {
             AuthFailure::BadChecksum => "checksum mismatch",
             AuthFailure::UnknownKey => "unknown key",
             AuthFailure::KeyInactive => "key is not active",
+            AuthFailure::KeyExpired => "key has expired",
             AuthFailure::AccountInactive => "account is not active",
         })
     }
@@ -80,6 +83,12 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// An account or key named by an operator (or a future endpoint) does not exist.
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+    /// Another change to the same account won the race; nothing was written. Retry.
+    #[error("concurrent change to {what} {id}")]
+    Conflict { what: &'static str, id: String },
     /// The account already used this idempotency key for a different request.
     #[error("idempotency key reused with a different request")]
     IdempotencyKeyReused,
@@ -134,6 +143,8 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -149,6 +160,8 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::NotFound { .. } => "resource_missing",
+            ApiError::Conflict { .. } => "concurrent_modification",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::Unexpected(_) => "internal_error",
         }
@@ -160,7 +173,9 @@ impl ApiError {
             ApiError::InvalidRequest(_)
             | ApiError::UnsupportedMediaType
             | ApiError::PayloadTooLarge { .. }
-            | ApiError::MethodNotAllowed => "invalid_request_error",
+            | ApiError::MethodNotAllowed
+            | ApiError::NotFound { .. }
+            | ApiError::Conflict { .. } => "invalid_request_error",
             ApiError::IdempotencyKeyReused => "idempotency_error",
             ApiError::Unavailable(_) | ApiError::Unexpected(_) => "api_error",
         }
@@ -180,6 +195,10 @@ impl ApiError {
                 format!("The request body must not exceed {limit} bytes.")
             }
             ApiError::MethodNotAllowed => "This endpoint only accepts POST.".into(),
+            ApiError::NotFound { what, id } => format!("No such {what}: {id}"),
+            ApiError::Conflict { .. } => {
+                "The resource was changed by another request at the same time. Retry.".into()
+            }
             ApiError::IdempotencyKeyReused => "This Idempotency-Key was already used with a \
                 different request. Use a new key for a new payment."
                 .into(),
@@ -256,6 +275,7 @@ mod tests {
             AuthFailure::BadChecksum,
             AuthFailure::UnknownKey,
             AuthFailure::KeyInactive,
+            AuthFailure::KeyExpired,
             AuthFailure::AccountInactive,
         ];
         let first = ApiError::InvalidApiKey(failures[0]).to_response("same");

@@ -3,6 +3,7 @@
 
 pub mod api_key;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod currency;
 pub mod domain;

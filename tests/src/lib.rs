@@ -14,6 +14,7 @@ use lambda_http::{Body, Request};
 use serde_json::Value;
 
 use shared::api_key::KeyEnvironment;
+use shared::clock::ManualClock;
 use shared::config::dynamodb_client;
 use shared::store::dynamo::{create_tables, DynamoStore};
 
@@ -81,6 +82,8 @@ impl TestResponse {
 
 /// The two handlers wired to their own fresh tables in DynamoDB Local.
 pub struct TestApp {
+    /// The handlers' clock: the real time, plus however far a test advanced it.
+    pub clock: ManualClock,
     pub clients_table: String,
     pub payments_table: String,
     pub client: Client,
@@ -108,15 +111,19 @@ impl TestApp {
             clients_table.clone(),
             payments_table.clone(),
         );
+        let clock = ManualClock::new();
         TestApp {
             accounts: create_account::State {
                 store: store.clone(),
                 key_environment: KeyEnvironment::Test,
+                clock: clock.clock(),
             },
             payments: create_payment::State {
                 store,
                 key_environment: KeyEnvironment::Test,
+                clock: clock.clock(),
             },
+            clock,
             client,
             clients_table,
             payments_table,

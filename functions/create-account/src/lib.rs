@@ -4,7 +4,8 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
 use shared::api_key::{ApiKey, KeyEnvironment};
-use shared::domain::{Account, AccountId, AccountStatus, Timestamp};
+use shared::clock::Clock;
+use shared::domain::{Account, AccountId, AccountStatus};
 use shared::error::ApiError;
 use shared::http::{json_body, require_post, serve, Reply};
 use shared::request::CreateAccountRequest;
@@ -14,6 +15,7 @@ use shared::store::{CreateAccount, IssuedKey};
 pub struct State<S> {
     pub store: S,
     pub key_environment: KeyEnvironment,
+    pub clock: Clock,
 }
 
 /// The 201 body: the account plus the key in plain text. This is the only place a key's text
@@ -40,7 +42,7 @@ async fn create_account<S: CreateAccount>(
     let new = json_body::<CreateAccountRequest>(&request)?.validate()?;
     let key = ApiKey::generate(state.key_environment)
         .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("OS random source failed: {e}")))?;
-    let now = Timestamp::now();
+    let now = state.clock.now();
     let account = Account {
         id: AccountId::generate()?,
         name: new.name,

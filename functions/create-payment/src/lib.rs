@@ -8,7 +8,8 @@ use lambda_http::{Body, Request, Response};
 
 use shared::api_key::KeyEnvironment;
 use shared::auth::authenticate;
-use shared::domain::{Payment, PaymentId, PaymentStatus, Timestamp};
+use shared::clock::Clock;
+use shared::domain::{Payment, PaymentId, PaymentStatus};
 use shared::error::ApiError;
 use shared::http::{json_body, require_post, serve, Reply};
 use shared::idempotency::{fingerprint, payment_id_for, IdempotencyKey, REPLAYED_HEADER};
@@ -19,6 +20,7 @@ use shared::store::{FindKey, InsertOutcome, InsertPayment};
 pub struct State<S> {
     pub store: S,
     pub key_environment: KeyEnvironment,
+    pub clock: Clock,
 }
 
 pub async fn handle<S: FindKey + InsertPayment>(
@@ -38,7 +40,8 @@ async fn create_payment<S: FindKey + InsertPayment>(
     require_post(&request)?;
     // Authenticate before anything else: an unauthenticated caller learns nothing about
     // valid requests, and never sees a stored response for an idempotency key.
-    let client = authenticate(request.headers(), &state.store, state.key_environment).await?;
+    let now = state.clock.now();
+    let client = authenticate(request.headers(), &state.store, state.key_environment, now).await?;
     let idempotency_key = IdempotencyKey::from_headers(request.headers())?;
     let new = json_body::<CreatePaymentRequest>(&request)?.validate()?;
     let request_fingerprint = fingerprint(&new);
@@ -53,7 +56,7 @@ async fn create_payment<S: FindKey + InsertPayment>(
         currency: new.currency,
         description: new.description,
         status: PaymentStatus::Pending,
-        created_at: Timestamp::now(),
+        created_at: now,
         idempotency_key: idempotency_key.as_ref().map(|k| k.as_str().to_owned()),
     };
     match state

@@ -10,6 +10,7 @@ async fn main() -> Result<(), Error> {
     let state = create_payment::State {
         store,
         key_environment: config.key_environment,
+        clock: shared::clock::Clock::system(),
     };
     let state = &state;
     lambda_http::run(service_fn(move |request| async move {

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TransactWriteItem, Update,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -27,7 +27,7 @@ use crate::error::ApiError;
 pub const PK: &str = "pk";
 const NEW_ITEM_ONLY: &str = "attribute_not_exists(pk)";
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 pub fn account_pk(id: &AccountId) -> String {
     format!("ACCOUNT#{id}")
@@ -37,12 +37,17 @@ pub fn key_pk(digest: &KeyDigest) -> String {
     format!("KEY#{}", digest.to_hex())
 }
 
+/// The item that maps a key id to its account, so operators can act on a key by its id.
+pub fn key_ref_pk(id: &KeyId) -> String {
+    format!("KEYID#{id}")
+}
+
 /// Both tables, with names read once at start.
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
-    client: Client,
-    clients_table: String,
-    payments_table: String,
+    pub(crate) client: Client,
+    pub(crate) clients_table: String,
+    pub(crate) payments_table: String,
 }
 
 impl DynamoStore {
@@ -56,80 +61,6 @@ impl DynamoStore {
 
     pub fn client(&self) -> &Client {
         &self.client
-    }
-
-    /// Reads an account (strongly consistent).
-    pub async fn get_account(&self, id: &AccountId) -> Result<Option<Account>, ApiError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.clients_table)
-            .key(PK, AttributeValue::S(account_pk(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        output.item.map(|item| account_from_item(&item)).transpose()
-    }
-
-    /// Activates or deactivates an account. The account item and every key item (which
-    /// carries a copy of the account status for the auth step) change in one transaction,
-    /// so the change applies to every key on the very next request.
-    pub async fn set_account_status(
-        &self,
-        id: &AccountId,
-        status: AccountStatus,
-    ) -> Result<bool, ApiError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.clients_table)
-            .key(PK, AttributeValue::S(account_pk(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        let Some(item) = output.item else {
-            return Ok(false);
-        };
-        let mut pks = vec![account_pk(id)];
-        if let Some(AttributeValue::M(keys)) = item.get("keys") {
-            for key in keys.values() {
-                let digest = key
-                    .as_m()
-                    .ok()
-                    .and_then(|k| k.get("digest"))
-                    .and_then(|d| d.as_s().ok())
-                    .and_then(|hex| KeyDigest::from_hex(hex))
-                    .ok_or_else(|| corrupt("account keys", id.as_str()))?;
-                pks.push(key_pk(&digest));
-            }
-        }
-        let mut items = Vec::with_capacity(pks.len());
-        for (index, pk) in pks.into_iter().enumerate() {
-            let attribute = if index == 0 {
-                "status"
-            } else {
-                "account_status"
-            };
-            let update = Update::builder()
-                .table_name(&self.clients_table)
-                .key(PK, AttributeValue::S(pk))
-                .update_expression("SET #s = :s")
-                .condition_expression("attribute_exists(pk)")
-                .expression_attribute_names("#s", attribute)
-                .expression_attribute_values(":s", AttributeValue::S(status.as_str().into()))
-                .build()
-                .map_err(unexpected)?;
-            items.push(TransactWriteItem::builder().update(update).build());
-        }
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(true)
     }
 
     /// Reads a payment by id (strongly consistent).
@@ -174,7 +105,13 @@ impl CreateAccount for DynamoStore {
             .map_err(unexpected)?;
         let key_put = Put::builder()
             .table_name(&self.clients_table)
-            .set_item(Some(key_item(account, key)))
+            .set_item(Some(key_item(&account.id, account.status, key)))
+            .condition_expression(NEW_ITEM_ONLY)
+            .build()
+            .map_err(unexpected)?;
+        let ref_put = Put::builder()
+            .table_name(&self.clients_table)
+            .set_item(Some(key_ref_item(&account.id, &key.key_id)))
             .condition_expression(NEW_ITEM_ONLY)
             .build()
             .map_err(unexpected)?;
@@ -182,6 +119,7 @@ impl CreateAccount for DynamoStore {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(account_put).build())
             .transact_items(TransactWriteItem::builder().put(key_put).build())
+            .transact_items(TransactWriteItem::builder().put(ref_put).build())
             .send()
             .await
             .map_err(classify)?;
@@ -224,17 +162,21 @@ impl InsertPayment for DynamoStore {
     }
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn account_item(account: &Account, key: &IssuedKey) -> Item {
-    let key_summary = HashMap::from([
+/// A key's entry in its account's `keys` map.
+pub(crate) fn key_summary(key: &IssuedKey) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
         ("digest".to_owned(), s(key.digest.to_hex())),
         ("prefix".to_owned(), s(key.prefix.as_str())),
         ("status".to_owned(), s(KeyStatus::Active.as_str())),
         ("created_at".to_owned(), s(key.created_at.to_rfc3339())),
-    ]);
+    ]))
+}
+
+fn account_item(account: &Account, key: &IssuedKey) -> Item {
     let mut item = HashMap::from([
         (PK.to_owned(), s(account_pk(&account.id))),
         ("entity".to_owned(), s("account")),
@@ -246,9 +188,11 @@ fn account_item(account: &Account, key: &IssuedKey) -> Item {
             "keys".to_owned(),
             AttributeValue::M(HashMap::from([(
                 key.key_id.as_str().to_owned(),
-                AttributeValue::M(key_summary),
+                key_summary(key),
             )])),
         ),
+        // Optimistic concurrency for operator changes (rotation, revocation, status).
+        ("version".to_owned(), AttributeValue::N("1".to_owned())),
     ]);
     if let Some(email) = &account.email {
         item.insert("email".to_owned(), s(email.as_str()));
@@ -256,16 +200,29 @@ fn account_item(account: &Account, key: &IssuedKey) -> Item {
     item
 }
 
-fn key_item(account: &Account, key: &IssuedKey) -> Item {
+pub(crate) fn key_item(
+    account_id: &AccountId,
+    account_status: AccountStatus,
+    key: &IssuedKey,
+) -> Item {
     HashMap::from([
         (PK.to_owned(), s(key_pk(&key.digest))),
         ("entity".to_owned(), s("api_key")),
         ("key_id".to_owned(), s(key.key_id.as_str())),
-        ("account_id".to_owned(), s(account.id.as_str())),
+        ("account_id".to_owned(), s(account_id.as_str())),
         ("prefix".to_owned(), s(key.prefix.as_str())),
         ("status".to_owned(), s(KeyStatus::Active.as_str())),
-        ("account_status".to_owned(), s(account.status.as_str())),
+        ("account_status".to_owned(), s(account_status.as_str())),
         ("created_at".to_owned(), s(key.created_at.to_rfc3339())),
+    ])
+}
+
+pub(crate) fn key_ref_item(account_id: &AccountId, key_id: &KeyId) -> Item {
+    HashMap::from([
+        (PK.to_owned(), s(key_ref_pk(key_id))),
+        ("entity".to_owned(), s("api_key_ref")),
+        ("key_id".to_owned(), s(key_id.as_str())),
+        ("account_id".to_owned(), s(account_id.as_str())),
     ])
 }
 
@@ -321,11 +278,11 @@ fn string_attr_n<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-fn corrupt(what: &str, id: &str) -> ApiError {
+pub(crate) fn corrupt(what: &str, id: &str) -> ApiError {
     ApiError::Unexpected(anyhow::anyhow!("stored {what} item {id} is malformed"))
 }
 
-fn string_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+pub(crate) fn string_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name)
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
@@ -340,13 +297,17 @@ fn key_from_item(item: &Item) -> Result<KeyRecord, ApiError> {
             status: KeyStatus::parse(string_attr(item, "status")?)?,
             account_status: AccountStatus::parse(string_attr(item, "account_status")?)?,
             created_at: Timestamp::parse(string_attr(item, "created_at")?)?,
+            expires_at: match string_attr(item, "expires_at") {
+                Some(at) => Some(Timestamp::parse(at)?),
+                None => None,
+            },
         })
     };
     // The key item's own id is its digest; name it by key id, which is safe to log.
     parse().ok_or_else(|| corrupt("key", string_attr(item, "key_id").unwrap_or("?")))
 }
 
-fn account_from_item(item: &Item) -> Result<Account, ApiError> {
+pub(crate) fn account_from_item(item: &Item) -> Result<Account, ApiError> {
     let parse = || -> Option<Account> {
         Some(Account {
             id: AccountId::parse(string_attr(item, "account_id")?)?,
@@ -362,7 +323,7 @@ fn account_from_item(item: &Item) -> Result<Account, ApiError> {
     parse().ok_or_else(|| corrupt("account", string_attr(item, "account_id").unwrap_or("?")))
 }
 
-fn unexpected(err: impl std::error::Error + Send + Sync + 'static) -> ApiError {
+pub(crate) fn unexpected(err: impl std::error::Error + Send + Sync + 'static) -> ApiError {
     ApiError::Unexpected(anyhow::Error::new(err))
 }
 

@@ -76,6 +76,7 @@ impl CreateAccount for MemoryStore {
                 status: KeyStatus::Active,
                 account_status: account.status,
                 created_at: key.created_at,
+                expires_at: None,
             },
         );
         Ok(())

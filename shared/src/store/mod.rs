@@ -11,6 +11,7 @@ use crate::domain::{Account, AccountId, AccountStatus, KeyId, Payment, Timestamp
 use crate::error::ApiError;
 
 pub mod dynamo;
+pub mod lifecycle;
 pub mod memory;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +46,8 @@ pub struct KeyRecord {
     pub status: KeyStatus,
     pub account_status: AccountStatus,
     pub created_at: Timestamp,
+    /// When the key stops authenticating (end of a rotation grace period); none = never.
+    pub expires_at: Option<Timestamp>,
 }
 
 /// A newly minted key as it is stored: digest and display prefix, never the key itself.

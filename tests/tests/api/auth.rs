@@ -54,11 +54,15 @@ async fn every_bad_key_gets_the_same_401() {
 
     // An inactive account's valid key: indistinguishable from the cases above.
     let account = AccountId::parse(&account_id).unwrap();
-    assert!(app
-        .store()
-        .set_account_status(&account, AccountStatus::Inactive)
+    app.store()
+        .set_account_status(
+            &account,
+            AccountStatus::Inactive,
+            app.clock.clock().now(),
+            "test",
+        )
         .await
-        .unwrap());
+        .unwrap();
     let response = app.create_payment(Some(&key), payment()).await;
     assert_eq!(response.status, 401);
     bodies.push(response.body_without_request_id());
@@ -72,7 +76,12 @@ async fn every_bad_key_gets_the_same_401() {
         201
     );
     app.store()
-        .set_account_status(&account, AccountStatus::Active)
+        .set_account_status(
+            &account,
+            AccountStatus::Active,
+            app.clock.clock().now(),
+            "test",
+        )
         .await
         .unwrap();
     assert_eq!(app.create_payment(Some(&key), payment()).await.status, 201);

@@ -251,6 +251,7 @@ async fn a_write_whose_response_was_lost_is_not_repeated() {
             ),
         },
         key_environment: KeyEnvironment::Test,
+        clock: shared::clock::Clock::system(),
     };
     let send = |body: serde_json::Value| {
         let mut request = json_request("/payments", Some(&key), &body);

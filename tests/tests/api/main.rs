@@ -5,5 +5,6 @@ mod accounts;
 mod auth;
 mod faults;
 mod idempotency;
+mod keys;
 mod payments;
 mod storage;

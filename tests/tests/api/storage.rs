@@ -1,7 +1,7 @@
 use payments_tests::{all_strings, TestApp};
 use serde_json::json;
 use shared::api_key::{ApiKey, KeyEnvironment};
-use shared::store::dynamo::{account_pk, key_pk};
+use shared::store::dynamo::{account_pk, key_pk, key_ref_pk};
 
 #[tokio::test]
 async fn account_and_key_items_are_written_together() {
@@ -9,7 +9,7 @@ async fn account_and_key_items_are_written_together() {
     let (account_id, key) = app.new_client().await;
     let digest = ApiKey::parse(&key, KeyEnvironment::Test).unwrap().digest();
     let items = app.scan(&app.clients_table).await;
-    assert_eq!(items.len(), 2);
+    assert_eq!(items.len(), 3, "account, key, key reference");
     let pks: Vec<&str> = items
         .iter()
         .map(|i| i["pk"].as_s().unwrap().as_str())
@@ -25,6 +25,8 @@ async fn account_and_key_items_are_written_together() {
     assert_eq!(key_item["status"].as_s().unwrap(), "active");
     assert_eq!(key_item["account_status"].as_s().unwrap(), "active");
     assert_eq!(key_item["prefix"].as_s().unwrap(), &key[..12]);
+    let key_id = shared::domain::KeyId::parse(key_item["key_id"].as_s().unwrap()).unwrap();
+    assert!(pks.contains(&key_ref_pk(&key_id).as_str()));
 }
 
 #[tokio::test]
