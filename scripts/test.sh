@@ -18,6 +18,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 log "building binaries (the end-to-end test runs them through cargo lambda watch)"
 cargo build --workspace --bins
 
+# Logs and keys seen by this run, for the log hygiene check at the end.
+rm -rf target/test-logs target/e2e-logs
+
 trap stop_dynamodb EXIT
 port="$(free_port)"
 start_dynamodb "$port" -inMemory
@@ -30,3 +33,12 @@ else
     log "cargo test (cargo-nextest not installed)"
     cargo test --workspace --no-fail-fast
 fi
+
+log "contract tests: docs/openapi.yaml against the running stack (schemathesis)"
+"$REPO_ROOT/scripts/contract-test.sh"
+
+log "fuzzing the parsers (short run)"
+"$REPO_ROOT/scripts/fuzz.sh" 20
+
+log "log hygiene: no key or digest in any log line of the run"
+python3 scripts/check-log-hygiene.py

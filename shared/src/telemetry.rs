@@ -1,9 +1,11 @@
 //! Structured JSON logs. The level comes from `RUST_LOG`, else Lambda's `AWS_LAMBDA_LOG_LEVEL`,
 //! else `info`.
 
-use tracing::{Level, Metadata};
+use tracing::{Level, Metadata, Subscriber};
 use tracing_subscriber::filter::{filter_fn, FilterExt};
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
@@ -38,14 +40,26 @@ fn configured_filter() -> EnvFilter {
     EnvFilter::try_new(configured).unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
-pub fn init() {
-    let layer = tracing_subscriber::fmt::layer()
+/// The service's log output: JSON lines to `writer`, at `filter`'s levels, never with
+/// the wire-level trace events described above.
+pub fn json_layer<S, W>(filter: EnvFilter, writer: W) -> impl Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer()
         .json()
         .with_current_span(true)
         .with_span_list(false)
         .flatten_event(true)
         .with_target(false)
         .with_ansi(false)
-        .with_filter(configured_filter().and(filter_fn(is_loggable)));
-    tracing_subscriber::registry().with(layer).init();
+        .with_writer(writer)
+        .with_filter(filter.and(filter_fn(is_loggable)))
+}
+
+pub fn init() {
+    tracing_subscriber::registry()
+        .with(json_layer(configured_filter(), std::io::stdout))
+        .init();
 }

@@ -18,8 +18,48 @@ use shared::clock::ManualClock;
 use shared::config::dynamodb_client;
 use shared::store::dynamo::{create_tables, DynamoStore};
 
+pub mod dynamodb_local;
 pub mod proxy;
 pub mod stack;
+
+/// Where test processes write their logs and the keys they saw, for the suite-wide check
+/// that no key or digest was ever logged (`scripts/check-log-hygiene.py`).
+pub fn test_log_dir() -> std::path::PathBuf {
+    let dir = stack::workspace_root().join("target").join("test-logs");
+    std::fs::create_dir_all(&dir).expect("test log dir");
+    dir
+}
+
+/// Sends this process's logs, at trace level and in the production format, to
+/// `target/test-logs/<pid>.jsonl`. Idempotent.
+pub fn capture_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        let path = test_log_dir().join(format!("{}.jsonl", std::process::id()));
+        let file = std::fs::File::create(path).expect("test log file");
+        let filter = tracing_subscriber::EnvFilter::new("trace");
+        let _ = tracing_subscriber::registry()
+            .with(shared::telemetry::json_layer(
+                filter,
+                std::sync::Mutex::new(file),
+            ))
+            .try_init();
+    });
+}
+
+/// Notes a key the suite issued or presented, for the log check.
+pub fn record_key(key: &str) {
+    use std::io::Write;
+    let path = test_log_dir().join(format!("{}.keys", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("keys file");
+    writeln!(file, "{key}").expect("record key");
+}
 
 pub fn dynamodb_endpoint() -> String {
     std::env::var("DYNAMODB_ENDPOINT")
@@ -99,6 +139,7 @@ impl TestApp {
     /// An app whose DynamoDB is at `endpoint`; `create` = false skips table creation (for
     /// pointing at a dead endpoint or at tables that do not exist).
     pub async fn spawn_with_endpoint(endpoint: &str, create: bool) -> Self {
+        capture_logs();
         let (clients_table, payments_table) = unique_table_names();
         let client = dynamodb_client(Some(endpoint)).await;
         if create {
@@ -135,10 +176,18 @@ impl TestApp {
     }
 
     pub async fn post_account(&self, request: Request) -> TestResponse {
-        TestResponse::from_lambda(create_account::handle(&self.accounts, request).await)
+        let response =
+            TestResponse::from_lambda(create_account::handle(&self.accounts, request).await);
+        if let Some(key) = response.body["api_key"].as_str() {
+            record_key(key);
+        }
+        response
     }
 
     pub async fn post_payment(&self, request: Request) -> TestResponse {
+        if let Some(key) = request.headers().get("x-api-key") {
+            record_key(&String::from_utf8_lossy(key.as_bytes()));
+        }
         TestResponse::from_lambda(create_payment::handle(&self.payments, request).await)
     }
 

@@ -17,6 +17,8 @@ pub enum Fault {
     /// Forward requests to DynamoDB, discard its responses, hang up: writes happen but the
     /// caller never learns they did.
     LoseResponses,
+    /// Accept, read, never answer: DynamoDB hangs.
+    Hang,
 }
 
 pub struct FaultProxy {
@@ -69,6 +71,14 @@ impl Drop for FaultProxy {
 async fn relay(mut client: TcpStream, upstream: &str, fault: Fault) -> std::io::Result<()> {
     match fault {
         Fault::Refuse => client.shutdown().await,
+        Fault::Hang => {
+            // Swallow whatever arrives; the watcher closes the connection when the fault
+            // changes or the proxy stops.
+            let mut sink = [0u8; 4096];
+            while client.read(&mut sink).await? > 0 {}
+            std::future::pending::<()>().await;
+            Ok(())
+        }
         Fault::None => {
             let mut server = TcpStream::connect(upstream).await?;
             tokio::io::copy_bidirectional(&mut client, &mut server).await?;

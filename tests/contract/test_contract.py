@@ -1,0 +1,462 @@
+"""Contract tests: docs/openapi.yaml against the running local stack, and against the code.
+
+`test_api_with_key` and `test_payments_without_key` let schemathesis generate requests from
+the spec (the spec's examples; the coverage phase's boundary, missing and invalid values;
+then random fuzzing; each in positive and negative mode) and send them to a real local
+stack (`conftest.stack`). Every response must be documented (status, content type,
+headers, body schema, all with `additionalProperties: false`), none may be a 5xx, every
+request that violates the spec must be refused with a documented 4xx, and every request
+that the spec allows must be accepted (see `acceptance_not_checked` for the exceptions that
+JSON Schema cannot express). A failure prints the request as a curl command.
+
+The `test_spec_*` tests need no stack: they compare the spec's routes, error statuses,
+types and codes, currencies and limits with Cargo.toml's router table and the Rust sources.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import tomllib
+from pathlib import Path
+
+import schemathesis
+import yaml
+from jsonschema import Draft202012Validator
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
+from schemathesis.checks import not_a_server_error
+from schemathesis.config import SchemathesisConfig
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    positive_data_acceptance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SPEC = REPO_ROOT / "docs" / "openapi.yaml"
+
+# Hypothesis examples per operation and test; the examples and coverage phases add their own
+# deterministic cases, about 50 per operation. Override with CONTRACT_MAX_EXAMPLES.
+MAX_EXAMPLES = int(os.environ.get("CONTRACT_MAX_EXAMPLES", "50"))
+# Fixed so that runs are reproducible; set CONTRACT_SEED to another number to explore.
+SEED = int(os.environ.get("CONTRACT_SEED", "20261126"))
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+]
+
+# A request that violates the spec must get one of these. (413 is not in schemathesis'
+# default list, and a negative body can exceed 16 KiB.)
+REJECTION_STATUSES = ["400", "401", "405", "413", "415", "422"]
+# A request that the spec allows must get one of these: 401 without a key, 422 when a
+# generated Idempotency-Key comes again with another body.
+ACCEPTANCE_STATUSES = ["2xx", "401", "422"]
+
+
+def contract_config() -> SchemathesisConfig:
+    return SchemathesisConfig.from_dict(
+        {
+            "seed": SEED,
+            "request-timeout": 60,
+            "generation": {
+                "mode": "all",
+                "max-examples": MAX_EXAMPLES,
+                # No .hypothesis/ directory in the work tree.
+                "database": "none",
+                # The tests send the key themselves (or none): no made-up x-api-key values.
+                "with-security-parameters": False,
+            },
+            "phases": {
+                "examples": {"enabled": True},
+                "coverage": {"enabled": True},
+                "fuzzing": {"enabled": True},
+                "stateful": {"enabled": False},
+            },
+            "checks": {
+                "negative_data_rejection": {"expected-statuses": REJECTION_STATUSES},
+                "positive_data_acceptance": {"expected-statuses": ACCEPTANCE_STATUSES},
+            },
+        }
+    )
+
+
+# Loaded at import, so that each operation is its own test item, and the stack's URL is
+# passed to every call. (`schemathesis.pytest.from_fixture` could take the URL from a
+# fixture, but 4.32.5 fails under pytest 9: it sets `request.node._nodeid`, which pytest 9
+# no longer has.)
+schema = schemathesis.openapi.from_path(SPEC, config=contract_config())
+payment_operations = schema.include(path_regex="^/payments")
+
+
+def local_router_cannot_carry(request) -> str | None:
+    """Why `cargo lambda watch` answers this request itself instead of invoking a function.
+
+    Bytes that are not UTF-8 in a JSON body or in a header value (it answers 500,
+    text/plain), and control characters in a header value (its HTTP parser answers 400 with
+    no body). Negative mode sends such requests on purpose. In AWS, API Gateway stands in
+    that place; either way the request never reaches our code.
+    """
+    body = request.body
+    if isinstance(body, bytes) and not is_utf8(body):
+        return "body is not UTF-8"
+    for name, value in request.headers.items():
+        raw = value if isinstance(value, bytes) else value.encode("latin-1")
+        if any((b < 0x20 and b != 0x09) or b == 0x7F for b in raw):
+            return f"control character in {name}"
+        if not is_utf8(raw):
+            return f"{name} is not UTF-8"
+    return None
+
+
+def is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def acceptance_not_checked(case) -> str | None:
+    """Why a schema-valid body may rightly be refused: what JSON Schema cannot say.
+
+    - `amount: 1250.0` is an `integer` to JSON Schema (same number as 1250), but the
+      service takes only an integer literal and answers 400 (see the Amount schema).
+    - Non-ASCII e-mail addresses: the service allows Unicode alphanumerics in domain labels
+      and counts lengths in UTF-8 bytes; the spec's pattern admits a superset there.
+    """
+    body = case.body if isinstance(case.body, dict) else {}
+    if isinstance(body.get("amount"), float):
+        return "amount sent as a float"
+    email = body.get("email")
+    if isinstance(email, str) and not email.isascii():
+        return "non-ASCII email"
+    return None
+
+
+def call_and_validate(case, stack, sent, test: str, headers: dict[str, str] | None = None):
+    response = case.call(base_url=stack.base_url, headers=headers)
+    operation = f"{case.method} {case.path}"
+    reason = local_router_cannot_carry(response.request)
+    # Every response of our functions has an x-request-id; the router's own answers do not.
+    if reason is not None and "x-request-id" not in response.headers:
+        sent[(test, operation, f"{response.status_code} from the local router: {reason}")] += 1
+        return response
+    checks = list(CHECKS)
+    unchecked = acceptance_not_checked(case)
+    if unchecked is None:
+        checks.append(positive_data_acceptance)
+    else:
+        sent[(test, operation, f"acceptance not checked: {unchecked}")] += 1
+    case.validate_response(
+        response,
+        checks=checks,
+        headers=headers,
+        transport_kwargs={"base_url": stack.base_url, "headers": headers},
+    )
+    assert_request_id_matches(response)
+    sent[(test, operation, str(response.status_code))] += 1
+    return response
+
+
+def assert_request_id_matches(response) -> None:
+    """What the spec says in prose: an error's `request_id` is its `x-request-id` header."""
+    if response.status_code >= 400 and "x-request-id" in response.headers:
+        body = response.json()
+        assert body["error"]["request_id"] == response.headers["x-request-id"][0], body
+
+
+@schema.parametrize()
+def test_api_with_key(case, stack, api_key, sent):
+    """Both operations; the payment routes with a valid key of a fresh account."""
+    headers = {"x-api-key": api_key} if case.path.startswith("/payments") else None
+    call_and_validate(case, stack, sent, "with a valid key", headers)
+
+
+@payment_operations.parametrize()
+def test_payments_without_key(case, stack, sent):
+    """The payment routes without any `x-api-key`: whatever else is sent, a 401."""
+    assert "x-api-key" not in {name.lower() for name in (case.headers or {})}
+    response = call_and_validate(case, stack, sent, "without a key")
+    # The coverage phase also tries other methods, which the router answers (404).
+    if case.method.upper() == "POST" and "x-request-id" in response.headers:
+        assert response.status_code == 401, response.text
+
+
+# ---------------------------------------------------------------------------------------
+# Documented responses that generated requests do not reach, sent on purpose and checked
+# against the spec in the same way.
+
+RESPONSE_CHECKS = [
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+
+
+def send(stack, path: str, body, headers: dict[str, str] | None = None, expect: int = 201):
+    """POSTs `body` as JSON, checks the response against the spec, returns it."""
+    case = schema[path]["POST"].Case(body=body, media_type="application/json")
+    response = case.call(base_url=stack.base_url, headers=headers)
+    assert response.status_code == expect, response.text
+    case.validate_response(
+        response,
+        checks=RESPONSE_CHECKS + ([] if expect >= 500 else [not_a_server_error]),
+        headers=headers,
+    )
+    assert_request_id_matches(response)
+    return response
+
+
+def test_payload_too_large(stack, api_key):
+    big = "x" * (16 * 1024)
+    for path, body, headers in [
+        ("/accounts", {"name": big}, None),
+        ("/payments", {"amount": 1, "currency": "usd", "description": big}, {"x-api-key": api_key}),
+    ]:
+        error = send(stack, path, body, headers, expect=413).json()["error"]
+        assert error["code"] == "payload_too_large"
+
+
+def test_idempotent_replay_and_key_reuse(stack, api_key):
+    key = {"x-api-key": api_key, "Idempotency-Key": f"contract-{secrets.token_hex(8)}"}
+    first = send(stack, "/payments", {"amount": 1250, "currency": "eur", "description": "Order 1"}, key)
+    assert "idempotent-replayed" not in first.headers
+    # The same request (currency in another case, on the other route) is a replay.
+    again = send(stack, "/payments/create", {"currency": "EUR", "amount": 1250, "description": "Order 1"}, key)
+    assert again.headers["idempotent-replayed"] == ["true"]
+    assert again.json() == first.json()
+    reused = send(stack, "/payments", {"amount": 1251, "currency": "eur", "description": "Order 1"}, key, expect=422)
+    assert reused.json()["error"]["param"] == "Idempotency-Key"
+
+
+def test_keys_that_do_not_authenticate(stack, api_key):
+    tampered = api_key[:-1] + ("A" if api_key[-1] != "A" else "B")
+    live = "sk_live_" + api_key.removeprefix("sk_test_")
+    bodies = []
+    for key in [tampered, live, "nope", api_key + "x"]:
+        response = send(stack, "/payments", {"amount": 1, "currency": "usd"}, {"x-api-key": key}, expect=401)
+        error = response.json()["error"]
+        assert error["code"] == "invalid_api_key"
+        bodies.append({**error, "request_id": None})
+    assert all(body == bodies[0] for body in bodies), "invalid_api_key responses must not differ"
+
+
+# ---------------------------------------------------------------------------------------
+# The spec against the code, without a stack.
+
+
+def load_spec() -> dict:
+    return yaml.safe_load(SPEC.read_text())
+
+
+def rust(path: str) -> str:
+    return (REPO_ROOT / path).read_text()
+
+
+def spec_errors(spec: dict) -> dict[str, set[tuple[str, str]]]:
+    """status -> the (type, code) pairs the spec documents for it, on any operation."""
+    schemas = spec["components"]["schemas"]
+    responses = spec["components"]["responses"]
+    errors: dict[str, set[tuple[str, str]]] = {}
+    for item in spec["paths"].values():
+        for operation in item.values():
+            for status, response in operation["responses"].items():
+                if "$ref" in response:
+                    response = responses[response["$ref"].rsplit("/", 1)[1]]
+                schema = response["content"]["application/json"]["schema"]
+                name = schema["$ref"].rsplit("/", 1)[1]
+                fields = schemas[name].get("properties", {}).get("error", {}).get("properties")
+                if fields is None:
+                    assert status.startswith("2"), f"{status} has no error schema"
+                    continue
+                codes = fields["code"].get("enum") or [fields["code"]["const"]]
+                errors.setdefault(status, set()).update((fields["type"]["const"], code) for code in codes)
+    return errors
+
+
+def match_arms(source: str, function: str) -> dict[str, str]:
+    """`fn function(&self)`'s `ApiError::Variant | ... => value` arms: variant -> value."""
+    body = source[source.index(f"fn {function}(&self)") :]
+    body = body[: body.index("\n    }\n")]
+    arms: dict[str, str] = {}
+    pending: list[str] = []
+    for line in body.splitlines():
+        pending += re.findall(r"ApiError::(\w+)", line.split("=>")[0])
+        if "=>" in line:
+            value = line.split("=>", 1)[1].strip().rstrip(",").strip()
+            for variant in pending:
+                arms[variant] = value
+            pending = []
+    return arms
+
+
+def test_spec_routes_are_the_routes_the_stack_serves():
+    spec = load_spec()
+    documented = {(method.upper(), path) for path, item in spec["paths"].items() for method in item}
+    router = tomllib.loads(rust("Cargo.toml"))["workspace"]["metadata"]["lambda"]["watch"]["router"]
+    served = {(route["method"].upper(), path) for path, routes in router.items() for route in routes}
+    assert documented == served
+    functions = {path: {route["function"] for route in routes} for path, routes in router.items()}
+    assert functions["/accounts"] == {"create-account"}
+    assert functions["/payments"] == functions["/payments/create"] == {"create-payment"}
+    # The two payment routes are one operation: the same parameters, body and responses.
+    payments, alias = spec["paths"]["/payments"]["post"], spec["paths"]["/payments/create"]["post"]
+    for field in ("parameters", "requestBody", "responses", "security"):
+        assert payments.get(field) == alias.get(field), field
+
+
+STATUS_NUMBERS = {
+    "BAD_REQUEST": "400",
+    "UNAUTHORIZED": "401",
+    "NOT_FOUND": "404",
+    "METHOD_NOT_ALLOWED": "405",
+    "CONFLICT": "409",
+    "PAYLOAD_TOO_LARGE": "413",
+    "UNSUPPORTED_MEDIA_TYPE": "415",
+    "UNPROCESSABLE_ENTITY": "422",
+    "INTERNAL_SERVER_ERROR": "500",
+    "SERVICE_UNAVAILABLE": "503",
+}
+
+# ApiError variants that neither function returns: they serve the operator CLI (and future
+# endpoints). When a handler starts returning one, document it and take it out of here.
+NOT_RETURNED_BY_THE_API = {"NotFound", "Conflict"}
+
+
+def test_spec_documents_every_error_the_functions_return():
+    error_rs = rust("shared/src/error.rs")
+    statuses = match_arms(error_rs, "status")
+    codes = match_arms(error_rs, "code")
+    kinds = match_arms(error_rs, "kind")
+    assert set(statuses) == set(codes) == set(kinds), "error.rs: every variant has a status, code and type"
+
+    handlers = "".join(
+        rust(path)
+        for path in [
+            "functions/create-account/src/lib.rs",
+            "functions/create-payment/src/lib.rs",
+            "shared/src/http.rs",
+            "shared/src/auth.rs",
+            "shared/src/request.rs",
+            "shared/src/idempotency.rs",
+        ]
+    )
+    for variant in NOT_RETURNED_BY_THE_API:
+        assert f"ApiError::{variant}" not in handlers, f"ApiError::{variant} can reach a response: document it"
+
+    # InvalidRequest's codes: serde errors (request.rs) and validation (parameter_invalid).
+    validation_codes: set[str] = set()
+    for path in ["shared/src/request.rs", "shared/src/domain.rs", "shared/src/currency.rs", "shared/src/idempotency.rs"]:
+        text = rust(path)
+        validation_codes |= set(re.findall(r'InvalidRequest::new\(\s*"(\w+)"', text))
+        if "invalid_param(" in text:
+            validation_codes.add("parameter_invalid")
+    validation_codes |= set(re.findall(r'InvalidRequest::new\(\s*"(\w+)"', error_rs))
+    assert {"invalid_json", "parameter_missing", "parameter_unknown", "parameter_duplicate"} <= validation_codes
+
+    implemented: dict[str, set[tuple[str, str]]] = {}
+    for variant, status in statuses.items():
+        if variant in NOT_RETURNED_BY_THE_API:
+            continue
+        number = STATUS_NUMBERS[status.removeprefix("StatusCode::")]
+        kind = kinds[variant].strip('"')
+        code = codes[variant]
+        variant_codes = validation_codes if code == "invalid.code" else {code.strip('"')}
+        implemented.setdefault(number, set()).update((kind, c) for c in variant_codes)
+    assert spec_errors(load_spec()) == implemented
+
+
+def test_spec_currencies_are_the_ones_the_service_accepts():
+    spec = load_spec()
+    source = rust("shared/src/currency.rs")
+    listed = re.findall(r'"([A-Z]{3})"', source[source.index("const ISO_4217") : source.index("];")])
+    schemas = spec["components"]["schemas"]
+    assert schemas["CurrencyCode"]["enum"] == listed
+    pattern = re.compile(schemas["CreatePaymentRequest"]["properties"]["currency"]["pattern"])
+    for code in listed:
+        for variant in (code, code.lower(), code[0] + code[1:].lower()):
+            assert pattern.search(variant), variant
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    accepted = {a + b + c for a in letters for b in letters for c in letters if pattern.search(a + b + c)}
+    assert accepted == set(listed)
+    for bad in ["", "US", "USDD", "usd ", " usd", "ÜSD", "US1"]:
+        assert not pattern.search(bad), bad
+
+
+def test_spec_limits_are_the_code_limits():
+    spec = load_spec()
+    schemas = spec["components"]["schemas"]
+    domain = rust("shared/src/domain.rs")
+
+    def const(block: str, name: str) -> int:
+        text = domain[domain.index(f"impl {block} {{") :]
+        return int(re.search(rf"const {name}: \w+ = ([\d_]+);", text).group(1).replace("_", ""))
+
+    assert schemas["AccountName"]["maxLength"] == const("AccountName", "MAX_CHARS")
+    assert schemas["Email"]["maxLength"] == const("Email", "MAX_CHARS")
+    assert schemas["Description"]["maxLength"] == const("Description", "MAX_CHARS")
+    assert schemas["Amount"]["minimum"] == const("Amount", "MIN")
+    assert schemas["Amount"]["maximum"] == const("Amount", "MAX")
+    request_rs = rust("shared/src/request.rs")
+    assert "pub const MAX_BODY_BYTES: usize = 16 * 1024;" in request_rs
+    assert "16 KiB (16384 bytes)" in spec["info"]["description"]
+    idempotency = spec["components"]["parameters"]["IdempotencyKey"]["schema"]
+    assert idempotency["maxLength"] == int(re.search(r"const MAX_LEN: usize = (\d+);", rust("shared/src/idempotency.rs")).group(1))
+
+
+def test_spec_is_valid_openapi_with_valid_examples():
+    schema.validate()
+    spec = load_spec()
+    registry = Registry().with_resource("urn:spec", DRAFT202012.create_resource(spec))
+
+    def validator(pointer: str):
+        return Draft202012Validator({"$ref": f"urn:spec#{pointer}"}, registry=registry)
+
+    for name, definition in spec["components"]["schemas"].items():
+        Draft202012Validator.check_schema(definition)
+        # A `required` property missing from `properties` would slip past
+        # `additionalProperties: false` (schemathesis adds an empty schema for it).
+        missing = set(definition.get("required", [])) - set(definition.get("properties", {}))
+        assert not missing, f"{name}: required but not in properties: {missing}"
+        if "example" in definition:
+            validator(f"/components/schemas/{name}").validate(definition["example"])
+    body = spec["paths"]["/accounts"]["post"]["requestBody"]["content"]["application/json"]
+    validator("/components/schemas/CreateAccountRequest").validate(body["example"])
+    body = spec["components"]["requestBodies"]["CreatePayment"]["content"]["application/json"]
+    validator("/components/schemas/CreatePaymentRequest").validate(body["example"])
+    parameter = spec["components"]["parameters"]["IdempotencyKey"]
+    validator("/components/parameters/IdempotencyKey/schema").validate(parameter["example"])
+
+
+def test_the_functions_neither_panicked_nor_failed(stack):
+    """After all the requests above (pytest runs this file in order): no panic, and no
+    5xx logged by either function. So a request that the local router answered itself (see
+    `local_router_cannot_carry`) cannot hide a function failing on it.
+    """
+    log = stack.watch_log.read_text(errors="replace")
+    assert "panicked at" not in log, log[-5000:]
+    errors = [line for line in log.splitlines() if line.startswith("{") and '"level":"ERROR"' in line]
+    assert not errors, "\n".join(errors[-20:])
+
+
+def test_service_unavailable_when_dynamodb_is_down(stack, api_key):
+    """Last (it stops DynamoDB Local): a 503 with `retry-after`, as documented."""
+    stack.stop_dynamodb()
+    for path, body, headers in [
+        ("/accounts", {"name": "Nobody Ltd"}, None),
+        ("/payments", {"amount": 1, "currency": "usd"}, {"x-api-key": api_key}),
+    ]:
+        response = send(stack, path, body, headers, expect=503)
+        assert response.json()["error"]["code"] == "service_unavailable"
+        assert response.headers["retry-after"] == ["1"]
