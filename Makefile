@@ -25,6 +25,11 @@ package: tools system-deps
 fuzz: tools
 	@scripts/fuzz.sh $(or $(FUZZ_SECONDS),60)
 
+## Benchmarks: cold start, warm latency, DynamoDB calls and capacity, memory, artifact size,
+## against baselines measured in the same run (target/bench/; see BENCHMARKS.md).
+bench: tools
+	@scripts/bench.sh
+
 ## Template checks only: sam validate (SAM transform and cfn-lint) and the property tests.
 validate: tools
 	@scripts/validate-template.sh

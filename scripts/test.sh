@@ -40,5 +40,8 @@ log "contract tests: docs/openapi.yaml against the running stack (schemathesis)"
 log "fuzzing the parsers (short run)"
 "$REPO_ROOT/scripts/fuzz.sh" 20
 
+log "benchmark harness smoke run (numbers are not judged here; see make bench)"
+"$REPO_ROOT/scripts/bench.sh" --smoke
+
 log "log hygiene: no key or digest in any log line of the run"
 python3 scripts/check-log-hygiene.py

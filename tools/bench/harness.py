@@ -1,0 +1,1603 @@
+#!/usr/bin/env python3
+"""Benchmark harness for the payments Lambda functions (`make bench`, scripts/bench.sh).
+
+Runs each release binary the way Lambda does: as a process talking to a Runtime API (a small
+emulator here), with DynamoDB Local behind a counting proxy, and measures against baselines
+taken in the same run:
+
+* init duration (process start -> first `GET .../invocation/next`) and cold total (process
+  start -> first response posted), over repeated cold starts;
+* warm latency (event handed out -> response posted), p50/p90/p99 over many invocations;
+* DynamoDB calls per request (by `X-Amz-Target`, counted by the proxy) and consumed capacity
+  (DynamoDB Local's own ReturnConsumedCapacity=TOTAL answer on replays of the functions'
+  captured requests, cross-checked against capacity computed from item sizes);
+* peak resident memory (VmHWM) of each function process;
+* zipped artifact sizes (`.aws-sam/artifacts/sizes.txt`, else x86_64 zips made here).
+
+Baselines: `bench-hello-lambda` (a bare lambda_runtime function: the init floor) and
+`bench-raw-dynamodb` (raw GetItem / PutItem / TransactWriteItems with the functions' own
+client settings, cold on a fresh client and warm).
+
+Standard library only, except the plot (matplotlib, imported lazily). Every server binds
+127.0.0.1; every loop is bounded in count and time; every process started is stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime
+import http.client
+import http.server
+import json
+import math
+import os
+import queue
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+RUNTIME_PREFIX = "/2018-06-01/runtime"
+DYNAMODB_TARGET_PREFIX = "DynamoDB_20120810."
+MIB = 1024 * 1024
+
+# The targets the results are judged against (see BENCHMARKS.md).
+TARGET_COLD_RATIO = 1.5  # cold total <= 1.5 x (hello cold total + raw calls on a fresh client)
+TARGET_WARM_RATIO = 1.25  # warm create-payment p50 <= 1.25 x (raw GetItem + PutItem, warm)
+TARGET_TAIL_RATIO = 2.0  # p99 <= 2 x p50
+TARGET_PAYMENT_CALLS = 2  # DynamoDB round trips per create-payment, no Scan/Query
+TARGET_ZIP_BYTES = 3 * MIB  # zipped artifact
+TARGET_RSS_KIB = 24 * 1024  # peak RSS
+
+MODES = {
+    # cold starts per binary; warm invocations per function (each in the timed pass, direct
+    # to DynamoDB Local, and again in the counted pass, through the proxy); raw warm rounds
+    # per function, run in `blocks` blocks alternating with blocks of that function's timed
+    # invocations, so baseline and function see the same conditions; DynamoDB Local (JIT)
+    # warm-up rounds; raw rounds through the proxy (proxy self-check and overhead); seconds
+    # allowed per warm phase; seconds allowed for the whole run.
+    "full": dict(cold=20, warm=2000, raw_warm=2000, blocks=8, ddb_warmup=1500,
+                 proxied_raw=500, phase_seconds=300, total_seconds=1500),
+    "smoke": dict(cold=2, warm=50, raw_warm=50, blocks=2, ddb_warmup=20, proxied_raw=20,
+                  phase_seconds=30, total_seconds=120),
+}
+
+
+class BenchError(Exception):
+    """The run is broken (not merely slow): a failed response, a crash, a timeout."""
+
+
+def now_ns() -> int:
+    return time.perf_counter_ns()
+
+
+def ms(ns: int | float) -> float:
+    return ns / 1e6
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Statistics
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100.0
+    low = math.floor(position)
+    high = math.ceil(position)
+    if low == high:
+        return ordered[low]
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def summary(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0}
+    return {
+        "n": len(values),
+        "min": min(values),
+        "p50": percentile(values, 50),
+        "p90": percentile(values, 90),
+        "p99": percentile(values, 99),
+        "max": max(values),
+        "mean": sum(values) / len(values),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Counting proxy between the functions and DynamoDB Local
+
+class ProxyProtocolError(Exception):
+    pass
+
+
+def read_head(reader) -> bytes | None:
+    """Reads an HTTP/1.1 message head (start line and headers, through the blank line);
+    None on a clean end of stream before the first byte."""
+    lines = []
+    while True:
+        line = reader.readline(65537)
+        if not line:
+            if lines:
+                raise ProxyProtocolError("connection closed mid-head")
+            return None
+        lines.append(line)
+        if line in (b"\r\n", b"\n"):
+            return b"".join(lines)
+        if len(lines) > 200:
+            raise ProxyProtocolError("too many header lines")
+
+
+def header_fields(head: bytes) -> dict[str, str]:
+    fields = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if sep:
+            fields[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
+    return fields
+
+
+def read_body(reader, fields: dict[str, str]) -> tuple[bytes, bytes]:
+    """The body as sent on the wire, and decoded (they differ only when chunked)."""
+    if "chunked" in fields.get("transfer-encoding", "").lower():
+        raw, decoded = [], []
+        while True:
+            size_line = reader.readline(1024)
+            if not size_line:
+                raise ProxyProtocolError("connection closed mid-body")
+            raw.append(size_line)
+            size = int(size_line.split(b";")[0].strip(), 16)
+            if size == 0:
+                while True:  # trailers, then the blank line
+                    trailer = reader.readline(65537)
+                    raw.append(trailer)
+                    if trailer in (b"\r\n", b"\n", b""):
+                        return b"".join(raw), b"".join(decoded)
+            chunk = reader.read(size + 2)
+            raw.append(chunk)
+            decoded.append(chunk[:size])
+    length = int(fields.get("content-length") or 0)
+    body = reader.read(length) if length else b""
+    if len(body) != length:
+        raise ProxyProtocolError("connection closed mid-body")
+    return body, body
+
+
+class CountingProxy:
+    """A minimal HTTP/1.1 keep-alive proxy to DynamoDB Local (raw sockets, one thread per
+    client connection, bytes forwarded unchanged) that records every call: operation (from
+    `X-Amz-Target`), timestamps, status and, while `capture` is set, request and response
+    bodies. Each client connection gets its own upstream connection, so a client's fresh
+    connection is a fresh connection upstream too. A call is recorded before its response
+    is forwarded, so it is on record by the time the caller can act on it."""
+
+    def __init__(self, upstream_port: int):
+        self.upstream_port = upstream_port
+        self.lock = threading.Lock()
+        self.calls: list[dict] = []
+        self.connections = 0
+        self.capture = False
+        self.closed = threading.Event()
+        self.sockets: set[socket.socket] = set()
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(128)
+        self.listener.settimeout(0.1)
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self.accept_loop, name="dynamodb-proxy",
+                                       daemon=True)
+        self.thread.start()
+
+    def accept_loop(self) -> None:
+        while not self.closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            with self.lock:
+                self.connections += 1
+                number = self.connections
+                self.sockets.add(client)
+            threading.Thread(target=self.serve, args=(client, number), daemon=True,
+                             name=f"dynamodb-proxy-{number}").start()
+
+    def connect_upstream(self):
+        upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=30)
+        upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self.lock:
+            self.sockets.add(upstream)
+        return upstream, upstream.makefile("rb")
+
+    def serve(self, client: socket.socket, number: int) -> None:
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reader = client.makefile("rb")
+        upstream = upstream_reader = None
+        try:
+            while not self.closed.is_set():
+                head = read_head(reader)
+                if head is None:
+                    return
+                t_in = now_ns()
+                fields = header_fields(head)
+                body, request_body = read_body(reader, fields)
+                target = fields.get("x-amz-target", "")
+                op = target[len(DYNAMODB_TARGET_PREFIX):] if target.startswith(
+                    DYNAMODB_TARGET_PREFIX) else (target or "(no X-Amz-Target)")
+                for attempt in range(2):  # one reconnect if DynamoDB Local dropped an idle conn
+                    try:
+                        if upstream is None:
+                            upstream, upstream_reader = self.connect_upstream()
+                        upstream.sendall(head + body)
+                        response_head = read_head(upstream_reader)
+                        if response_head is None:
+                            raise ProxyProtocolError("upstream closed the connection")
+                        break
+                    except (OSError, ProxyProtocolError):
+                        if upstream is not None:
+                            upstream.close()
+                        upstream = upstream_reader = None
+                        if attempt == 1:
+                            raise
+                response_fields = header_fields(response_head)
+                response_raw, response_body = read_body(upstream_reader, response_fields)
+                status_line = response_head.split(b"\r\n", 1)[0].split()
+                record = {
+                    "op": op,
+                    "t_in": t_in,
+                    "t_out": now_ns(),
+                    "status": int(status_line[1]) if len(status_line) > 1 else 0,
+                    "connection": number,
+                    "request_bytes": len(request_body),
+                    "response_bytes": len(response_body),
+                }
+                if self.capture:
+                    record["request"] = request_body
+                    record["response"] = response_body
+                with self.lock:
+                    self.calls.append(record)
+                client.sendall(response_head + response_raw)
+                if "close" in fields.get("connection", "").lower() or \
+                        "close" in response_fields.get("connection", "").lower():
+                    return
+        except (OSError, ProxyProtocolError, ValueError):
+            return  # the client went away (e.g. a killed function), or junk: drop the conn
+        finally:
+            for sock in (client, upstream):
+                if sock is not None:
+                    with self.lock:
+                        self.sockets.discard(sock)
+                    try:
+                        sock.close()
+                    except OSError:
+                        pass
+
+    def between(self, start_ns: int, end_ns: int) -> list[dict]:
+        with self.lock:
+            return [c for c in self.calls if start_ns <= c["t_in"] <= end_ns]
+
+    def close(self) -> None:
+        self.closed.set()
+        self.listener.close()
+        with self.lock:
+            sockets = list(self.sockets)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.thread.join(timeout=2)
+
+
+# --------------------------------------------------------------------------------------------
+# Lambda Runtime API emulator
+
+
+class Invocation:
+    def __init__(self, event: dict):
+        self.id = str(uuid.uuid4())
+        self.event = json.dumps(event).encode()
+        self.t_handed: int | None = None
+        self.t_done: int | None = None
+        self.kind: str | None = None  # "response" or "error"
+        self.body: bytes = b""
+        self.done = threading.Event()
+
+
+class QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def handle_error(self, request, client_address):
+        # A function process killed after its response resets its connection: expected.
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
+class RuntimeApi:
+    """One Runtime API endpoint per function process (like one execution environment)."""
+
+    def __init__(self, function_name: str):
+        self.function_name = function_name
+        self.pending: queue.Queue[Invocation] = queue.Queue()
+        self.invocations: dict[str, Invocation] = {}
+        self.lock = threading.Lock()
+        self.first_next_ns: int | None = None
+        self.next_requests = 0
+        self.init_error: bytes | None = None
+        self.closed = threading.Event()
+        api = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+            wbufsize = 1 << 16
+
+            def log_message(self, format, *args):  # noqa: A002
+                pass
+
+            def reply(self, status: int, body: bytes, headers: dict | None = None):
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                self.wfile.flush()
+
+            def read_body(self) -> bytes:
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(length) if length else b""
+
+            def do_GET(self):
+                if self.path != f"{RUNTIME_PREFIX}/invocation/next":
+                    self.reply(404, b'{"errorMessage":"not found"}')
+                    return
+                t_next = now_ns()
+                with api.lock:
+                    api.next_requests += 1
+                    if api.first_next_ns is None:
+                        api.first_next_ns = t_next
+                invocation = None
+                while invocation is None:
+                    if api.closed.is_set():
+                        self.close_connection = True
+                        return
+                    try:
+                        invocation = api.pending.get(timeout=0.1)
+                    except queue.Empty:
+                        continue
+                deadline_ms = int(time.time() * 1000) + 30_000
+                headers = {
+                    "Lambda-Runtime-Aws-Request-Id": invocation.id,
+                    "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
+                    "Lambda-Runtime-Invoked-Function-Arn":
+                        f"arn:aws:lambda:us-east-1:123456789012:function:{api.function_name}",
+                    "Lambda-Runtime-Trace-Id":
+                        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0",
+                }
+                invocation.t_handed = now_ns()
+                self.reply(200, invocation.event, headers)
+
+            def do_POST(self):
+                body = self.read_body()
+                t_posted = now_ns()
+                match = re.fullmatch(
+                    rf"{RUNTIME_PREFIX}/invocation/([^/]+)/(response|error)", self.path)
+                if match:
+                    invocation = api.invocations.get(match.group(1))
+                    if invocation is None or invocation.done.is_set():
+                        self.reply(400, b'{"errorMessage":"unknown or finished request id"}')
+                        return
+                    invocation.t_done = t_posted
+                    invocation.kind = match.group(2)
+                    invocation.body = body
+                    self.reply(202, b'{"status":"OK"}')
+                    invocation.done.set()
+                elif self.path == f"{RUNTIME_PREFIX}/init/error":
+                    api.init_error = body or b"(empty)"
+                    self.reply(202, b'{"status":"OK"}')
+                else:
+                    self.reply(404, b'{"errorMessage":"not found"}')
+
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       name=f"runtime-api-{function_name}", daemon=True)
+        self.thread.start()
+
+    def submit(self, event: dict) -> Invocation:
+        invocation = Invocation(event)
+        self.invocations[invocation.id] = invocation
+        self.pending.put(invocation)
+        return invocation
+
+    def close(self) -> None:
+        self.closed.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# --------------------------------------------------------------------------------------------
+# Processes
+
+LIVE_PROCESSES: set[subprocess.Popen] = set()
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    LIVE_PROCESSES.discard(proc)
+
+
+def stop_all_processes() -> None:
+    for proc in list(LIVE_PROCESSES):
+        stop_process(proc)
+
+
+def memory_kib(pid: int) -> dict:
+    values = {}
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                name, _, rest = line.partition(":")
+                if name in ("VmHWM", "VmRSS"):
+                    values[name] = int(rest.split()[0])
+    except OSError:
+        pass
+    return values
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.mode = MODES[args.mode]
+        self.out = Path(args.out)
+        self.logs = self.out / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.home = self.out / "home"  # an empty HOME: no ~/.aws files, as in Lambda
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.bin = Path(args.bin_dir)
+        self.started = time.monotonic()
+        self.deadline = self.started + self.mode["total_seconds"]
+        self.proxy = CountingProxy(args.dynamodb_port)
+        self.proxied_endpoint = f"http://127.0.0.1:{self.proxy.port}"
+        self.direct_endpoint = f"http://127.0.0.1:{args.dynamodb_port}"
+        self.api_key: str | None = None
+        self.process_count = 0
+        self.results: dict = {}
+
+    # -- environment ------------------------------------------------------------------------
+
+    def base_env(self) -> dict:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.home),
+            "LANG": "C.UTF-8",
+            "AWS_REGION": "us-east-1",
+            "RUST_LOG": "warn",
+        }
+        return env
+
+    def function_env(self, name: str, runtime_port: int, endpoint: str) -> dict:
+        env = self.base_env()
+        env.update({
+            "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{runtime_port}",
+            "AWS_LAMBDA_FUNCTION_NAME": name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+            "CLIENTS_TABLE": self.args.clients_table,
+            "PAYMENTS_TABLE": self.args.payments_table,
+            "API_KEY_ENVIRONMENT": "test",
+            "DYNAMODB_ENDPOINT": endpoint,
+        })
+        return env
+
+    def check_time(self, what: str) -> None:
+        if time.monotonic() > self.deadline:
+            raise BenchError(f"run exceeded {self.mode['total_seconds']} s (at {what})")
+
+    # -- events ------------------------------------------------------------------------------
+
+    @staticmethod
+    def api_event(route: str, body: dict, headers: dict) -> dict:
+        method, path = route.split(" ", 1)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        return {
+            "version": "2.0",
+            "routeKey": route,
+            "rawPath": path,
+            "rawQueryString": "",
+            "headers": {
+                "content-type": "application/json",
+                "host": "bench.execute-api.us-east-1.amazonaws.com",
+                "user-agent": "payments-bench",
+                **headers,
+            },
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "bench",
+                "domainName": "bench.execute-api.us-east-1.amazonaws.com",
+                "domainPrefix": "bench",
+                "http": {
+                    "method": method,
+                    "path": path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": "127.0.0.1",
+                    "userAgent": "payments-bench",
+                },
+                "requestId": secrets.token_hex(8),
+                "routeKey": route,
+                "stage": "$default",
+                "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+                "timeEpoch": int(now.timestamp() * 1000),
+            },
+            "body": json.dumps(body),
+            "isBase64Encoded": False,
+        }
+
+    def account_event(self) -> dict:
+        n = secrets.token_hex(4)
+        return self.api_event("POST /accounts",
+                              {"name": f"Bench Account {n}", "email": f"bench-{n}@example.com"},
+                              {})
+
+    def payment_event(self) -> dict:
+        if self.api_key is None:
+            raise BenchError("no API key yet: create-account must run first")
+        return self.api_event(
+            "POST /payments",
+            {"amount": 1250, "currency": "USD", "description": "benchmark payment"},
+            {"x-api-key": self.api_key, "idempotency-key": f"bench-{uuid.uuid4()}"},
+        )
+
+    # -- invoking ----------------------------------------------------------------------------
+
+    def start_function(self, name: str, binary: Path, api: RuntimeApi, endpoint: str):
+        self.process_count += 1
+        log_path = self.logs / f"{name}-{self.process_count}.log"
+        log_file = open(log_path, "wb")
+        env = self.function_env(name, api.port, endpoint)
+        t_start = now_ns()
+        proc = subprocess.Popen([str(binary)], env=env, stdin=subprocess.DEVNULL,
+                                stdout=log_file, stderr=subprocess.STDOUT, cwd=self.home)
+        LIVE_PROCESSES.add(proc)
+        log_file.close()
+        return proc, t_start, log_path
+
+    def wait_for(self, invocation: Invocation, proc: subprocess.Popen, api: RuntimeApi,
+                 log_path: Path, timeout: float = 15.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while not invocation.done.wait(0.02):
+            if api.init_error is not None:
+                raise BenchError(f"{api.function_name}: init error {api.init_error[:500]!r} "
+                                 f"(log {log_path})")
+            if proc.poll() is not None:
+                raise BenchError(f"{api.function_name}: process exited with {proc.returncode} "
+                                 f"(log {log_path})")
+            if time.monotonic() > deadline:
+                raise BenchError(f"{api.function_name}: no response within {timeout} s "
+                                 f"(log {log_path})")
+        if invocation.kind != "response":
+            raise BenchError(f"{api.function_name}: invocation error {invocation.body[:500]!r}")
+        try:
+            response = json.loads(invocation.body)
+        except ValueError as err:
+            raise BenchError(f"{api.function_name}: response is not JSON: {err}") from err
+        status = response.get("statusCode")
+        body_text = response.get("body") or ""
+        if response.get("isBase64Encoded"):
+            body_text = base64.b64decode(body_text).decode("utf-8", "replace")
+        if status != 201:
+            raise BenchError(f"{api.function_name}: statusCode {status}, body {body_text[:500]}")
+        try:
+            return json.loads(body_text) if body_text else {}
+        except ValueError:
+            return {"raw": body_text}
+
+    def dynamodb_calls(self, start_ns: int, end_ns: int) -> list[dict]:
+        return self.proxy.between(start_ns, end_ns)
+
+    def cold_start(self, name: str, binary: Path, make_event, endpoint: str):
+        self.check_time(f"{name} cold start")
+        api = RuntimeApi(name)
+        invocation = api.submit(make_event())  # already waiting, as on a cold start
+        proc = None
+        try:
+            proc, t_start, log_path = self.start_function(name, binary, api, endpoint)
+            body = self.wait_for(invocation, proc, api, log_path)
+            memory = memory_kib(proc.pid)
+            calls = self.dynamodb_calls(t_start, invocation.t_done)
+            init_calls = [c for c in calls if c["t_in"] < api.first_next_ns]
+            request_calls = [c for c in calls if c["t_in"] >= invocation.t_handed]
+            sample = {
+                "init_ms": ms(api.first_next_ns - t_start),
+                "cold_total_ms": ms(invocation.t_done - t_start),
+                "first_invoke_ms": ms(invocation.t_done - invocation.t_handed),
+                "vm_hwm_kib": memory.get("VmHWM"),
+                "init_dynamodb_calls": dict(Counter(c["op"] for c in init_calls)),
+                "init_dynamodb_ms": sum(ms(c["t_out"] - c["t_in"]) for c in init_calls),
+                "request_dynamodb_calls": dict(Counter(c["op"] for c in request_calls)),
+            }
+            return sample, body, init_calls, request_calls
+        finally:
+            if proc is not None:
+                stop_process(proc)
+            api.close()
+
+    def cold_series(self, name: str, binary: Path, make_event, count: int,
+                    counted: bool = False) -> dict:
+        endpoint = self.proxied_endpoint if counted else self.direct_endpoint
+        log(f"{name}: {count} cold starts ({'through the counting proxy' if counted else 'timed'})")
+        samples = []
+        init_captures: list[dict] = []
+        for i in range(count):
+            self.proxy.capture = i == 0
+            sample, _, init_calls, _ = self.cold_start(name, binary, make_event, endpoint)
+            self.proxy.capture = False
+            if i == 0:
+                init_captures = init_calls
+            samples.append(sample)
+        return {
+            "samples": samples,
+            "init_ms": summary([s["init_ms"] for s in samples]),
+            "cold_total_ms": summary([s["cold_total_ms"] for s in samples]),
+            "first_invoke_ms": summary([s["first_invoke_ms"] for s in samples]),
+            "vm_hwm_kib_max": max((s["vm_hwm_kib"] or 0) for s in samples),
+            "init_dynamodb_calls": samples[0]["init_dynamodb_calls"],
+            "_init_captures": init_captures,
+        }
+
+    def warm_series(self, name: str, binary: Path, make_event, count: int,
+                    counted: bool = False, interleave=None) -> dict:
+        """One process, one cold invocation, then `count` warm ones. With `interleave`, the
+        invocations run in `blocks` blocks and `interleave()` runs after each block (while
+        the function waits on /next, as between invocations in Lambda)."""
+        endpoint = self.proxied_endpoint if counted else self.direct_endpoint
+        log(f"{name}: 1 + {count} invocations in one process "
+            f"({'through the counting proxy' if counted else 'timed'})")
+        self.check_time(f"{name} warm")
+        api = RuntimeApi(name)
+        proc = None
+        phase_deadline = time.monotonic() + self.mode["phase_seconds"]
+        try:
+            first = api.submit(make_event())
+            proc, t_start, log_path = self.start_function(name, binary, api, endpoint)
+            first_body = self.wait_for(first, proc, api, log_path)
+            memory_after_first = memory_kib(proc.pid)
+            connections_before = self.proxy.connections
+            latencies, dynamodb_ms, overhead_ms, per_request_ops = [], [], [], []
+            captures: list[dict] = []
+            connections_seen: set[int] = set()
+            new_connection_invocations = []
+            truncated = False
+            block = math.ceil(count / self.mode["blocks"]) if interleave else count + 1
+            for i in range(count):
+                if time.monotonic() > phase_deadline:
+                    truncated = True
+                    break
+                if interleave and i > 0 and i % block == 0:
+                    interleave()
+                self.proxy.capture = i < 3
+                invocation = api.submit(make_event())
+                self.wait_for(invocation, proc, api, log_path)
+                self.proxy.capture = False
+                latency = invocation.t_done - invocation.t_handed
+                calls = self.dynamodb_calls(invocation.t_handed, invocation.t_done)
+                if i < 3:
+                    captures.extend(calls)
+                in_dynamodb = sum(c["t_out"] - c["t_in"] for c in calls)
+                latencies.append(ms(latency))
+                dynamodb_ms.append(ms(in_dynamodb))
+                overhead_ms.append(ms(latency - in_dynamodb))
+                per_request_ops.append(Counter(c["op"] for c in calls))
+                used = {c["connection"] for c in calls}
+                if i > 0 and used - connections_seen:
+                    new_connection_invocations.append({"invocation": i,
+                                                       "latency_ms": ms(latency),
+                                                       "ops": [c["op"] for c in calls]})
+                connections_seen |= used
+            if interleave and not truncated:
+                interleave()
+            memory = memory_kib(proc.pid)
+            new_connections = self.proxy.connections - connections_before
+            self.check_time(f"{name} warm")
+        finally:
+            if proc is not None:
+                stop_process(proc)
+            api.close()
+        ops = Counter()
+        for c in per_request_ops:
+            ops.update(c)
+        calls_per_request = [sum(c.values()) for c in per_request_ops]
+        n = len(per_request_ops)
+        return {
+            "invocations": n,
+            "truncated": truncated,
+            "first_invocation": {
+                "init_ms": ms(api.first_next_ns - t_start),
+                "cold_total_ms": ms(first.t_done - t_start),
+            },
+            "latency_ms": summary(latencies),
+            **({
+                "dynamodb_time_ms": summary(dynamodb_ms),
+                "own_time_ms": summary(overhead_ms),
+                "dynamodb_calls_per_request": {
+                    "mean": sum(calls_per_request) / n if n else None,
+                    "max": max(calls_per_request) if n else None,
+                    "min": min(calls_per_request) if n else None,
+                    "by_operation_mean": {op: v / n for op, v in sorted(ops.items())},
+                },
+                "new_dynamodb_connections_while_warm": new_connections,
+                "invocations_on_a_new_connection": new_connection_invocations,
+            } if counted else {}),
+            "vm_hwm_kib": memory.get("VmHWM"),
+            "vm_rss_kib": memory.get("VmRSS"),
+            "vm_hwm_kib_after_first": memory_after_first.get("VmHWM"),
+            "samples_ms": latencies,
+            "_first_body": first_body,
+            "_captures": captures,
+        }
+
+    # -- raw DynamoDB baseline ---------------------------------------------------------------
+
+    def raw(self, *extra: str, endpoint: str | None = None, timeout: float = 600) -> dict:
+        self.check_time("raw DynamoDB baseline")
+        command = [str(self.bin / "bench-raw-dynamodb"), *extra,
+                   "--endpoint", endpoint or self.direct_endpoint,
+                   "--clients-table", self.args.clients_table,
+                   "--payments-table", self.args.payments_table]
+        t_start = now_ns()
+        proc = subprocess.Popen(command, env=self.base_env(), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=self.home)
+        LIVE_PROCESSES.add(proc)
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as err:
+            raise BenchError(f"bench-raw-dynamodb {' '.join(extra)} timed out") from err
+        finally:
+            stop_process(proc)
+        t_end = now_ns()
+        if proc.returncode != 0:
+            raise BenchError(f"bench-raw-dynamodb {' '.join(extra)} failed "
+                             f"({proc.returncode}): {stderr.decode(errors='replace')[:1000]}")
+        report = json.loads(stdout)
+        report["_calls"] = dict(Counter(c["op"] for c in self.dynamodb_calls(t_start, t_end)))
+        return report
+
+    def raw_warm(self, iterations: int, endpoint: str | None = None) -> dict:
+        return self.raw("warm", "--iterations", str(iterations),
+                        "--max-seconds", str(self.mode["phase_seconds"]), endpoint=endpoint)
+
+    def raw_cold(self, sequence: str, count: int) -> dict:
+        log(f"raw DynamoDB: {count} cold samples ({sequence}, one process and client each)")
+        samples = [self.raw("cold", "--sequence", sequence, timeout=60) for _ in range(count)]
+        return {
+            "samples": samples,
+            "total_ms": summary([s["total_ms"] for s in samples]),
+            "client_build_ms": summary([s["client_build_ms"] for s in samples]),
+            "calls_ms": {name: summary([s["calls"][name] for s in samples])
+                         for name in samples[0]["calls"]},
+        }
+
+    # -- capacity ----------------------------------------------------------------------------
+
+    def ddb_direct(self, op: str, payload: dict) -> tuple[int, dict]:
+        """A raw call straight to DynamoDB Local (not via the proxy). DynamoDB Local checks
+        that a credential is present, not the signature."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.args.dynamodb_port, timeout=10)
+        try:
+            conn.request("POST", "/", body=json.dumps(payload), headers={
+                "Content-Type": "application/x-amz-json-1.0",
+                "X-Amz-Target": DYNAMODB_TARGET_PREFIX + op,
+                "X-Amz-Date": "20260101T000000Z",
+                "Authorization": "AWS4-HMAC-SHA256 Credential=bench/20260101/us-east-1/dynamodb/"
+                                 "aws4_request, SignedHeaders=host;x-amz-date, Signature=00",
+            })
+            response = conn.getresponse()
+            return response.status, json.loads(response.read() or b"{}")
+        finally:
+            conn.close()
+
+    def replay_capacity(self, call: dict) -> dict:
+        """Replays a captured call with ReturnConsumedCapacity=TOTAL (writes get fresh
+        partition keys of the same length, so they succeed and the size is unchanged)."""
+        payload = json.loads(call["request"])
+        op = call["op"]
+        payload["ReturnConsumedCapacity"] = "TOTAL"
+
+        def fresh(item):
+            pk = item["pk"]["S"]
+            item["pk"]["S"] = pk[:-10] + secrets.token_hex(5) if len(pk) > 10 else pk + "-r"
+
+        if op == "PutItem":
+            fresh(payload["Item"])
+        elif op == "TransactWriteItems":
+            # The SDK fills ClientRequestToken; replayed with other keys it would be refused
+            # as an idempotent-parameter mismatch.
+            payload.pop("ClientRequestToken", None)
+            for entry in payload["TransactItems"]:
+                if "Put" in entry:
+                    fresh(entry["Put"]["Item"])
+        status, answer = self.ddb_direct(op, payload)
+        consumed = answer.get("ConsumedCapacity")
+        if isinstance(consumed, list):
+            units = sum(c.get("CapacityUnits", 0) for c in consumed)
+        elif isinstance(consumed, dict):
+            units = consumed.get("CapacityUnits")
+        else:
+            units = None
+        return {"status": status, "capacity_units": units,
+                "error": answer.get("__type") if status != 200 else None}
+
+    def computed_capacity(self, call: dict) -> dict:
+        """Capacity from item sizes, by DynamoDB's published rules."""
+        request = json.loads(call["request"])
+        response = json.loads(call["response"] or b"{}")
+        op = call["op"]
+        if op == "GetItem":
+            item = response.get("Item")
+            size = item_size(item) if item else 0
+            units = max(1, math.ceil(size / 4096)) * (1.0 if request.get("ConsistentRead") else 0.5)
+            kind = "strongly consistent read" if request.get("ConsistentRead") else \
+                "eventually consistent read"
+            return {"item_bytes": size, "capacity_units": units, "kind": kind}
+        if op == "PutItem":
+            size = item_size(request["Item"])
+            return {"item_bytes": size, "capacity_units": float(max(1, math.ceil(size / 1024))),
+                    "kind": "write" + (" (condition fails: still charged)"
+                                       if "attribute_exists" in request.get(
+                                           "ConditionExpression", "") else "")}
+        if op == "TransactWriteItems":
+            sizes = [item_size(e["Put"]["Item"]) for e in request["TransactItems"] if "Put" in e]
+            return {"item_bytes": sizes,
+                    "capacity_units": float(2 * sum(max(1, math.ceil(s / 1024)) for s in sizes)),
+                    "kind": "transactional write (2x)"}
+        return {"capacity_units": None, "kind": f"not computed for {op}"}
+
+    def capacity(self, label: str, calls: list[dict], replay: bool) -> list[dict]:
+        """Per captured call: DynamoDB Local's answer and the computed figure, and which one
+        is used. DynamoDB Local's is used where it answers, except for transactions: it
+        charges a transaction by its total size, not 2 units per KB per item as DynamoDB's
+        pricing documents, so the computed figure is used there."""
+        out = []
+        for call in calls:
+            if "request" not in call:
+                continue
+            entry = {"phase": label, "op": call["op"], "computed": self.computed_capacity(call)}
+            local_units = None
+            if replay:
+                entry["dynamodb_local"] = self.replay_capacity(call)
+                local_units = entry["dynamodb_local"].get("capacity_units")
+            if local_units is not None and call["op"] != "TransactWriteItems":
+                entry["used"] = {"units": local_units, "source": "DynamoDB Local"}
+            else:
+                entry["used"] = {"units": entry["computed"]["capacity_units"],
+                                 "source": "computed"}
+            entry["unit"] = "RCU" if call["op"] in ("GetItem", "Query", "Scan",
+                                                    "BatchGetItem", "TransactGetItems") else "WCU"
+            out.append(entry)
+        return out
+
+    # -- artifacts ---------------------------------------------------------------------------
+
+    def artifact_sizes(self) -> dict:
+        sizes_txt = Path(self.args.repo) / ".aws-sam" / "artifacts" / "sizes.txt"
+        result: dict = {"x86_64_zipped_here": {}}
+        zips = self.out / "zips"
+        zips.mkdir(exist_ok=True)
+        for name in ("create-account", "create-payment", "bench-hello-lambda"):
+            binary = self.bin / name
+            target = zips / f"{name}.zip"
+            with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+                info = zipfile.ZipInfo("bootstrap")
+                info.external_attr = 0o755 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, binary.read_bytes(), compresslevel=9)
+            result["x86_64_zipped_here"][name] = {"binary_bytes": binary.stat().st_size,
+                                                  "zipped_bytes": target.stat().st_size}
+        if sizes_txt.exists():
+            parsed = {}
+            pattern = re.compile(r"^(\S+)\s+bootstrap\s+(\d+)\s+bytes\s+zipped\s+(\d+)\s+bytes")
+            for line in sizes_txt.read_text().splitlines():
+                match = pattern.match(line.strip())
+                if match:
+                    parsed[match.group(1)] = {"binary_bytes": int(match.group(2)),
+                                              "zipped_bytes": int(match.group(3))}
+            names = {"create-account": "CreateAccountFunction",
+                     "create-payment": "CreatePaymentFunction"}
+            if all(n in parsed for n in names.values()):
+                sizes_mtime = sizes_txt.stat().st_mtime
+                newest_source = newest_mtime(Path(self.args.repo), ["shared", "functions"])
+                result.update({
+                    "source": ".aws-sam/artifacts/sizes.txt (scripts/package.sh, arm64)",
+                    "sizes_txt_written": datetime.datetime.fromtimestamp(
+                        sizes_mtime).isoformat(timespec="seconds"),
+                    "sizes_txt_older_than_sources": sizes_mtime < newest_source,
+                    "create-account": parsed[names["create-account"]],
+                    "create-payment": parsed[names["create-payment"]],
+                })
+                return result
+        result.update({
+            "source": "x86_64 release binaries zipped here (no .aws-sam/artifacts/sizes.txt)",
+            "create-account": result["x86_64_zipped_here"]["create-account"],
+            "create-payment": result["x86_64_zipped_here"]["create-payment"],
+        })
+        return result
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        m = self.mode
+        hello = self.bin / "bench-hello-lambda"
+        account = self.bin / "create-account"
+        payment = self.bin / "create-payment"
+        for binary in (hello, account, payment, self.bin / "bench-raw-dynamodb"):
+            if not binary.exists():
+                raise BenchError(f"{binary} is missing (build first)")
+        load_before = os.getloadavg()
+
+        # Timed pass: functions and raw baseline talk to DynamoDB Local directly, so the
+        # headline numbers carry no proxy overhead. Raw warm blocks alternate with each
+        # function's warm blocks.
+        log(f"DynamoDB Local (JIT) warm-up: {m['ddb_warmup']} raw rounds, discarded")
+        self.raw_warm(m["ddb_warmup"])
+        raw_blocks: dict[str, list[dict]] = {"create-account": [], "create-payment": []}
+        per_block = max(1, math.ceil(m["raw_warm"] / m["blocks"]))
+
+        def interleave_for(name):
+            def run_block():
+                raw_blocks[name].append(self.raw_warm(per_block))
+            return run_block
+
+        raw_cold_get_put = self.raw_cold("get-put", m["cold"])
+        raw_cold_transact = self.raw_cold("transact", m["cold"])
+
+        hello_cold = self.cold_series("bench-hello-lambda", hello, self.payment_like_event,
+                                      m["cold"])
+        hello_warm = self.warm_series("bench-hello-lambda", hello, self.payment_like_event,
+                                      m["warm"])
+        log(f"warm runs alternate {m['blocks']} blocks of invocations with {m['blocks']} blocks "
+            f"of {per_block} raw DynamoDB rounds")
+        account_warm = self.warm_series("create-account", account, self.account_event, m["warm"],
+                                        interleave=interleave_for("create-account"))
+        self.api_key = account_warm["_first_body"].get("api_key")
+        if not self.api_key:
+            raise BenchError("create-account's 201 body had no api_key")
+        account_cold = self.cold_series("create-account", account, self.account_event, m["cold"])
+        payment_cold = self.cold_series("create-payment", payment, self.payment_event, m["cold"])
+        payment_warm = self.warm_series("create-payment", payment, self.payment_event, m["warm"],
+                                        interleave=interleave_for("create-payment"))
+
+        # Counted pass: the same runs through the counting proxy. First the proxy checks
+        # itself against the raw baseline, whose calls are known exactly.
+        n = m["proxied_raw"]
+        log(f"counting proxy self-check: raw DynamoDB warm through the proxy, {n} rounds")
+        raw_proxied = self.raw_warm(n, endpoint=self.proxied_endpoint)
+        done = raw_proxied["iterations"]
+        expected = {"GetItem": done + 3, "PutItem": done + 1, "TransactWriteItems": done}
+        if raw_proxied["_calls"] != expected:
+            raise BenchError(f"counting proxy saw {raw_proxied['_calls']}, the raw baseline "
+                             f"made {expected}")
+        account_warm_c = self.warm_series("create-account", account, self.account_event,
+                                          m["warm"], counted=True)
+        account_cold_c = self.cold_series("create-account", account, self.account_event,
+                                          m["cold"], counted=True)
+        payment_cold_c = self.cold_series("create-payment", payment, self.payment_event,
+                                          m["cold"], counted=True)
+        payment_warm_c = self.warm_series("create-payment", payment, self.payment_event,
+                                          m["warm"], counted=True)
+        load_after = os.getloadavg()
+
+        log("consumed capacity: replaying captured calls with ReturnConsumedCapacity=TOTAL")
+        capacity = {
+            "method": "DynamoDB Local's ConsumedCapacity (ReturnConsumedCapacity=TOTAL) on "
+                      "replays of the functions' captured request calls (fresh keys for writes); "
+                      "'computed' is from item sizes by DynamoDB's published rules (init "
+                      "warm-up calls are computed only: the warm-up PutItem's condition fails, "
+                      "and DynamoDB Local returns no ConsumedCapacity with an error). "
+                      "DynamoDB Local's figure is used except for TransactWriteItems, which it "
+                      "charges by total size rather than 2 WCU per KB per item as documented",
+            "create-account": {
+                "init": self.capacity("init", account_cold_c["_init_captures"], replay=False),
+                "request": self.capacity("request",
+                                         first_of_each_op(account_warm_c["_captures"]),
+                                         replay=True),
+            },
+            "create-payment": {
+                "init": self.capacity("init", payment_cold_c["_init_captures"], replay=False),
+                "request": self.capacity("request",
+                                         first_of_each_op(payment_warm_c["_captures"]),
+                                         replay=True),
+            },
+        }
+
+        def raw_samples(blocks, name):
+            return [x for block in blocks for x in block[name]]
+
+        def raw_stats(blocks):
+            get = raw_samples(blocks, "get_item_ms")
+            put = raw_samples(blocks, "put_item_ms")
+            get_put = [g + p for g, p in zip(get, put)]
+            return {
+                "iterations": len(get),
+                "blocks": len(blocks),
+                "truncated": any(block["truncated"] for block in blocks),
+                "get_item_ms": summary(get),
+                "put_item_ms": summary(put),
+                "get_plus_put_ms": summary(get_put),
+                "transact_write_items_ms": summary(raw_samples(blocks, "transact_write_items_ms")),
+                "get_plus_put_p50_by_block_ms": [
+                    percentile([g + p for g, p in zip(b["get_item_ms"], b["put_item_ms"])], 50)
+                    for b in blocks],
+            }
+
+        all_blocks = raw_blocks["create-account"] + raw_blocks["create-payment"]
+        raw_get = raw_samples(all_blocks, "get_item_ms")
+        raw_put = raw_samples(all_blocks, "put_item_ms")
+        raw_tx = raw_samples(all_blocks, "transact_write_items_ms")
+        proxied_get_put = [g + p for g, p in zip(raw_proxied["get_item_ms"],
+                                                 raw_proxied["put_item_ms"])]
+        raw_summary = raw_stats(all_blocks)
+        raw_summary.update({
+            "interleaved_with": {name: raw_stats(blocks) for name, blocks in raw_blocks.items()},
+            "proxied_get_plus_put_ms": summary(proxied_get_put),
+            "proxied_calls_seen": raw_proxied["_calls"],
+            "proxy_overhead_per_call_p50_ms":
+                (percentile(proxied_get_put, 50)
+                 - raw_summary["get_plus_put_ms"]["p50"]) / 2,
+        })
+
+        functions = {}
+        for name, cold, warm, cold_c, warm_c in (
+                ("create-account", account_cold, account_warm, account_cold_c, account_warm_c),
+                ("create-payment", payment_cold, payment_warm, payment_cold_c, payment_warm_c)):
+            functions[name] = {
+                "cold": strip_private(cold),
+                "warm": strip_private(warm),
+                "counted": {"cold": strip_private(cold_c), "warm": strip_private(warm_c)},
+                "peak_rss_kib": max(cold["vm_hwm_kib_max"], warm["vm_hwm_kib"] or 0,
+                                    cold_c["vm_hwm_kib_max"], warm_c["vm_hwm_kib"] or 0),
+            }
+        results = {
+            "mode": self.args.mode,
+            "generated": datetime.datetime.now().isoformat(timespec="seconds"),
+            "host": {"cpus": os.cpu_count(), "load_average_before": load_before,
+                     "load_average_after": load_after, "machine": os.uname().machine},
+            "settings": dict(m),
+            "functions": functions,
+            "baselines": {
+                "hello": {"cold": strip_private(hello_cold), "warm": strip_private(hello_warm),
+                          "peak_rss_kib": max(hello_cold["vm_hwm_kib_max"],
+                                              hello_warm["vm_hwm_kib"] or 0)},
+                "raw_dynamodb": {
+                    "warm": raw_summary,
+                    "warm_samples_ms": {"get_item": raw_get, "put_item": raw_put,
+                                        "transact_write_items": raw_tx},
+                    "cold_get_put": strip_samples(raw_cold_get_put),
+                    "cold_transact": strip_samples(raw_cold_transact),
+                    "cold_get_put_total_samples_ms":
+                        [s["total_ms"] for s in raw_cold_get_put["samples"]],
+                    "cold_transact_total_samples_ms":
+                        [s["total_ms"] for s in raw_cold_transact["samples"]],
+                },
+            },
+            "capacity": capacity,
+            "artifacts": self.artifact_sizes(),
+        }
+        results["targets"] = evaluate(results)
+        results["duration_s"] = time.monotonic() - self.started
+        return results
+
+    def payment_like_event(self) -> dict:
+        return self.api_event("POST /payments",
+                              {"amount": 1250, "currency": "USD"},
+                              {"x-api-key": "sk_test_hello", "idempotency-key": str(uuid.uuid4())})
+
+
+def first_of_each_op(calls: list[dict]) -> list[dict]:
+    seen, out = set(), []
+    for call in calls:
+        if call["op"] not in seen and "request" in call:
+            seen.add(call["op"])
+            out.append(call)
+    return out
+
+
+def strip_private(d: dict) -> dict:
+    return {k: v for k, v in d.items() if not k.startswith("_")}
+
+
+def strip_samples(d: dict) -> dict:
+    out = dict(d)
+    out["samples"] = [{k: v for k, v in s.items() if not k.startswith("_")} for s in d["samples"]]
+    return out
+
+
+def newest_mtime(root: Path, entries: list[str]) -> float:
+    newest = 0.0
+    for entry in entries:
+        path = root / entry
+        if path.is_file():
+            newest = max(newest, path.stat().st_mtime)
+        elif path.is_dir():
+            for file in path.rglob("*"):
+                if file.is_file() and file.suffix in (".rs", ".toml"):
+                    newest = max(newest, file.stat().st_mtime)
+    return newest
+
+
+def attribute_size(value: dict) -> int:
+    (kind, v), = value.items()
+    if kind == "S":
+        return len(v.encode())
+    if kind == "N":
+        digits = v.lstrip("-").replace(".", "").lstrip("0") or "0"
+        return math.ceil(len(digits) / 2) + 1
+    if kind == "B":
+        return len(base64.b64decode(v))
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(len(x.encode()) for x in v)
+    if kind == "NS":
+        return sum(attribute_size({"N": x}) for x in v)
+    if kind == "BS":
+        return sum(len(base64.b64decode(x)) for x in v)
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + attribute_size(x) + 1 for k, x in v.items())
+    if kind == "L":
+        return 3 + sum(attribute_size(x) + 1 for x in v)
+    raise ValueError(f"unknown attribute type {kind}")
+
+
+def item_size(item: dict) -> int:
+    return sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
+
+
+# --------------------------------------------------------------------------------------------
+# Targets and report
+
+
+def evaluate(r: dict) -> list[dict]:
+    f = r["functions"]
+    hello = r["baselines"]["hello"]
+    raw = r["baselines"]["raw_dynamodb"]
+    hello_cold = hello["cold"]["cold_total_ms"]["p50"]
+    rows = []
+
+    def row(metric, unit, values, baselines, target, passed, note=""):
+        rows.append({"metric": metric, "unit": unit, "values": values,
+                     "baselines": baselines, "target": target, "pass": passed, "note": note})
+
+    # Cold total vs hello + the raw calls the request needs on a fresh client.
+    cold_base = {
+        "create-account": hello_cold + raw["cold_transact"]["total_ms"]["p50"],
+        "create-payment": hello_cold + raw["cold_get_put"]["total_ms"]["p50"],
+    }
+    row("Cold total p50 (start -> first response)", "ms",
+        {n: f[n]["cold"]["cold_total_ms"]["p50"] for n in f}, cold_base,
+        f"<= {TARGET_COLD_RATIO} x baseline",
+        {n: f[n]["cold"]["cold_total_ms"]["p50"] <= TARGET_COLD_RATIO * cold_base[n] for n in f},
+        "baseline = hello cold total p50 + raw calls on a fresh client p50 "
+        "(account: TransactWriteItems; payment: GetItem + PutItem)")
+    row("Init duration p50 (start -> first /next)", "ms",
+        {n: f[n]["cold"]["init_ms"]["p50"] for n in f},
+        {n: hello["cold"]["init_ms"]["p50"] for n in f}, "info", None, "baseline = hello init")
+    row("Cold total p90", "ms", {n: f[n]["cold"]["cold_total_ms"]["p90"] for n in f},
+        {n: hello["cold"]["cold_total_ms"]["p90"] for n in f}, "info", None,
+        "baseline = hello cold total p90")
+    inter = raw["warm"]["interleaved_with"]
+
+    def raw_warm(name, q):
+        if name == "create-account":
+            return inter[name]["transact_write_items_ms"][q]
+        return inter[name]["get_plus_put_ms"][q]
+
+    warm_base = {n: raw_warm(n, "p50") for n in f}
+    for q in ("p50", "p90", "p99"):
+        row(f"Warm latency {q}", "ms", {n: f[n]["warm"]["latency_ms"][q] for n in f},
+            {n: raw_warm(n, q) for n in f},
+            f"payment <= {TARGET_WARM_RATIO} x baseline" if q == "p50" else "info",
+            {"create-payment": f["create-payment"]["warm"]["latency_ms"]["p50"]
+             <= TARGET_WARM_RATIO * warm_base["create-payment"]} if q == "p50" else None,
+            "baseline = raw warm, in blocks alternating with the function's own (account: "
+            "TransactWriteItems; payment: GetItem + PutItem)")
+    hello_warm = hello["warm"]["latency_ms"]["p50"]
+    row("Warm latency p50 vs baseline + runtime round trip", "ms",
+        {n: f[n]["warm"]["latency_ms"]["p50"] for n in f},
+        {n: warm_base[n] + hello_warm for n in f}, "info", None,
+        "baseline = raw warm p50 + hello warm p50 (the Lambda runtime's own round trip to the "
+        "Runtime API, which the function's latency includes and the raw calls do not)")
+    row("Warm p99 / p50", "x",
+        {n: f[n]["warm"]["latency_ms"]["p99"] / f[n]["warm"]["latency_ms"]["p50"] for n in f},
+        {n: raw_warm(n, "p99") / raw_warm(n, "p50") for n in f},
+        f"<= {TARGET_TAIL_RATIO}",
+        {n: f[n]["warm"]["latency_ms"]["p99"] <= TARGET_TAIL_RATIO *
+            f[n]["warm"]["latency_ms"]["p50"] for n in f},
+        "baseline = the raw baseline's own p99/p50 (account: TransactWriteItems; payment: "
+        "GetItem + PutItem)")
+    row("Warm own time p50 (latency - time in DynamoDB; counted pass)", "ms",
+        {n: f[n]["counted"]["warm"]["own_time_ms"]["p50"] for n in f},
+        {n: hello["warm"]["latency_ms"]["p50"] for n in f}, "info", None,
+        "baseline = hello warm p50 (runtime + emulator round trip); time in DynamoDB is "
+        "measured at the proxy, so proxy overhead counts as DynamoDB time")
+    calls = {n: f[n]["counted"]["warm"]["dynamodb_calls_per_request"] for n in f}
+    pay_ops = calls["create-payment"]["by_operation_mean"]
+    row("DynamoDB calls per request (max; counted pass)", "calls",
+        {n: calls[n]["max"] for n in f},
+        {"create-account": 1, "create-payment": 2}, f"payment <= {TARGET_PAYMENT_CALLS}, "
+        "no Scan/Query",
+        {"create-payment": calls["create-payment"]["max"] <= TARGET_PAYMENT_CALLS
+         and not any(op in pay_ops for op in ("Scan", "Query"))},
+        "baseline = the calls the raw baseline makes for the same work")
+    row("DynamoDB calls during init", "calls",
+        {n: sum(f[n]["counted"]["cold"]["init_dynamodb_calls"].values()) for n in f},
+        {n: 0 for n in f}, "info", None, "warm-up call(s) before the first /next")
+    def capacity_text(entries):
+        totals = Counter()
+        for e in entries:
+            totals[e["unit"]] += e["used"]["units"] or 0
+        return " + ".join(f"{totals[u]:g} {u}" for u in ("RCU", "WCU") if totals[u]) or "0"
+
+    cap = r["capacity"]
+    row("Capacity per request", "units", {n: capacity_text(cap[n]["request"]) for n in f},
+        {"create-account": "6 WCU", "create-payment": "1 RCU + 1 WCU"}, "info", None,
+        "baseline = the documented minimum for the same items (transaction: 2 WCU per item); "
+        "sources per call in the capacity table below")
+    row("Capacity per cold start (init warm-up)", "units",
+        {n: capacity_text(cap[n]["init"]) for n in f}, {n: "0" for n in f}, "info", None,
+        "computed from sizes: a failed conditional write is still charged")
+    zips = r["artifacts"]
+    hello_zip = zips["x86_64_zipped_here"]["bench-hello-lambda"]["zipped_bytes"]
+    row("Zipped artifact", "MiB", {n: zips[n]["zipped_bytes"] / MIB for n in f},
+        {n: hello_zip / MIB for n in f}, "<= 3 MiB",
+        {n: zips[n]["zipped_bytes"] <= TARGET_ZIP_BYTES for n in f},
+        f"source: {zips['source']}; baseline = hello x86_64 zip")
+    row("Peak RSS (VmHWM)", "MiB", {n: f[n]["peak_rss_kib"] / 1024 for n in f},
+        {n: hello["peak_rss_kib"] / 1024 for n in f}, "<= 24 MiB",
+        {n: f[n]["peak_rss_kib"] <= TARGET_RSS_KIB for n in f}, "baseline = hello")
+    return rows
+
+
+def fmt(value, unit) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        if unit == "x":
+            return f"{value:.2f}x"
+        if unit == "calls":
+            return f"{value:g}"
+        return f"{value:.2f}"
+    return str(value)
+
+
+def markdown(r: dict) -> str:
+    names = ["create-account", "create-payment"]
+    lines = [
+        f"# Benchmark results ({r['mode']} run, {r['generated']})",
+        "",
+        "| Metric | create-account | create-payment | Baseline (account / payment) "
+        "| Ratio to baseline (account / payment) | Target | Pass/fail |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in r["targets"]:
+        unit = row["unit"]
+        values = [fmt(row["values"][n], unit) for n in names]
+        bases = [row["baselines"][n] for n in names]
+        base_text = fmt(bases[0], unit) if bases[0] == bases[1] else \
+            f"{fmt(bases[0], unit)} / {fmt(bases[1], unit)}"
+        ratios = []
+        for n in names:
+            b, v = row["baselines"][n], row["values"][n]
+            numeric = isinstance(v, (int, float)) and isinstance(b, (int, float))
+            ratios.append(f"{v / b:.2f}x" if numeric and b else "—")
+        if row["pass"] is None:
+            verdict = "info"
+        else:
+            verdict = " / ".join(f"{n.split('-')[1]}: {'PASS' if ok else 'FAIL'}"
+                                 for n, ok in row["pass"].items())
+        unit_text = "" if unit in ("x", "calls", "units") else f" ({unit})"
+        lines.append(f"| {row['metric']}{unit_text} | {values[0]} | {values[1]} | {base_text} | "
+                     f"{' / '.join(ratios)} | {row['target']} | {verdict} |")
+    lines += ["", "Baselines: " + "; ".join(
+        f"*{row['metric']}*: {row['note']}" for row in r["targets"] if row["note"]), ""]
+
+    f, b = r["functions"], r["baselines"]
+    raw = b["raw_dynamodb"]["warm"]
+    lines += [
+        "## Details",
+        "",
+        "| | create-account | create-payment | hello-world |",
+        "|---|---|---|---|",
+    ]
+
+    def triple(label, getter, digits=2):
+        vals = []
+        for src in (f["create-account"], f["create-payment"], b["hello"]):
+            try:
+                v = getter(src)
+                vals.append(f"{v:.{digits}f}" if isinstance(v, float) else str(v))
+            except (KeyError, TypeError):
+                vals.append("—")
+        lines.append(f"| {label} | " + " | ".join(vals) + " |")
+
+    triple("cold starts", lambda s: s["cold"]["cold_total_ms"]["n"])
+    for q in ("min", "p50", "p90", "max"):
+        triple(f"init {q} (ms)", lambda s, q=q: s["cold"]["init_ms"][q])
+    for q in ("min", "p50", "p90", "max"):
+        triple(f"cold total {q} (ms)", lambda s, q=q: s["cold"]["cold_total_ms"][q])
+    triple("first invocation p50 (ms, event -> response)",
+           lambda s: s["cold"]["first_invoke_ms"]["p50"])
+    triple("warm invocations", lambda s: s["warm"]["invocations"])
+    for q in ("min", "p50", "p90", "p99", "max", "mean"):
+        triple(f"warm {q} (ms)", lambda s, q=q: s["warm"]["latency_ms"][q])
+    triple("counted pass: cold total p50 (ms, via proxy)",
+           lambda s: s["counted"]["cold"]["cold_total_ms"]["p50"])
+    triple("counted pass: warm p50 (ms, via proxy)",
+           lambda s: s["counted"]["warm"]["latency_ms"]["p50"])
+    triple("counted pass: warm p99 (ms, via proxy)",
+           lambda s: s["counted"]["warm"]["latency_ms"]["p99"])
+    triple("counted pass: time in DynamoDB p50 (ms, at the proxy)",
+           lambda s: s["counted"]["warm"]["dynamodb_time_ms"]["p50"])
+    triple("counted pass: own time p50 (ms)",
+           lambda s: s["counted"]["warm"]["own_time_ms"]["p50"])
+    triple("DynamoDB calls/request (mean)",
+           lambda s: s["counted"]["warm"]["dynamodb_calls_per_request"]["mean"])
+    triple("new DynamoDB connections while warm",
+           lambda s: s["counted"]["warm"]["new_dynamodb_connections_while_warm"])
+    triple("VmHWM after 1st invocation (KiB)", lambda s: s["warm"]["vm_hwm_kib_after_first"])
+    triple("VmHWM at end of warm run (KiB)", lambda s: s["warm"]["vm_hwm_kib"])
+    triple("VmHWM max over cold starts (KiB)", lambda s: s["cold"]["vm_hwm_kib_max"])
+    lines.append("")
+    for n in ("create-account", "create-payment"):
+        ops = f[n]["counted"]["warm"]["dynamodb_calls_per_request"]["by_operation_mean"]
+        init = f[n]["counted"]["cold"]["init_dynamodb_calls"]
+        lines.append(f"- **{n}** DynamoDB calls per request by operation (mean): "
+                     + (", ".join(f"{op} {v:g}" for op, v in ops.items()) or "none")
+                     + "; during init: " + (", ".join(f"{op} {v}" for op, v in init.items())
+                                            or "none"))
+    lines.append("")
+    rc = b["raw_dynamodb"]
+    lines += [
+        "Raw DynamoDB baseline (`bench-raw-dynamodb`, `shared::config::dynamodb_client`, "
+        "direct to DynamoDB Local like the timed function runs; warm rows pool the blocks "
+        "run alternately with both functions):",
+        "",
+        "| | n | p50 (ms) | p90 (ms) | p99 (ms) |",
+        "|---|---|---|---|---|",
+    ]
+    for label, s in (("warm GetItem (consistent)", raw["get_item_ms"]),
+                     ("warm PutItem (conditional)", raw["put_item_ms"]),
+                     ("warm GetItem + PutItem", raw["get_plus_put_ms"]),
+                     ("warm TransactWriteItems (3 puts)", raw["transact_write_items_ms"]),
+                     ("warm GetItem + PutItem, through the proxy",
+                      raw["proxied_get_plus_put_ms"]),
+                     ("fresh client: build + GetItem + PutItem", rc["cold_get_put"]["total_ms"]),
+                     ("fresh client: build + TransactWriteItems",
+                      rc["cold_transact"]["total_ms"]),
+                     ("fresh client: client build only", rc["cold_get_put"]["client_build_ms"]),
+                     ("fresh client: first GetItem", rc["cold_get_put"]["calls_ms"]["get_item_ms"])):
+        lines.append(f"| {label} | {s['n']} | {s['p50']:.2f} | {s['p90']:.2f} | {s['p99']:.2f} |")
+    lines += ["",
+              f"Proxy overhead per DynamoDB call (p50, proxied vs direct raw rounds): "
+              f"{raw['proxy_overhead_per_call_p50_ms']:.3f} ms; the proxy counted exactly the "
+              f"calls the raw baseline made ({raw['proxied_calls_seen']}). "
+              "Raw warm GetItem+PutItem p50 per block (drift check): "
+              + "; ".join(f"with {name}: "
+                          + ", ".join(f"{v:.2f}" for v in stats["get_plus_put_p50_by_block_ms"])
+                          for name, stats in raw["interleaved_with"].items()) + " ms.", ""]
+    for name in ("create-account", "create-payment"):
+        events = f[name]["counted"]["warm"].get("invocations_on_a_new_connection") or []
+        if events:
+            lines += [f"- {name} (counted pass) opened a new DynamoDB connection while warm on "
+                      f"invocation(s) " + ", ".join(
+                          f"#{e['invocation']} ({e['latency_ms']:.2f} ms, {'+'.join(e['ops'])})"
+                          for e in events[:10]) + ("" if len(events) <= 10 else ", ..."), ""]
+
+    lines += ["Consumed capacity per call (" + r["capacity"]["method"] + "):", "",
+              "| Function | Phase | Operation | DynamoDB Local (units) | Computed (units) "
+              "| Item bytes | Used |", "|---|---|---|---|---|---|---|"]
+    for n in ("create-account", "create-payment"):
+        for phase in ("init", "request"):
+            for entry in r["capacity"][n][phase]:
+                local = entry.get("dynamodb_local", {})
+                local_text = "—" if not local else (
+                    f"{local['capacity_units']:g}" if local.get("capacity_units") is not None
+                    else f"error {local.get('error')}")
+                comp = entry["computed"]
+                used = entry["used"]
+                lines.append(f"| {n} | {phase} | {entry['op']} | {local_text} | "
+                             f"{comp['capacity_units']:g} ({comp['kind']}) | "
+                             f"{comp.get('item_bytes', '—')} | {used['units']:g} {entry['unit']} "
+                             f"({used['source']}) |")
+    art = r["artifacts"]
+    lines += ["", f"Artifacts: {art['source']}"
+              + (f", written {art['sizes_txt_written']}"
+                 + (" (OLDER than the newest Rust source: rerun `make package`)"
+                    if art.get("sizes_txt_older_than_sources") else "")
+                 if "sizes_txt_written" in art else "") + ". x86_64 zips made here: "
+              + ", ".join(f"{k} {v['zipped_bytes'] / MIB:.2f} MiB ({v['binary_bytes'] / MIB:.2f} "
+                          f"MiB unzipped)" for k, v in art["x86_64_zipped_here"].items()) + ".",
+              "",
+              f"Host: {r['host']['cpus']} CPUs, load average before "
+              f"{r['host']['load_average_before'][0]:.2f}, after "
+              f"{r['host']['load_average_after'][0]:.2f}. Run took {r['duration_s']:.0f} s.", ""]
+    if r["mode"] == "smoke":
+        lines += ["Smoke run: counts are tiny and targets are not enforced.", ""]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Plot
+
+
+def plot(r: dict, path: Path) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    f, b = r["functions"], r["baselines"]
+    fig, (cold_ax, warm_ax) = plt.subplots(1, 2, figsize=(15, 6.5))
+
+    cold_series = [
+        ("hello cold total", [s["cold_total_ms"] for s in b["hello"]["cold"]["samples"]]),
+        ("raw fresh client\nGet+Put", b["raw_dynamodb"]["cold_get_put_total_samples_ms"]),
+        ("raw fresh client\nTransactWrite", b["raw_dynamodb"]["cold_transact_total_samples_ms"]),
+        ("create-account\ninit", [s["init_ms"] for s in f["create-account"]["cold"]["samples"]]),
+        ("create-account\ncold total",
+         [s["cold_total_ms"] for s in f["create-account"]["cold"]["samples"]]),
+        ("create-payment\ninit", [s["init_ms"] for s in f["create-payment"]["cold"]["samples"]]),
+        ("create-payment\ncold total",
+         [s["cold_total_ms"] for s in f["create-payment"]["cold"]["samples"]]),
+    ]
+    colors = ["#888888", "#aaaaaa", "#bbbbbb", "#9ecae1", "#3182bd", "#fdae6b", "#e6550d"]
+    positions = range(1, len(cold_series) + 1)
+    box = cold_ax.boxplot([s for _, s in cold_series], positions=list(positions),
+                          widths=0.6, patch_artist=True, showfliers=False)
+    for patch, color in zip(box["boxes"], colors):
+        patch.set_facecolor(color)
+        patch.set_alpha(0.6)
+    for x, (_, samples), color in zip(positions, cold_series, colors):
+        jitter = [x + (i % 7 - 3) * 0.04 for i in range(len(samples))]
+        cold_ax.scatter(jitter, samples, s=12, color=color, edgecolor="black", linewidth=0.3,
+                        zorder=3)
+    for name, x in (("create-account", 5), ("create-payment", 7)):
+        row = next(t for t in r["targets"] if t["metric"].startswith("Cold total p50"))
+        limit = TARGET_COLD_RATIO * row["baselines"][name]
+        cold_ax.hlines(limit, x - 0.4, x + 0.4, colors="red", linestyles="--", linewidth=1.2)
+    cold_ax.set_xticks(list(positions))
+    cold_ax.set_xticklabels([label for label, _ in cold_series], fontsize=8)
+    cold_ax.set_ylabel("ms (process start -> ...)")
+    cold_ax.set_yscale("log")
+    cold_ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    cold_ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    cold_ax.set_title(f"Cold starts (n={len(cold_series[0][1])} each; red dashes: "
+                      f"{TARGET_COLD_RATIO}x baseline target)")
+    cold_ax.grid(True, axis="y", alpha=0.3, which="both")
+
+    raw = b["raw_dynamodb"]["warm_samples_ms"]
+    warm_series = [
+        ("hello-world (runtime + emulator)", b["hello"]["warm"]["samples_ms"], "#888888", ":"),
+        ("raw GetItem", raw["get_item"], "#74c476", "--"),
+        ("raw PutItem", raw["put_item"], "#31a354", "--"),
+        ("raw GetItem + PutItem", [g + p for g, p in zip(raw["get_item"], raw["put_item"])],
+         "#006d2c", "-."),
+        ("raw TransactWriteItems", raw["transact_write_items"], "#756bb1", "-."),
+        ("create-account", f["create-account"]["warm"]["samples_ms"], "#3182bd", "-"),
+        ("create-payment", f["create-payment"]["warm"]["samples_ms"], "#e6550d", "-"),
+    ]
+    for label, samples, color, style in warm_series:
+        if not samples:
+            continue
+        ordered = sorted(samples)
+        n = len(ordered)
+        warm_ax.plot(ordered, [(i + 1) / n for i in range(n)], style, color=color,
+                     linewidth=1.6, label=f"{label} (p50 {percentile(samples, 50):.2f} ms, "
+                                          f"p99 {percentile(samples, 99):.2f})")
+    limit = TARGET_WARM_RATIO * b["raw_dynamodb"]["warm"]["interleaved_with"]["create-payment"][
+        "get_plus_put_ms"]["p50"]
+    warm_ax.axvline(limit, color="red", linestyle="--", linewidth=1,
+                    label=f"create-payment p50 target ({limit:.2f} ms)")
+    for q in (0.5, 0.9, 0.99):
+        warm_ax.axhline(q, color="black", alpha=0.15, linewidth=0.8)
+    warm_ax.set_xscale("log")
+    warm_ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    warm_ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    warm_ax.tick_params(axis="x", which="minor", labelsize=7)
+    warm_ax.set_xlabel("ms (event handed out -> response posted; raw: per call)")
+    warm_ax.set_ylabel("fraction of invocations")
+    warm_ax.set_title(f"Warm latency CDF (n={len(f['create-payment']['warm']['samples_ms'])} "
+                      f"per function)")
+    warm_ax.legend(fontsize=7.5, loc="lower right")
+    warm_ax.grid(True, alpha=0.3, which="both")
+    fig.suptitle(f"payments API benchmark ({r['mode']} run, {r['generated']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return matplotlib.__version__
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=sorted(MODES), default="full")
+    parser.add_argument("--enforce", action="store_true",
+                        help="exit 3 when a target is missed (never in smoke mode)")
+    parser.add_argument("--repo", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--bin-dir", required=True)
+    parser.add_argument("--dynamodb-port", type=int, required=True)
+    parser.add_argument("--clients-table", required=True)
+    parser.add_argument("--payments-table", required=True)
+    args = parser.parse_args()
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+    bench = None
+    try:
+        bench = Bench(args)
+        results = bench.run()
+        out = Path(args.out)
+        (out / "results.md").write_text(markdown(results))
+        results["matplotlib_version"] = plot(results, out / "latency.png")
+        (out / "results.json").write_text(json.dumps(results, indent=1))
+    except BenchError as err:
+        log(f"FAILED: {err}")
+        return 1
+    except KeyboardInterrupt as err:
+        log(f"interrupted ({err})")
+        return 130
+    finally:
+        stop_all_processes()
+        if bench is not None:
+            bench.proxy.close()
+
+    print(markdown(results))
+    failed = [(row["metric"], name) for row in results["targets"] if row["pass"]
+              for name, ok in row["pass"].items() if not ok]
+    log(f"results: {out / 'results.json'}, {out / 'results.md'}, {out / 'latency.png'} "
+        f"(matplotlib {results['matplotlib_version']}); run took {results['duration_s']:.0f} s")
+    if failed:
+        log(f"{len(failed)} target(s) missed: " + "; ".join(f"{m} [{n}]" for m, n in failed)
+            + ("" if args.mode == "full" and args.enforce else " (not enforced)"))
+        if args.mode == "full" and args.enforce:
+            return 3
+    else:
+        log("all targets met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
