@@ -104,6 +104,13 @@ pub enum WarmUp {
 pub async fn warm_up(client: &Client, table: &str, kind: WarmUp) {
     let started = Instant::now();
     let key = aws_sdk_dynamodb::types::AttributeValue::S(WARM_UP_PK.to_owned());
+    // (answered by DynamoDB, error text) for a failed call.
+    fn failure<E: std::error::Error + 'static, R: std::fmt::Debug>(
+        err: aws_sdk_dynamodb::error::SdkError<E, R>,
+    ) -> (bool, String) {
+        let answered = matches!(err, aws_sdk_dynamodb::error::SdkError::ServiceError(_));
+        (answered, DisplayErrorContext(err).to_string())
+    }
     let outcome = match kind {
         WarmUp::Read => client
             .get_item()
@@ -112,12 +119,7 @@ pub async fn warm_up(client: &Client, table: &str, kind: WarmUp) {
             .send()
             .await
             .map(drop)
-            .map_err(|err| {
-                (
-                    err.as_service_error().is_some(),
-                    DisplayErrorContext(err).to_string(),
-                )
-            }),
+            .map_err(failure),
         WarmUp::Write => client
             .put_item()
             .table_name(table)
@@ -126,12 +128,7 @@ pub async fn warm_up(client: &Client, table: &str, kind: WarmUp) {
             .send()
             .await
             .map(drop)
-            .map_err(|err| {
-                (
-                    err.as_service_error().is_some(),
-                    DisplayErrorContext(err).to_string(),
-                )
-            }),
+            .map_err(failure),
     };
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match outcome {

@@ -63,18 +63,28 @@ impl DynamoStore {
         &self.client
     }
 
-    /// Reads a payment by id (strongly consistent).
-    pub async fn get_payment(&self, id: &str) -> Result<Option<Item>, ApiError> {
+    /// One item by partition key, strongly consistent.
+    pub(crate) async fn get_consistent(
+        &self,
+        table: &str,
+        pk: String,
+    ) -> Result<Option<Item>, ApiError> {
         let output = self
             .client
             .get_item()
-            .table_name(&self.payments_table)
-            .key(PK, AttributeValue::S(id.to_owned()))
+            .table_name(table)
+            .key(PK, AttributeValue::S(pk))
             .consistent_read(true)
             .send()
             .await
             .map_err(classify)?;
         Ok(output.item)
+    }
+
+    /// Reads a payment by id (strongly consistent).
+    pub async fn get_payment(&self, id: &str) -> Result<Option<Item>, ApiError> {
+        self.get_consistent(&self.payments_table, id.to_owned())
+            .await
     }
 }
 
@@ -82,16 +92,10 @@ impl FindKey for DynamoStore {
     async fn find_key(&self, digest: &KeyDigest) -> Result<Option<KeyRecord>, ApiError> {
         // Strongly consistent: a key must work on the very request after it is issued, and
         // must stop working on the very request after it is revoked.
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.clients_table)
-            .key(PK, AttributeValue::S(key_pk(digest)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        output.item.map(|item| key_from_item(&item)).transpose()
+        self.get_consistent(&self.clients_table, key_pk(digest))
+            .await?
+            .map(|item| key_from_item(&item))
+            .transpose()
     }
 }
 

@@ -183,19 +183,13 @@ fn transaction_error(
 
 impl DynamoStore {
     async fn read_account(&self, id: &AccountId) -> Result<AccountRecord, ApiError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.clients_table)
-            .key(PK, AttributeValue::S(account_pk(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        let item = output.item.ok_or_else(|| ApiError::NotFound {
-            what: "account",
-            id: id.to_string(),
-        })?;
+        let item = self
+            .get_consistent(&self.clients_table, account_pk(id))
+            .await?
+            .ok_or_else(|| ApiError::NotFound {
+                what: "account",
+                id: id.to_string(),
+            })?;
         parse_account_record(&item)
     }
 
@@ -221,20 +215,13 @@ impl DynamoStore {
 
     /// The account a key belongs to.
     pub async fn key_account(&self, key_id: &KeyId) -> Result<AccountId, ApiError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.clients_table)
-            .key(PK, AttributeValue::S(key_ref_pk(key_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        let not_found = || ApiError::NotFound {
-            what: "key",
-            id: key_id.to_string(),
-        };
-        let item = output.item.ok_or_else(not_found)?;
+        let item = self
+            .get_consistent(&self.clients_table, key_ref_pk(key_id))
+            .await?
+            .ok_or_else(|| ApiError::NotFound {
+                what: "key",
+                id: key_id.to_string(),
+            })?;
         string_attr(&item, "account_id")
             .and_then(AccountId::parse)
             .ok_or_else(|| corrupt("key reference", key_id.as_str()))

@@ -109,15 +109,29 @@ async fn dynamodb_restarting_mid_stream_loses_and_duplicates_nothing() {
     let (account_id, key) = app.new_client().await;
     const PAYMENTS: usize = 30;
     let acknowledged = Arc::new(AtomicUsize::new(0));
+    let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
 
     // A client that retries each payment with its idempotency key until it gets a 201,
-    // the way a well-behaved API client would.
+    // the way a well-behaved API client would. After ten payments it waits for the
+    // database to go down, so the rest of the stream meets the outage.
     let stream = {
-        let (app, acknowledged) = (Arc::clone(&app), Arc::clone(&acknowledged));
+        let (app, acknowledged, stopped) = (
+            Arc::clone(&app),
+            Arc::clone(&acknowledged),
+            Arc::clone(&stopped),
+        );
         tokio::spawn(async move {
             let mut ids = Vec::new();
             let mut failures = 0;
             for i in 0..PAYMENTS {
+                if i == 10 {
+                    for _ in 0..600 {
+                        if stopped.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
                 let body = json!({"amount": i + 1, "currency": "USD"});
                 let idempotency_key = format!("stream-{i}");
                 let mut attempts = 0;
@@ -149,7 +163,10 @@ async fn dynamodb_restarting_mid_stream_loses_and_duplicates_nothing() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     database.stop();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    stopped.store(true, Ordering::SeqCst);
+    // Down for longer than the SDK's 5 s operation budget, so the outage reaches the client
+    // (shorter outages are absorbed by the SDK's own retries).
+    tokio::time::sleep(Duration::from_secs(6)).await;
     database.start();
 
     let (ids, failures) = stream.await.unwrap();
