@@ -261,12 +261,22 @@ impl DynamoStore {
             ("#keys".to_owned(), "keys".to_owned()),
             ("#new".to_owned(), issued.key_id.to_string()),
             ("#version".to_owned(), "version".to_owned()),
-            ("#expires".to_owned(), "expires_at".to_owned()),
+        ]);
+        let mut values = HashMap::from([
+            (":summary".to_owned(), key_summary(&issued)),
+            (":one".to_owned(), n(1)),
+            (":expected".to_owned(), n(record.version)),
         ]);
         let mut sets = vec![
             "#keys.#new = :summary".to_owned(),
             "#version = #version + :one".to_owned(),
         ];
+        // DynamoDB refuses names and values an expression does not use, so these are only
+        // there when some key is retiring.
+        if !retiring.is_empty() {
+            names.insert("#expires".to_owned(), "expires_at".to_owned());
+            values.insert(":retire".to_owned(), s(retire_at.to_rfc3339()));
+        }
         for (i, key) in retiring.iter().enumerate() {
             names.insert(format!("#k{i}"), key.key_id.to_string());
             sets.push(format!("#keys.#k{i}.#expires = :retire"));
@@ -277,10 +287,7 @@ impl DynamoStore {
             .update_expression(format!("SET {}", sets.join(", ")))
             .condition_expression("#version = :expected")
             .set_expression_attribute_names(Some(names))
-            .expression_attribute_values(":summary", key_summary(&issued))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":expected", n(record.version))
-            .expression_attribute_values(":retire", s(retire_at.to_rfc3339()))
+            .set_expression_attribute_values(Some(values))
             .build()
             .map_err(unexpected)?;
         let mut items = vec![

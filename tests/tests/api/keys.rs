@@ -106,6 +106,33 @@ async fn a_second_rotation_does_not_extend_a_shorter_grace() {
 }
 
 #[tokio::test]
+async fn an_account_whose_keys_are_all_dead_can_be_given_a_new_one() {
+    let app = TestApp::spawn().await;
+    let (account_id, old) = app.new_client().await;
+    let account = AccountId::parse(&account_id).unwrap();
+    let (_, keys) = app
+        .store()
+        .account_keys(&account, app.clock.clock().now())
+        .await
+        .unwrap();
+    let old_id = KeyId::parse(&keys[0].key_id).unwrap();
+    let now = app.clock.clock().now();
+    app.store().revoke_key(&old_id, now, "test").await.unwrap();
+    assert_eq!(pays(&app, &old).await, 401);
+
+    // Nothing left to retire: the rotation only issues the new key.
+    let new = new_key();
+    let rotation = app
+        .store()
+        .rotate_key(&account, &new, 60 * MINUTE, now, "test")
+        .await
+        .unwrap();
+    assert!(rotation.retiring.is_empty());
+    assert_eq!(pays(&app, new.expose_once()).await, 201);
+    assert_eq!(pays(&app, &old).await, 401);
+}
+
+#[tokio::test]
 async fn revocation_applies_on_the_next_request() {
     let app = TestApp::spawn().await;
     let (account_id, old) = app.new_client().await;
