@@ -1,7 +1,7 @@
 use lambda_http::{service_fn, Error};
 use shared::config::{warm_up, Config, WarmUp};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = Config::from_env()?;
