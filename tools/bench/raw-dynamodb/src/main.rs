@@ -299,7 +299,7 @@ async fn cold(args: &Args) -> Result<serde_json::Value, String> {
     }))
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(args) => args,
