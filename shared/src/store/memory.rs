@@ -9,14 +9,15 @@ use super::{
     StoredPayment,
 };
 use crate::api_key::KeyDigest;
-use crate::domain::{Account, AccountId, AccountStatus, Payment};
+use crate::domain::{Account, AccountId, AccountStatus, Payment, PaymentId};
 use crate::error::ApiError;
 
 #[derive(Default)]
 pub struct MemoryStore {
     keys: Mutex<HashMap<KeyDigest, KeyRecord>>,
     accounts: Mutex<HashMap<AccountId, Account>>,
-    payments: Mutex<Vec<StoredPayment>>,
+    /// In insertion order, with an index by payment id.
+    payments: Mutex<(Vec<StoredPayment>, HashMap<PaymentId, usize>)>,
     lookups: AtomicUsize,
 }
 
@@ -29,6 +30,7 @@ impl MemoryStore {
     pub fn payments(&self) -> Vec<Payment> {
         let payments = self.payments.lock().unwrap();
         payments
+            .0
             .iter()
             .map(|stored| stored.payment.clone())
             .collect()
@@ -89,10 +91,12 @@ impl InsertPayment for MemoryStore {
         payment: &Payment,
         request_fingerprint: &str,
     ) -> Result<InsertOutcome, ApiError> {
-        let mut payments = self.payments.lock().unwrap();
-        if let Some(existing) = payments.iter().find(|p| p.payment.id == payment.id) {
-            return Ok(InsertOutcome::Exists(existing.clone()));
+        let mut guard = self.payments.lock().unwrap();
+        let (payments, by_id) = &mut *guard;
+        if let Some(&at) = by_id.get(&payment.id) {
+            return Ok(InsertOutcome::Exists(payments[at].clone()));
         }
+        by_id.insert(payment.id.clone(), payments.len());
         payments.push(StoredPayment {
             payment: payment.clone(),
             request_fingerprint: request_fingerprint.to_owned(),

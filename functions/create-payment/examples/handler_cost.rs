@@ -1,0 +1,114 @@
+//! CPU cost of one create-payment request inside the function, with DynamoDB replaced by the
+//! in-memory store: parsing the API Gateway event into a request, and the handler (auth,
+//! validation, the payment, its info log line, the JSON response).
+//!
+//! ```text
+//! cargo run --release -p create-payment --example handler_cost > /dev/null
+//! RUST_LOG=warn cargo run --release -p create-payment --example handler_cost
+//! ```
+//!
+//! The function's logs go to stdout, as in Lambda; the timings go to stderr.
+
+use std::time::{Duration, Instant};
+
+use lambda_http::request::LambdaRequest;
+use lambda_http::Request;
+use shared::api_key::{ApiKey, KeyEnvironment};
+use shared::clock::Clock;
+use shared::domain::{Account, AccountId, AccountName, AccountStatus, Timestamp};
+use shared::store::memory::MemoryStore;
+use shared::store::{CreateAccount, IssuedKey};
+
+const WARM_UP: usize = 500;
+const MEASURED: usize = 5_000;
+
+fn event(api_key: &str, n: usize) -> String {
+    serde_json::json!({
+        "version": "2.0",
+        "routeKey": "POST /payments",
+        "rawPath": "/payments",
+        "rawQueryString": "",
+        "headers": {
+            "content-type": "application/json",
+            "host": "example.execute-api.us-east-1.amazonaws.com",
+            "user-agent": "handler-cost",
+            "x-api-key": api_key,
+            "idempotency-key": format!("handler-cost-{n:08}"),
+        },
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "example",
+            "domainName": "example.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "example",
+            "http": {
+                "method": "POST",
+                "path": "/payments",
+                "protocol": "HTTP/1.1",
+                "sourceIp": "192.0.2.1",
+                "userAgent": "handler-cost"
+            },
+            "requestId": format!("req-{n:08}"),
+            "routeKey": "POST /payments",
+            "stage": "$default",
+            "time": "27/Nov/2026:03:00:00 +0000",
+            "timeEpoch": 1_795_748_400_000u64
+        },
+        "body": r#"{"amount": 1250, "currency": "USD", "description": "benchmark payment"}"#,
+        "isBase64Encoded": false
+    })
+    .to_string()
+}
+
+fn p50(samples: &mut [Duration]) -> f64 {
+    samples.sort_unstable();
+    samples[samples.len() / 2].as_secs_f64() * 1e6
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    shared::telemetry::init();
+    let store = MemoryStore::default();
+    let key = ApiKey::generate(KeyEnvironment::Test).expect("OS random generator");
+    let account = Account {
+        id: AccountId::generate().expect("OS random generator"),
+        name: AccountName::parse("Handler Cost".into()).expect("valid name"),
+        email: None,
+        status: AccountStatus::Active,
+        created_at: Timestamp::now(),
+    };
+    let issued = IssuedKey::new(&key, Timestamp::now()).expect("valid key");
+    store
+        .create_account(&account, &issued)
+        .await
+        .expect("in-memory store");
+    let state = create_payment::State {
+        store,
+        key_environment: KeyEnvironment::Test,
+        clock: Clock::system(),
+    };
+
+    let events: Vec<String> = (0..WARM_UP + MEASURED)
+        .map(|n| event(key.expose_once(), n))
+        .collect();
+    let (mut parse, mut handle) = (vec![], vec![]);
+    for (n, raw) in events.iter().enumerate() {
+        let t0 = Instant::now();
+        let request: Request = serde_json::from_str::<LambdaRequest>(raw)
+            .expect("valid event")
+            .into();
+        let t1 = Instant::now();
+        let response = create_payment::handle(&state, request).await;
+        let t2 = Instant::now();
+        assert_eq!(response.status(), 201, "every request must succeed");
+        std::hint::black_box(response);
+        if n >= WARM_UP {
+            parse.push(t1 - t0);
+            handle.push(t2 - t1);
+        }
+    }
+    eprintln!(
+        "create-payment, {MEASURED} requests, p50: parse event {:.1} µs, handler {:.1} µs",
+        p50(&mut parse),
+        p50(&mut handle)
+    );
+}
