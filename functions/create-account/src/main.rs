@@ -1,6 +1,8 @@
 use lambda_http::{service_fn, Error};
 use shared::config::{warm_up, Config, WarmUp};
 
+// An execution environment serves one request at a time: one thread, no cross-thread
+// wake-ups (measured in BENCHMARKS.md).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
