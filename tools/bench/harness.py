@@ -66,7 +66,7 @@ MODES = {
     # invocations, so baseline and function see the same conditions; DynamoDB Local (JIT)
     # warm-up rounds; raw rounds through the proxy (proxy self-check and overhead); seconds
     # allowed per warm phase; seconds allowed for the whole run.
-    "full": dict(cold=20, warm=2000, raw_warm=2000, blocks=8, ddb_warmup=1500,
+    "full": dict(cold=20, warm=2000, raw_warm=2000, blocks=8, ddb_warmup=8000,
                  proxied_raw=500, phase_seconds=300, total_seconds=1500),
     "smoke": dict(cold=2, warm=50, raw_warm=50, blocks=2, ddb_warmup=20, proxied_raw=20,
                   phase_seconds=30, total_seconds=120),
