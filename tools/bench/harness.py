@@ -688,7 +688,6 @@ class Bench:
         for i in range(count):
             for kind, name in jobs[i % len(jobs):] + jobs[:i % len(jobs)]:
                 if kind == "raw":
-                    self.check_time("raw DynamoDB cold")
                     sample = self.raw("cold", "--sequence", name, timeout=60)
                 else:
                     binary, make_event = functions[name]

@@ -87,9 +87,8 @@ async fn main() {
         clock: Clock::system(),
     };
 
-    let events: Vec<String> = (0..WARM_UP + MEASURED)
-        .map(|n| event(key.expose_once(), n))
-        .collect();
+    let api_key = key.expose_once();
+    let events: Vec<String> = (0..WARM_UP + MEASURED).map(|n| event(api_key, n)).collect();
     let (mut parse, mut handle) = (vec![], vec![]);
     for (n, raw) in events.iter().enumerate() {
         let t0 = Instant::now();
