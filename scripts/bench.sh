@@ -35,10 +35,11 @@ PYTHON="$TOOLS_DIR/venv/bin/python"
 # Separate cargo invocations on purpose: building the baselines in the same invocation would
 # unify features (lambda_runtime's default `tracing`) into the functions' binaries.
 export CARGO_TARGET_DIR="$REPO_ROOT/target"
-log "cargo build --release (functions, then baselines)"
+log "cargo build --release (functions, then baselines and the Runtime API emulator)"
 cargo build --release --quiet -p create-account -p create-payment
 cargo build --release --quiet -p bench-raw-dynamodb
 cargo build --release --quiet -p bench-hello-lambda
+cargo build --release --quiet -p bench-runtime-api
 cargo build --quiet -p payments-admin
 
 out="$REPO_ROOT/target/bench"

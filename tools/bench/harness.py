@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Benchmark harness for the payments Lambda functions (`make bench`, scripts/bench.sh).
 
-Runs each release binary the way Lambda does: as a process talking to a Runtime API (a small
-emulator here), with DynamoDB Local behind a counting proxy, and measures against baselines
-taken in the same run:
+Runs each release binary the way Lambda does: as a process talking to a Runtime API
+(`bench-runtime-api`, an emulator in tools/bench/runtime-api that this script drives), with
+DynamoDB Local behind a counting proxy, and measures against baselines taken in the same run:
 
 * init duration (process start -> first `GET .../invocation/next`) and cold total (process
   start -> first response posted), over repeated cold starts;
@@ -28,11 +28,9 @@ import argparse
 import base64
 import datetime
 import http.client
-import http.server
 import json
 import math
 import os
-import queue
 import re
 import secrets
 import signal
@@ -46,7 +44,6 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
-RUNTIME_PREFIX = "/2018-06-01/runtime"
 DYNAMODB_TARGET_PREFIX = "DynamoDB_20120810."
 MIB = 1024 * 1024
 
@@ -315,7 +312,7 @@ class CountingProxy:
 class Invocation:
     def __init__(self, event: dict):
         self.id = str(uuid.uuid4())
-        self.event = json.dumps(event).encode()
+        self.event = json.dumps(event)
         self.t_handed: int | None = None
         self.t_done: int | None = None
         self.kind: str | None = None  # "response" or "error"
@@ -323,130 +320,62 @@ class Invocation:
         self.done = threading.Event()
 
 
-class QuietServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def handle_error(self, request, client_address):
-        # A function process killed after its response resets its connection: expected.
-        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            super().handle_error(request, client_address)
-
-
 class RuntimeApi:
-    """One Runtime API endpoint per function process (like one execution environment)."""
+    """One Runtime API endpoint per function process (like one execution environment),
+    served by `bench-runtime-api` (tools/bench/runtime-api), which this object drives over
+    its stdin and stdout. The emulator stamps each event just before handing it out and each
+    response as its first bytes arrive, on the clock `now_ns` reads, so this process's own
+    work (Python, its lock, its scheduling) stays outside every timed window."""
 
-    def __init__(self, function_name: str):
+    def __init__(self, function_name: str, binary: Path):
         self.function_name = function_name
-        self.pending: queue.Queue[Invocation] = queue.Queue()
         self.invocations: dict[str, Invocation] = {}
-        self.lock = threading.Lock()
         self.first_next_ns: int | None = None
-        self.next_requests = 0
         self.init_error: bytes | None = None
-        self.closed = threading.Event()
-        api = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-            wbufsize = 1 << 16
-
-            def log_message(self, format, *args):  # noqa: A002
-                pass
-
-            # The timestamps bound what the function does, not what this emulator does: a
-            # request is stamped when its first line has arrived (before Python parses its
-            # headers; the function writes a request in one go), and a reply is stamped
-            # once it is fully formatted, just before it is written.
-            def parse_request(self) -> bool:
-                self.t_arrived = now_ns()
-                return super().parse_request()
-
-            def reply(self, status: int, body: bytes, headers: dict | None = None,
-                      on_send=None):
-                lines = [f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}",
-                         "Content-Type: application/json",
-                         *(f"{name}: {value}" for name, value in (headers or {}).items()),
-                         f"Content-Length: {len(body)}", "", ""]
-                data = "\r\n".join(lines).encode("latin-1") + body
-                if on_send is not None:
-                    on_send()
-                self.wfile.write(data)
-                self.wfile.flush()
-
-            def read_body(self) -> bytes:
-                length = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(length) if length else b""
-
-            def do_GET(self):
-                if self.path != f"{RUNTIME_PREFIX}/invocation/next":
-                    self.reply(404, b'{"errorMessage":"not found"}')
-                    return
-                t_next = self.t_arrived
-                with api.lock:
-                    api.next_requests += 1
-                    if api.first_next_ns is None:
-                        api.first_next_ns = t_next
-                invocation = None
-                while invocation is None:
-                    if api.closed.is_set():
-                        self.close_connection = True
-                        return
-                    try:
-                        invocation = api.pending.get(timeout=0.1)
-                    except queue.Empty:
-                        continue
-                deadline_ms = int(time.time() * 1000) + 30_000
-                headers = {
-                    "Lambda-Runtime-Aws-Request-Id": invocation.id,
-                    "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
-                    "Lambda-Runtime-Invoked-Function-Arn":
-                        f"arn:aws:lambda:us-east-1:123456789012:function:{api.function_name}",
-                    "Lambda-Runtime-Trace-Id":
-                        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0",
-                }
-                def handed():
-                    invocation.t_handed = now_ns()
-                self.reply(200, invocation.event, headers, on_send=handed)
-
-            def do_POST(self):
-                t_posted = self.t_arrived
-                body = self.read_body()
-                match = re.fullmatch(
-                    rf"{RUNTIME_PREFIX}/invocation/([^/]+)/(response|error)", self.path)
-                if match:
-                    invocation = api.invocations.get(match.group(1))
-                    if invocation is None or invocation.done.is_set():
-                        self.reply(400, b'{"errorMessage":"unknown or finished request id"}')
-                        return
-                    invocation.t_done = t_posted
-                    invocation.kind = match.group(2)
-                    invocation.body = body
-                    self.reply(202, b'{"status":"OK"}')
-                    invocation.done.set()
-                elif self.path == f"{RUNTIME_PREFIX}/init/error":
-                    api.init_error = body or b"(empty)"
-                    self.reply(202, b'{"status":"OK"}')
-                else:
-                    self.reply(404, b'{"errorMessage":"not found"}')
-
-        self.server = QuietServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+        self.proc = subprocess.Popen([str(binary), "--function-name", function_name],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        LIVE_PROCESSES.add(self.proc)
+        ready = self.proc.stdout.readline()
+        try:
+            self.port = int(json.loads(ready)["port"])
+        except (ValueError, KeyError, TypeError) as err:
+            stop_process(self.proc)
+            raise BenchError(f"bench-runtime-api did not start: {ready[:200]!r}") from err
+        self.thread = threading.Thread(target=self.read_reports,
                                        name=f"runtime-api-{function_name}", daemon=True)
         self.thread.start()
+
+    def read_reports(self) -> None:
+        for line in self.proc.stdout:
+            report = json.loads(line)
+            if "first_next_ns" in report:
+                self.first_next_ns = report["first_next_ns"]
+            elif "init_error" in report:
+                self.init_error = report["init_error"].encode()
+            else:
+                invocation = self.invocations[report["id"]]
+                invocation.t_handed = report["handed_ns"]
+                invocation.t_done = report["done_ns"]
+                invocation.kind = report["kind"]
+                invocation.body = report["body"].encode()
+                invocation.done.set()
 
     def submit(self, event: dict) -> Invocation:
         invocation = Invocation(event)
         self.invocations[invocation.id] = invocation
-        self.pending.put(invocation)
+        command = json.dumps({"id": invocation.id, "event": invocation.event})
+        self.proc.stdin.write(command.encode() + b"\n")
+        self.proc.stdin.flush()
         return invocation
 
     def close(self) -> None:
-        self.closed.set()
-        self.server.shutdown()
-        self.server.server_close()
+        try:
+            self.proc.stdin.close()  # end of commands: the emulator exits
+            self.proc.wait(timeout=2)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        stop_process(self.proc)
+        self.thread.join(timeout=2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -493,6 +422,7 @@ class Bench:
         self.home = self.out / "home"  # an empty HOME: no ~/.aws files, as in Lambda
         self.home.mkdir(parents=True, exist_ok=True)
         self.bin = Path(args.bin_dir)
+        self.runtime_api = self.bin / "bench-runtime-api"
         self.started = time.monotonic()
         self.deadline = self.started + self.mode["total_seconds"]
         self.proxy = CountingProxy(args.dynamodb_port)
@@ -637,7 +567,7 @@ class Bench:
 
     def cold_start(self, name: str, binary: Path, make_event, endpoint: str):
         self.check_time(f"{name} cold start")
-        api = RuntimeApi(name)
+        api = RuntimeApi(name, self.runtime_api)
         invocation = api.submit(make_event())  # already waiting, as on a cold start
         proc = None
         try:
@@ -720,7 +650,7 @@ class Bench:
         log(f"{name}: 1 + {count} invocations in one process "
             f"({'through the counting proxy' if counted else 'timed'})")
         self.check_time(f"{name} warm")
-        api = RuntimeApi(name)
+        api = RuntimeApi(name, self.runtime_api)
         proc = None
         phase_deadline = time.monotonic() + self.mode["phase_seconds"]
         try:
@@ -994,7 +924,8 @@ class Bench:
         hello = self.bin / "bench-hello-lambda"
         account = self.bin / "create-account"
         payment = self.bin / "create-payment"
-        for binary in (hello, account, payment, self.bin / "bench-raw-dynamodb"):
+        for binary in (hello, account, payment, self.bin / "bench-raw-dynamodb",
+                       self.runtime_api):
             if not binary.exists():
                 raise BenchError(f"{binary} is missing (build first)")
         load_before = os.getloadavg()
