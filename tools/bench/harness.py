@@ -361,12 +361,18 @@ class RuntimeApi:
                 invocation.done.set()
 
     def submit(self, event: dict) -> Invocation:
-        invocation = Invocation(event)
-        self.invocations[invocation.id] = invocation
-        command = json.dumps({"id": invocation.id, "event": invocation.event})
-        self.proc.stdin.write(command.encode() + b"\n")
+        return self.submit_all([event])[0]
+
+    def submit_all(self, events: list[dict]) -> list[Invocation]:
+        """Queues the events in order, in one write."""
+        invocations = [Invocation(event) for event in events]
+        lines = []
+        for invocation in invocations:
+            self.invocations[invocation.id] = invocation
+            lines.append(json.dumps({"id": invocation.id, "event": invocation.event}) + "\n")
+        self.proc.stdin.write("".join(lines).encode())
         self.proc.stdin.flush()
-        return invocation
+        return invocations
 
     def close(self) -> None:
         try:
@@ -661,45 +667,53 @@ class Bench:
             connections_before = self.proxy.connections
             latencies, dynamodb_ms, overhead_ms, per_request_ops = [], [], [], []
             captures: list[dict] = []
+            resumed_ms: list[float] = []
             connections_seen: set[int] = set()
             new_connection_invocations = []
             truncated = False
-            block = math.ceil(count / self.mode["blocks"]) if interleave else count + 1
-            queued = None
-            self.proxy.capture = True  # bodies of the first invocations' calls, for capacity
-            for i in range(count):
+            block = math.ceil(count / self.mode["blocks"]) if interleave else count
+            # Timed pass: a whole block of events is queued before the first is handed out,
+            # so the function finds the next one waiting whenever it asks, as a busy function
+            # does. Invocations run back to back, like the raw baseline's rounds, and this
+            # process sleeps through the block instead of competing for the 2 cores. The
+            # counted pass goes one event at a time: its proxy runs in this process, and it
+            # keeps the bodies of the first three invocations' calls for the capacity replays.
+            chunk = 1 if counted else block
+            i = 0
+            while i < count:
                 if time.monotonic() > phase_deadline:
                     truncated = True
                     break
                 if interleave and i > 0 and i % block == 0:
                     interleave()
-                invocation = queued or api.submit(make_event())
-                # Timed pass: the next event is queued while this one runs, so the function
-                # finds it waiting when it asks for more, as a busy function does.
-                # Invocations then run back to back, like the raw baseline's rounds, and
-                # neither the function nor DynamoDB Local idles while this process does its
-                # bookkeeping. Not in the counted pass: the proxy runs in this process, and
-                # that bookkeeping would compete with it for the interpreter.
-                last_of_block = i + 1 == count or (interleave and (i + 1) % block == 0)
-                queued = None if counted or last_of_block else api.submit(make_event())
-                self.wait_for(invocation, proc, api, log_path)
-                if i == 2:
-                    self.proxy.capture = False
-                latency = invocation.t_done - invocation.t_handed
-                calls = self.dynamodb_calls(invocation.t_handed, invocation.t_done)
-                if i < 3:
-                    captures.extend(calls)
-                in_dynamodb = sum(c["t_out"] - c["t_in"] for c in calls)
-                latencies.append(ms(latency))
-                dynamodb_ms.append(ms(in_dynamodb))
-                overhead_ms.append(ms(latency - in_dynamodb))
-                per_request_ops.append(Counter(c["op"] for c in calls))
-                used = {c["connection"] for c in calls}
-                if i > 0 and used - connections_seen:
-                    new_connection_invocations.append({"invocation": i,
-                                                       "latency_ms": ms(latency),
-                                                       "ops": [c["op"] for c in calls]})
-                connections_seen |= used
+                    # One untimed invocation after the pause, as each raw block starts with
+                    # an untimed round: both sides resume on a warm connection.
+                    resumed = api.submit(make_event())
+                    self.wait_for(resumed, proc, api, log_path)
+                    resumed_ms.append(ms(resumed.t_done - resumed.t_handed))
+                size = min(chunk, count - i, block - i % block)
+                self.proxy.capture = counted and i < 3
+                invocations = api.submit_all([make_event() for _ in range(size)])
+                self.wait_for(invocations[-1], proc, api, log_path, timeout=15.0 + 0.05 * size)
+                self.proxy.capture = False
+                for invocation in invocations:
+                    self.wait_for(invocation, proc, api, log_path)  # checks each response
+                    latency = invocation.t_done - invocation.t_handed
+                    calls = self.dynamodb_calls(invocation.t_handed, invocation.t_done)
+                    if counted and i < 3:
+                        captures.extend(calls)
+                    in_dynamodb = sum(c["t_out"] - c["t_in"] for c in calls)
+                    latencies.append(ms(latency))
+                    dynamodb_ms.append(ms(in_dynamodb))
+                    overhead_ms.append(ms(latency - in_dynamodb))
+                    per_request_ops.append(Counter(c["op"] for c in calls))
+                    used = {c["connection"] for c in calls}
+                    if i > 0 and used - connections_seen:
+                        new_connection_invocations.append({"invocation": i,
+                                                           "latency_ms": ms(latency),
+                                                           "ops": [c["op"] for c in calls]})
+                    connections_seen |= used
+                    i += 1
             self.proxy.capture = False
             if interleave and not truncated:
                 interleave()
@@ -723,6 +737,7 @@ class Bench:
                 "cold_total_ms": ms(first.t_done - t_start),
             },
             "latency_ms": summary(latencies),
+            "untimed_after_each_pause_ms": resumed_ms,
             **({
                 "dynamodb_time_ms": summary(dynamodb_ms),
                 "own_time_ms": summary(overhead_ms),
