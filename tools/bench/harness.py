@@ -687,7 +687,7 @@ class Bench:
                 if interleave and i > 0 and i % block == 0:
                     interleave()
                     # One untimed invocation after the pause, as each raw block starts with
-                    # an untimed round: both sides resume on a warm connection.
+                    # untimed calls on its new connection: both sides resume warm.
                     resumed = api.submit(make_event())
                     self.wait_for(resumed, proc, api, log_path)
                     resumed_ms.append(ms(resumed.t_done - resumed.t_handed))
