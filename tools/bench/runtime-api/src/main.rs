@@ -32,8 +32,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-const RUNTIME_PREFIX: &str = "/2018-06-01/runtime";
 const NEXT_PATH: &str = "/2018-06-01/runtime/invocation/next";
+/// Followed by `{request id}/response` or `{request id}/error`.
+const INVOCATION_PREFIX: &str = "/2018-06-01/runtime/invocation/";
+const INIT_ERROR_PATH: &str = "/2018-06-01/runtime/init/error";
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// What the emulator tells the function about its deadline (the template's timeout is 10 s;
@@ -309,10 +311,6 @@ fn serve(emulator: &Emulator, stream: TcpStream) -> io::Result<()> {
         let Some(request) = read_request(&mut reader)? else {
             return Ok(());
         };
-        let invocation_path = request
-            .path
-            .strip_prefix(RUNTIME_PREFIX)
-            .and_then(|p| p.strip_prefix("/invocation/"));
         match (request.method.as_str(), request.path.as_str()) {
             ("GET", NEXT_PATH) => {
                 let first = {
@@ -326,9 +324,17 @@ fn serve(emulator: &Emulator, stream: TcpStream) -> io::Result<()> {
                     return Ok(());
                 }
             }
-            ("POST", _) if invocation_path.is_some() => {
-                let rest = invocation_path.unwrap_or_default();
-                let parsed = rest
+            ("POST", INIT_ERROR_PATH) => {
+                writer.write_all(&format_reply(202, &[], br#"{"status":"OK"}"#))?;
+                let body = if request.body.is_empty() {
+                    "(empty)".into()
+                } else {
+                    String::from_utf8_lossy(&request.body)
+                };
+                emulator.report(json!({ "init_error": body }));
+            }
+            ("POST", path) if path.starts_with(INVOCATION_PREFIX) => {
+                let parsed = path[INVOCATION_PREFIX.len()..]
                     .rsplit_once('/')
                     .filter(|(_, kind)| *kind == "response" || *kind == "error");
                 let handed = parsed.and_then(|(id, _)| emulator.state().handed.remove(id));
@@ -349,15 +355,6 @@ fn serve(emulator: &Emulator, stream: TcpStream) -> io::Result<()> {
                         br#"{"errorMessage":"unknown or finished request id"}"#,
                     ))?,
                 }
-            }
-            ("POST", path) if path == format!("{RUNTIME_PREFIX}/init/error") => {
-                writer.write_all(&format_reply(202, &[], br#"{"status":"OK"}"#))?;
-                let body = if request.body.is_empty() {
-                    "(empty)".into()
-                } else {
-                    String::from_utf8_lossy(&request.body)
-                };
-                emulator.report(json!({ "init_error": body }));
             }
             _ => writer.write_all(&format_reply(404, &[], br#"{"errorMessage":"not found"}"#))?,
         }
