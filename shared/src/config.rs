@@ -1,15 +1,14 @@
 //! Start-up configuration: read once per execution environment, before the first request.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::config::Credentials;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::Client;
 
-use crate::api_key::KeyEnvironment;
+use crate::domain::KeyEnvironment;
 use crate::store::dynamo::DynamoStore;
 
 /// DynamoDB answers single-item calls in milliseconds; anything slower than this is a fault,
@@ -84,57 +83,6 @@ pub async fn dynamodb_client(endpoint: Option<&str>) -> Client {
         }
     }
     Client::new(&loader.load().await)
-}
-
-/// Partition key of the warm-up calls: not an account or key item, and never written.
-const WARM_UP_PK: &str = "WARMUP#connection";
-
-/// Which call warms the connection: each function uses a call its IAM role already allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WarmUp {
-    /// An eventually consistent `GetItem` of a key that never exists (half a read unit).
-    Read,
-    /// A `PutItem` whose condition never holds, so nothing is written (one write unit).
-    Write,
-}
-
-/// One cheap call during init, so the first request does not pay for DNS, TCP and TLS
-/// set-up. Any answer from DynamoDB, including the expected failed condition, means the
-/// connection is up. Failure is logged, not fatal: the first request will connect itself.
-pub async fn warm_up(client: &Client, table: &str, kind: WarmUp) {
-    let started = Instant::now();
-    let key = aws_sdk_dynamodb::types::AttributeValue::S(WARM_UP_PK.to_owned());
-    // (answered by DynamoDB, error text) for a failed call.
-    fn failure<E: std::error::Error + 'static, R: std::fmt::Debug>(
-        err: aws_sdk_dynamodb::error::SdkError<E, R>,
-    ) -> (bool, String) {
-        let answered = matches!(err, aws_sdk_dynamodb::error::SdkError::ServiceError(_));
-        (answered, DisplayErrorContext(err).to_string())
-    }
-    let outcome = match kind {
-        WarmUp::Read => client
-            .get_item()
-            .table_name(table)
-            .key(crate::store::dynamo::PK, key)
-            .send()
-            .await
-            .map(drop)
-            .map_err(failure),
-        WarmUp::Write => client
-            .put_item()
-            .table_name(table)
-            .item(crate::store::dynamo::PK, key)
-            .condition_expression("attribute_exists(pk)")
-            .send()
-            .await
-            .map(drop)
-            .map_err(failure),
-    };
-    let elapsed_ms = started.elapsed().as_millis() as u64;
-    match outcome {
-        Ok(()) | Err((true, _)) => tracing::info!(elapsed_ms, ?kind, "connection warmed"),
-        Err((false, error)) => tracing::warn!(elapsed_ms, ?kind, error, "warm-up call failed"),
-    }
 }
 
 #[cfg(test)]

@@ -1,17 +1,26 @@
-//! What both functions share: API keys, the auth step, domain values, request parsing,
-//! storage, the error type and its mapping to HTTP.
+//! What the functions share, in layers whose imports run one way:
+//!
+//! - [`domain`]: values, their parsing, and the rules about keys and payments. Imports
+//!   nothing else from this crate.
+//! - [`store`]: storage (DynamoDB items and calls), answering in its own error type.
+//! - [`http`]: the HTTP edge: request ids, body checks, the auth step, `ApiError` and its one
+//!   mapping to a response. Only this layer knows status codes.
+//! - [`config`] and [`telemetry`]: start-up wiring and logs.
+//!
+//! Features: `aws` (the DynamoDB store and client configuration) and `lambda` (the HTTP edge
+//! and logs), both default; without them the domain and body parsing build alone (the
+//! fuzzers use that). `test-support` adds [`testing`] for tests only.
 
-pub mod api_key;
-pub mod auth;
-pub mod clock;
-pub mod config;
-pub mod currency;
 pub mod domain;
-pub mod error;
 pub mod http;
-pub mod idempotency;
-pub mod request;
 pub mod store;
-pub mod telemetry;
 
-pub use error::ApiError;
+#[cfg(feature = "aws")]
+pub mod config;
+#[cfg(feature = "lambda")]
+pub mod telemetry;
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+#[cfg(feature = "lambda")]
+pub use http::ApiError;

@@ -13,10 +13,10 @@ use lambda_http::http::{HeaderMap, Method, Request as HttpRequest};
 use lambda_http::{Body, Request};
 use serde_json::Value;
 
-use shared::api_key::KeyEnvironment;
-use shared::clock::ManualClock;
 use shared::config::dynamodb_client;
+use shared::domain::{IdSource, KeyEnvironment};
 use shared::store::dynamo::{create_tables, DynamoStore};
+use shared::testing::ManualClock;
 
 pub mod dynamodb_local;
 pub mod proxy;
@@ -158,11 +158,13 @@ impl TestApp {
                 store: store.clone(),
                 key_environment: KeyEnvironment::Test,
                 clock: clock.clock(),
+                ids: IdSource::random(),
             },
             payments: create_payment::State {
                 store,
                 key_environment: KeyEnvironment::Test,
                 clock: clock.clock(),
+                ids: IdSource::random(),
             },
             clock,
             client,
@@ -261,6 +263,18 @@ impl TestApp {
             })
             .collect()
     }
+}
+
+/// How a store records a newly minted key, with a fresh key id.
+pub fn issued(
+    key: &shared::domain::ApiKey,
+    now: shared::domain::Timestamp,
+) -> shared::store::IssuedKey {
+    shared::store::IssuedKey::new(
+        key,
+        shared::domain::KeyId::generate().expect("random id"),
+        now,
+    )
 }
 
 /// A POST with a JSON body, as API Gateway would hand it over.

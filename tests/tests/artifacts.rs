@@ -13,7 +13,7 @@ use payments_tests::stack::{
 };
 use reqwest::Client;
 use serde_json::{json, Value};
-use shared::api_key::{ApiKey, KeyEnvironment};
+use shared::domain::{ApiKey, KeyEnvironment};
 
 const AARCH64_SYSROOT: &str = "/usr/aarch64-linux-gnu";
 

@@ -7,7 +7,7 @@ use payments_tests::dynamodb_endpoint;
 use payments_tests::stack::LocalStack;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{json, Value};
-use shared::api_key::{ApiKey, KeyEnvironment};
+use shared::domain::{ApiKey, KeyEnvironment};
 
 struct Http {
     client: Client,

@@ -3,19 +3,24 @@
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
-use shared::api_key::{ApiKey, KeyEnvironment};
-use shared::clock::Clock;
-use shared::domain::{Account, AccountId, AccountStatus};
-use shared::error::ApiError;
-use shared::http::{json_body, require_post, serve, Reply};
-use shared::request::CreateAccountRequest;
-use shared::store::{CreateAccount, IssuedKey};
+use shared::domain::{Account, AccountStatus, ApiKey, Clock, IdSource, KeyEnvironment};
+use shared::http::body::CreateAccountRequest;
+use shared::http::request::{json_body, require_post};
+use shared::http::response::{serve, Reply};
+use shared::http::ApiError;
+use shared::store::{CreateAccount, IssuedKey, StoreError};
+
+/// How many times a taken account id or key digest is drawn again. Both are random (119 and
+/// 256 bits), so a second draw is already beyond any real chance; the bound keeps a broken
+/// random source from looping.
+const MAX_DRAWS: usize = 3;
 
 /// What the handler needs, built once per execution environment.
 pub struct State<S> {
     pub store: S,
     pub key_environment: KeyEnvironment,
     pub clock: Clock,
+    pub ids: IdSource,
 }
 
 /// The 201 body: the account plus the key in plain text. This is the only place a key's text
@@ -40,24 +45,138 @@ async fn create_account<S: CreateAccount>(
 ) -> Result<Reply<CreatedAccount>, ApiError> {
     require_post(&request)?;
     let new = json_body::<CreateAccountRequest>(&request)?.validate()?;
-    let key = ApiKey::generate(state.key_environment)
-        .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("OS random source failed: {e}")))?;
     let now = state.clock.now();
-    let account = Account {
-        id: AccountId::generate()?,
-        name: new.name,
-        email: new.email,
-        status: AccountStatus::Active,
-        created_at: now,
-    };
-    let issued = IssuedKey::new(&key, now)?;
-    state.store.create_account(&account, &issued).await?;
-    let span = tracing::Span::current();
-    span.record("account_id", account.id.as_str());
-    span.record("key_prefix", issued.prefix.as_str());
-    tracing::info!(key_id = %issued.key_id, "account created");
-    Ok(Reply::created(CreatedAccount {
-        account,
-        api_key: key.expose_once().to_owned(),
-    }))
+    let mut draw = 0;
+    loop {
+        draw += 1;
+        let key = ApiKey::generate(state.key_environment)?;
+        let account = Account {
+            id: state.ids.account_id()?,
+            name: new.name.clone(),
+            email: new.email.clone(),
+            status: AccountStatus::Active,
+            created_at: now,
+        };
+        let issued = IssuedKey::new(&key, state.ids.key_id()?, now);
+        match state.store.create_account(&account, &issued).await {
+            Ok(()) => {
+                let span = tracing::Span::current();
+                span.record("account_id", account.id.as_str());
+                span.record("key_prefix", issued.prefix.as_str());
+                tracing::info!(key_id = %issued.key_id, "account created");
+                return Ok(Reply::created(CreatedAccount {
+                    account,
+                    api_key: key.expose_once().to_owned(),
+                }));
+            }
+            // Nothing was written: draw new ids and a new key.
+            Err(StoreError::ConditionFailed { .. }) if draw < MAX_DRAWS => {
+                tracing::warn!(account_id = %account.id, draw, "account id or key taken; drawing again");
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+    use shared::domain::{AccountId, Timestamp};
+    use shared::testing::{api_gateway_request, MemoryStore, Operation};
+
+    fn state(ids: IdSource) -> State<MemoryStore> {
+        let now = Timestamp::parse("2026-12-01T10:00:00Z").unwrap();
+        State {
+            store: MemoryStore::default(),
+            key_environment: KeyEnvironment::Test,
+            clock: Clock::from_fn(move || now),
+            ids,
+        }
+    }
+
+    async fn post(state: &State<MemoryStore>, body: &str) -> (u16, Value) {
+        let request = api_gateway_request(
+            "POST",
+            "/accounts",
+            &[],
+            &[("Content-Type", "application/json")],
+            body,
+        );
+        let response = handle(state, request).await;
+        let body = serde_json::from_slice(response.body()).unwrap();
+        (response.status().as_u16(), body)
+    }
+
+    #[tokio::test]
+    async fn creates_an_account_with_a_working_key() {
+        let state = state(IdSource::random());
+        let (status, body) = post(&state, r#"{"name": "Ada", "email": "ada@example.com"}"#).await;
+        assert_eq!(status, 201, "{body}");
+        let id = AccountId::parse(body["id"].as_str().unwrap()).unwrap();
+        let stored = state.store.account(&id).expect("stored");
+        assert_eq!(stored.name.as_str(), "Ada");
+        assert_eq!(body["created_at"], "2026-12-01T10:00:00.000Z");
+        let key = ApiKey::parse(body["api_key"].as_str().unwrap(), KeyEnvironment::Test).unwrap();
+        assert_eq!(key.display_prefix().environment(), KeyEnvironment::Test);
+    }
+
+    #[tokio::test]
+    async fn a_taken_account_id_is_drawn_again() {
+        let taken = "acct_TAKENTAKENTAKENTAKEN".to_owned();
+        let state = state(IdSource::queued([taken.clone(), taken.clone()]));
+        let (status, first) = post(&state, r#"{"name": "First"}"#).await;
+        assert_eq!((status, first["id"].as_str()), (201, Some(taken.as_str())));
+        // The second account is handed the same id first; the write refuses it, and a
+        // fresh id is drawn.
+        let (status, second) = post(&state, r#"{"name": "Second"}"#).await;
+        assert_eq!(status, 201, "{second}");
+        assert_ne!(second["id"], first["id"]);
+        let first_id = AccountId::parse(&taken).unwrap();
+        assert_eq!(
+            state.store.account(&first_id).unwrap().name.as_str(),
+            "First"
+        );
+    }
+
+    #[tokio::test]
+    async fn storage_failures_say_whether_to_retry() {
+        let state = state(IdSource::random());
+        state.store.fail_next(
+            Operation::CreateAccount,
+            StoreError::Unavailable(anyhow::anyhow!("refused")),
+        );
+        let (status, body) = post(&state, r#"{"name": "A"}"#).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (503, Some("service_unavailable"))
+        );
+        state.store.fail_next(
+            Operation::CreateAccount,
+            StoreError::corrupt(shared::store::Entity::Account, "acct_x", "status"),
+        );
+        let (status, body) = post(&state, r#"{"name": "A"}"#).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (500, Some("internal_error"))
+        );
+        assert!(!body.to_string().contains("acct_x"));
+    }
+
+    #[tokio::test]
+    async fn invalid_requests_write_nothing() {
+        let state = state(IdSource::queued(["acct_AAAAAAAAAAAAAAAAAAAA".to_owned()]));
+        for (body, param) in [
+            (r#"{}"#, "name"),
+            (r#"{"name": ""}"#, "name"),
+            (r#"{"name": "A", "email": "nope"}"#, "email"),
+            (r#"{"name": "A", "status": "inactive"}"#, "status"),
+        ] {
+            let (status, response) = post(&state, body).await;
+            assert_eq!(status, 400, "{body}");
+            assert_eq!(response["error"]["param"], param, "{body}");
+        }
+        let id = AccountId::parse("acct_AAAAAAAAAAAAAAAAAAAA").unwrap();
+        assert!(state.store.account(&id).is_none());
+    }
 }

@@ -1,5 +1,7 @@
 use lambda_http::{service_fn, Error};
-use shared::config::{warm_up, Config, WarmUp};
+use shared::config::Config;
+use shared::domain::{Clock, IdSource};
+use shared::store::dynamo::WarmUp;
 
 // An execution environment serves one request at a time: one thread, no cross-thread
 // wake-ups (measured in BENCHMARKS.md).
@@ -8,11 +10,12 @@ async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = Config::from_env()?;
     let store = config.store().await;
-    warm_up(store.client(), &config.clients_table, WarmUp::Write).await;
+    store.warm_up(WarmUp::Write).await;
     let state = create_account::State {
         store,
         key_environment: config.key_environment,
-        clock: shared::clock::Clock::system(),
+        clock: Clock::system(),
+        ids: IdSource::random(),
     };
     let state = &state;
     lambda_http::run(service_fn(move |request| async move {

@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 
 use lambda_http::request::LambdaRequest;
 use lambda_http::Request;
-use shared::api_key::{ApiKey, KeyEnvironment};
-use shared::clock::Clock;
-use shared::domain::{Account, AccountId, AccountName, AccountStatus, Timestamp};
-use shared::store::memory::MemoryStore;
+use shared::domain::{
+    Account, AccountId, AccountName, AccountStatus, ApiKey, Clock, IdSource, KeyEnvironment, KeyId,
+    Timestamp,
+};
 use shared::store::{CreateAccount, IssuedKey};
+use shared::testing::MemoryStore;
 
 const WARM_UP: usize = 500;
 const MEASURED: usize = 5_000;
@@ -76,7 +77,8 @@ async fn main() {
         status: AccountStatus::Active,
         created_at: Timestamp::now(),
     };
-    let issued = IssuedKey::new(&key, Timestamp::now()).expect("valid key");
+    let key_id = KeyId::generate().expect("OS random generator");
+    let issued = IssuedKey::new(&key, key_id, Timestamp::now());
     store
         .create_account(&account, &issued)
         .await
@@ -85,6 +87,7 @@ async fn main() {
         store,
         key_environment: KeyEnvironment::Test,
         clock: Clock::system(),
+        ids: IdSource::random(),
     };
 
     let api_key = key.expose_once();

@@ -6,21 +6,26 @@
 
 use lambda_http::{Body, Request, Response};
 
-use shared::api_key::KeyEnvironment;
-use shared::auth::authenticate;
-use shared::clock::Clock;
-use shared::domain::{Payment, PaymentId, PaymentStatus};
-use shared::error::ApiError;
-use shared::http::{json_body, require_post, serve, Reply};
-use shared::idempotency::{fingerprint, payment_id_for, IdempotencyKey, REPLAYED_HEADER};
-use shared::request::CreatePaymentRequest;
+use shared::domain::{
+    fingerprint, payment_id_for, Clock, IdSource, KeyEnvironment, Payment, PaymentStatus,
+};
+use shared::http::auth::authenticate;
+use shared::http::body::CreatePaymentRequest;
+use shared::http::request::{idempotency_key, json_body, require_post, REPLAYED_HEADER};
+use shared::http::response::{serve, Reply};
+use shared::http::ApiError;
 use shared::store::{FindKey, InsertOutcome, InsertPayment};
+
+/// How many random payment ids are tried when one is taken. 119 random bits make even a
+/// second draw beyond any real chance; the bound keeps a broken random source from looping.
+const MAX_DRAWS: usize = 3;
 
 /// What the handler needs, built once per execution environment.
 pub struct State<S> {
     pub store: S,
     pub key_environment: KeyEnvironment,
     pub clock: Clock,
+    pub ids: IdSource,
 }
 
 pub async fn handle<S: FindKey + InsertPayment>(
@@ -42,54 +47,71 @@ async fn create_payment<S: FindKey + InsertPayment>(
     // valid requests, and never sees a stored response for an idempotency key.
     let now = state.clock.now();
     let client = authenticate(request.headers(), &state.store, state.key_environment, now).await?;
-    let idempotency_key = IdempotencyKey::from_headers(request.headers())?;
+    let idempotency_key = idempotency_key(request.headers())?;
     let new = json_body::<CreatePaymentRequest>(&request)?.validate()?;
     let request_fingerprint = fingerprint(&new);
-    let id = match &idempotency_key {
-        Some(key) => payment_id_for(&client.account_id, key),
-        None => PaymentId::generate()?,
-    };
-    let payment = Payment {
-        id,
+    let mut payment = Payment {
+        id: match &idempotency_key {
+            Some(key) => payment_id_for(&client.account_id, key),
+            None => state.ids.payment_id()?,
+        },
         client_id: client.account_id,
         amount: new.amount,
         currency: new.currency,
         description: new.description,
         status: PaymentStatus::Pending,
         created_at: now,
-        idempotency_key: idempotency_key.as_ref().map(|k| k.as_str().to_owned()),
+        idempotency_key,
     };
-    match state
-        .store
-        .insert_payment(&payment, &request_fingerprint)
-        .await?
-    {
-        InsertOutcome::Created => {
-            tracing::info!(
-                payment_id = %payment.id,
-                amount = payment.amount.minor_units(),
-                currency = %payment.currency,
-                idempotent = idempotency_key.is_some(),
-                "payment created"
-            );
-            Ok(Reply::created(payment))
-        }
-        // The same account sent the same request before (or an earlier attempt of this one
-        // succeeded before its response was lost): answer as the first time.
-        InsertOutcome::Exists(stored)
-            if stored.payment.client_id == payment.client_id
-                && stored.request_fingerprint == request_fingerprint =>
+    let mut draw = 1;
+    loop {
+        let stored = match state
+            .store
+            .insert_payment(&payment, &request_fingerprint)
+            .await?
         {
-            tracing::info!(payment_id = %stored.payment.id, "payment replayed");
-            Ok(Reply::created(stored.payment).with_header(REPLAYED_HEADER, "true"))
-        }
-        InsertOutcome::Exists(stored) if idempotency_key.is_some() => {
+            InsertOutcome::Created => {
+                tracing::info!(
+                    payment_id = %payment.id,
+                    amount = payment.amount.minor_units(),
+                    currency = %payment.currency,
+                    idempotent = payment.idempotency_key.is_some(),
+                    "payment created"
+                );
+                return Ok(Reply::created(payment));
+            }
+            InsertOutcome::Exists(stored) => stored,
+        };
+        if payment.idempotency_key.is_some() {
+            // The id belongs to this account and key: the same request is a replay, another
+            // one a misuse of the key.
+            if stored.request_fingerprint == request_fingerprint
+                && stored.payment.client_id == payment.client_id
+            {
+                tracing::info!(payment_id = %stored.payment.id, "payment replayed");
+                return Ok(Reply::created(stored.payment).with_header(REPLAYED_HEADER, "true"));
+            }
             tracing::info!(payment_id = %stored.payment.id, "idempotency key reused for another request");
-            Err(ApiError::IdempotencyKeyReused)
+            return Err(ApiError::IdempotencyKeyReused);
         }
-        InsertOutcome::Exists(stored) => Err(ApiError::Unexpected(anyhow::anyhow!(
-            "random payment id {} collided with an existing payment",
-            stored.payment.id
-        ))),
+        if stored.payment == payment && stored.request_fingerprint == request_fingerprint {
+            // This request's own write, found by a retry of the call whose response was lost:
+            // to the client, this is the first answer.
+            tracing::info!(payment_id = %payment.id, "payment created (found on retry)");
+            return Ok(Reply::created(payment));
+        }
+        if draw == MAX_DRAWS {
+            return Err(ApiError::Unexpected(anyhow::anyhow!(
+                "{MAX_DRAWS} random payment ids in a row were taken (last {})",
+                payment.id
+            )));
+        }
+        // A random id that another payment already has: nothing was written; draw again.
+        tracing::warn!(payment_id = %payment.id, draw, "random payment id taken; drawing again");
+        draw += 1;
+        payment.id = state.ids.payment_id()?;
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,16 +1,19 @@
-//! An in-memory store for unit tests of handlers and the auth step.
+//! An in-memory store for unit tests of handlers and the auth step (feature `test-support`;
+//! never in a release binary). It keeps the same contracts as DynamoDB: conditional writes
+//! that never overwrite, and the stored item handed back when a payment id is taken.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use super::error::{Entity, StoreError};
 use super::{
-    CreateAccount, FindKey, InsertOutcome, InsertPayment, IssuedKey, KeyRecord, KeyStatus,
-    StoredPayment,
+    CreateAccount, FindKey, InsertOutcome, InsertPayment, IssuedKey, KeyRecord, StoredPayment,
 };
-use crate::api_key::KeyDigest;
-use crate::domain::{Account, AccountId, AccountStatus, Payment, PaymentId};
-use crate::error::ApiError;
+use crate::domain::{
+    Account, AccountId, AccountStatus, KeyDigest, KeyLife, KeyStatus, Payment, PaymentId,
+    RequestFingerprint,
+};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -19,6 +22,22 @@ pub struct MemoryStore {
     /// In insertion order, with an index by payment id.
     payments: Mutex<(Vec<StoredPayment>, HashMap<PaymentId, usize>)>,
     lookups: AtomicUsize,
+    /// Failures the next calls of each operation return instead of doing anything.
+    failures: Mutex<Vec<(Operation, StoreError)>>,
+}
+
+/// A store operation, for injecting a failure into the next call of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    FindKey,
+    CreateAccount,
+    InsertPayment,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl MemoryStore {
@@ -28,8 +47,7 @@ impl MemoryStore {
     }
 
     pub fn payments(&self) -> Vec<Payment> {
-        let payments = self.payments.lock().unwrap();
-        payments
+        lock(&self.payments)
             .0
             .iter()
             .map(|stored| stored.payment.clone())
@@ -37,36 +55,70 @@ impl MemoryStore {
     }
 
     pub fn account(&self, id: &AccountId) -> Option<Account> {
-        self.accounts.lock().unwrap().get(id).cloned()
+        lock(&self.accounts).get(id).cloned()
+    }
+
+    /// Makes the next call of `operation` fail with `error`, doing nothing.
+    pub fn fail_next(&self, operation: Operation, error: StoreError) {
+        lock(&self.failures).push((operation, error));
+    }
+
+    fn injected_failure(&self, operation: Operation) -> Result<(), StoreError> {
+        let mut failures = lock(&self.failures);
+        match failures.iter().position(|(op, _)| *op == operation) {
+            Some(at) => Err(failures.remove(at).1),
+            None => Ok(()),
+        }
     }
 
     pub fn set_status(&self, id: &AccountId, status: AccountStatus) {
-        if let Some(account) = self.accounts.lock().unwrap().get_mut(id) {
+        if let Some(account) = lock(&self.accounts).get_mut(id) {
             account.status = status;
         }
-        for record in self.keys.lock().unwrap().values_mut() {
+        for record in lock(&self.keys).values_mut() {
             if &record.account_id == id {
                 record.account_status = status;
             }
         }
     }
+
+    /// Changes a stored key's life (revocation, expiry), as key administration would.
+    pub fn set_key_life(&self, digest: &KeyDigest, life: KeyLife) {
+        if let Some(record) = lock(&self.keys).get_mut(digest) {
+            record.life = life;
+        }
+    }
+
+    /// Stores a payment as if an earlier request had written it.
+    pub fn put_payment(&self, payment: Payment, request_fingerprint: RequestFingerprint) {
+        let mut guard = lock(&self.payments);
+        let (payments, by_id) = &mut *guard;
+        by_id.insert(payment.id.clone(), payments.len());
+        payments.push(StoredPayment {
+            payment,
+            request_fingerprint,
+        });
+    }
 }
 
 impl FindKey for MemoryStore {
-    async fn find_key(&self, digest: &KeyDigest) -> Result<Option<KeyRecord>, ApiError> {
+    async fn find_key(&self, digest: &KeyDigest) -> Result<Option<KeyRecord>, StoreError> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
-        Ok(self.keys.lock().unwrap().get(digest).cloned())
+        self.injected_failure(Operation::FindKey)?;
+        Ok(lock(&self.keys).get(digest).cloned())
     }
 }
 
 impl CreateAccount for MemoryStore {
-    async fn create_account(&self, account: &Account, key: &IssuedKey) -> Result<(), ApiError> {
-        let mut keys = self.keys.lock().unwrap();
-        let mut accounts = self.accounts.lock().unwrap();
+    async fn create_account(&self, account: &Account, key: &IssuedKey) -> Result<(), StoreError> {
+        self.injected_failure(Operation::CreateAccount)?;
+        let mut keys = lock(&self.keys);
+        let mut accounts = lock(&self.accounts);
         if keys.contains_key(&key.digest) || accounts.contains_key(&account.id) {
-            return Err(ApiError::Unexpected(anyhow::anyhow!(
-                "duplicate account or key"
-            )));
+            return Err(StoreError::ConditionFailed {
+                entity: Entity::Account,
+                id: account.id.to_string(),
+            });
         }
         accounts.insert(account.id.clone(), account.clone());
         keys.insert(
@@ -75,10 +127,12 @@ impl CreateAccount for MemoryStore {
                 key_id: key.key_id.clone(),
                 account_id: account.id.clone(),
                 prefix: key.prefix.clone(),
-                status: KeyStatus::Active,
+                life: KeyLife {
+                    status: KeyStatus::Active,
+                    expires_at: None,
+                },
                 account_status: account.status,
                 created_at: key.created_at,
-                expires_at: None,
             },
         );
         Ok(())
@@ -89,9 +143,10 @@ impl InsertPayment for MemoryStore {
     async fn insert_payment(
         &self,
         payment: &Payment,
-        request_fingerprint: &str,
-    ) -> Result<InsertOutcome, ApiError> {
-        let mut guard = self.payments.lock().unwrap();
+        request_fingerprint: &RequestFingerprint,
+    ) -> Result<InsertOutcome, StoreError> {
+        self.injected_failure(Operation::InsertPayment)?;
+        let mut guard = lock(&self.payments);
         let (payments, by_id) = &mut *guard;
         if let Some(&at) = by_id.get(&payment.id) {
             return Ok(InsertOutcome::Exists(payments[at].clone()));
@@ -99,7 +154,7 @@ impl InsertPayment for MemoryStore {
         by_id.insert(payment.id.clone(), payments.len());
         payments.push(StoredPayment {
             payment: payment.clone(),
-            request_fingerprint: request_fingerprint.to_owned(),
+            request_fingerprint: request_fingerprint.clone(),
         });
         Ok(InsertOutcome::Created)
     }

@@ -1,41 +1,30 @@
 //! Storage: one small trait per operation, so each function depends on exactly the calls it
-//! makes (which is also what its IAM policy grants).
+//! makes (which is also what its IAM policy grants). Every call answers in storage terms
+//! ([`StoreError`]); what a caller is told is decided by the layer above.
 //!
-//! [`dynamo::DynamoStore`] is the real implementation; [`memory::MemoryStore`] is an
-//! in-memory stand-in for unit tests.
+//! [`dynamo::DynamoStore`] is the real implementation (feature `aws`);
+//! [`memory::MemoryStore`] an in-memory stand-in for unit tests (feature `test-support`).
 
 use std::future::Future;
 
-use crate::api_key::{ApiKey, KeyDigest, KeyPrefix};
-use crate::domain::{Account, AccountId, AccountStatus, KeyId, Payment, Timestamp};
-use crate::error::ApiError;
+use crate::domain::{
+    Account, AccountId, AccountStatus, ApiKey, KeyDigest, KeyId, KeyLife, KeyPrefix, Payment,
+    RequestFingerprint, Timestamp,
+};
 
-pub mod dynamo;
+pub mod error;
 pub mod lifecycle;
+
+#[cfg(feature = "aws")]
+mod admin;
+#[cfg(feature = "aws")]
+pub mod dynamo;
+#[cfg(feature = "aws")]
+pub mod items;
+#[cfg(any(test, feature = "test-support"))]
 pub mod memory;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyStatus {
-    Active,
-    Revoked,
-}
-
-impl KeyStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyStatus::Active => "active",
-            KeyStatus::Revoked => "revoked",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "active" => Some(KeyStatus::Active),
-            "revoked" => Some(KeyStatus::Revoked),
-            _ => None,
-        }
-    }
-}
+pub use error::{Entity, StoreError};
 
 /// What the auth step needs to decide about a key, all on the one item it reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,11 +32,9 @@ pub struct KeyRecord {
     pub key_id: KeyId,
     pub account_id: AccountId,
     pub prefix: KeyPrefix,
-    pub status: KeyStatus,
+    pub life: KeyLife,
     pub account_status: AccountStatus,
     pub created_at: Timestamp,
-    /// When the key stops authenticating (end of a rotation grace period); none = never.
-    pub expires_at: Option<Timestamp>,
 }
 
 /// A newly minted key as it is stored: digest and display prefix, never the key itself.
@@ -60,13 +47,13 @@ pub struct IssuedKey {
 }
 
 impl IssuedKey {
-    pub fn new(key: &ApiKey, created_at: Timestamp) -> Result<Self, ApiError> {
-        Ok(IssuedKey {
-            key_id: KeyId::generate()?,
+    pub fn new(key: &ApiKey, key_id: KeyId, created_at: Timestamp) -> Self {
+        IssuedKey {
+            key_id,
             digest: key.digest(),
             prefix: key.display_prefix(),
             created_at,
-        })
+        }
     }
 }
 
@@ -75,16 +62,17 @@ pub trait FindKey: Send + Sync {
     fn find_key(
         &self,
         digest: &KeyDigest,
-    ) -> impl Future<Output = Result<Option<KeyRecord>, ApiError>> + Send;
+    ) -> impl Future<Output = Result<Option<KeyRecord>, StoreError>> + Send;
 }
 
-/// Writes an account and its first key atomically.
+/// Writes an account and its first key atomically. `ConditionFailed` if the account id or
+/// the key digest is taken.
 pub trait CreateAccount: Send + Sync {
     fn create_account(
         &self,
         account: &Account,
         key: &IssuedKey,
-    ) -> impl Future<Output = Result<(), ApiError>> + Send;
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// What a conditional payment write found.
@@ -101,7 +89,7 @@ pub enum InsertOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredPayment {
     pub payment: Payment,
-    pub request_fingerprint: String,
+    pub request_fingerprint: RequestFingerprint,
 }
 
 /// Records a payment with a single conditional write that never overwrites.
@@ -109,6 +97,6 @@ pub trait InsertPayment: Send + Sync {
     fn insert_payment(
         &self,
         payment: &Payment,
-        request_fingerprint: &str,
-    ) -> impl Future<Output = Result<InsertOutcome, ApiError>> + Send;
+        request_fingerprint: &RequestFingerprint,
+    ) -> impl Future<Output = Result<InsertOutcome, StoreError>> + Send;
 }

@@ -1,7 +1,7 @@
 use lambda_http::http::Method;
 use payments_tests::{raw_request, TestApp};
 use serde_json::json;
-use shared::api_key::{ApiKey, KeyEnvironment};
+use shared::domain::{ApiKey, KeyEnvironment};
 
 #[tokio::test]
 async fn creates_an_account_and_returns_a_key_once() {

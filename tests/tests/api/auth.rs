@@ -1,7 +1,7 @@
 use payments_tests::TestApp;
 use serde_json::json;
-use shared::api_key::{ApiKey, KeyEnvironment};
 use shared::domain::{AccountId, AccountStatus};
+use shared::domain::{ApiKey, KeyEnvironment};
 
 fn payment() -> serde_json::Value {
     json!({"amount": 500, "currency": "USD"})

@@ -5,12 +5,11 @@ use lambda_http::http::HeaderValue;
 use payments_tests::proxy::{Fault, FaultProxy};
 use payments_tests::{dynamodb_endpoint, json_request, TestApp, TestResponse};
 use serde_json::json;
-use shared::api_key::{KeyDigest, KeyEnvironment};
 use shared::config::dynamodb_client;
 use shared::domain::Payment;
-use shared::error::ApiError;
+use shared::domain::{IdSource, KeyDigest, KeyEnvironment, RequestFingerprint};
 use shared::store::dynamo::DynamoStore;
-use shared::store::{FindKey, InsertOutcome, InsertPayment, KeyRecord};
+use shared::store::{FindKey, InsertOutcome, InsertPayment, KeyRecord, StoreError};
 use tokio::task::JoinSet;
 
 fn replayed(response: &TestResponse) -> bool {
@@ -148,7 +147,7 @@ async fn an_invalid_api_key_never_sees_a_stored_response() {
             .status,
         201
     );
-    let other = shared::api_key::ApiKey::generate(shared::api_key::KeyEnvironment::Test).unwrap();
+    let other = shared::domain::ApiKey::generate(shared::domain::KeyEnvironment::Test).unwrap();
     for bad in [other.expose_once(), "sk_test_nope"] {
         let response = app
             .create_payment_idempotent(bad, "known", body.clone())
@@ -219,7 +218,7 @@ struct WritesThroughProxy {
 }
 
 impl FindKey for WritesThroughProxy {
-    async fn find_key(&self, digest: &KeyDigest) -> Result<Option<KeyRecord>, ApiError> {
+    async fn find_key(&self, digest: &KeyDigest) -> Result<Option<KeyRecord>, StoreError> {
         self.keys.find_key(digest).await
     }
 }
@@ -228,8 +227,8 @@ impl InsertPayment for WritesThroughProxy {
     async fn insert_payment(
         &self,
         payment: &Payment,
-        request_fingerprint: &str,
-    ) -> Result<InsertOutcome, ApiError> {
+        request_fingerprint: &RequestFingerprint,
+    ) -> Result<InsertOutcome, StoreError> {
         self.payments
             .insert_payment(payment, request_fingerprint)
             .await
@@ -251,7 +250,8 @@ async fn a_write_whose_response_was_lost_is_not_repeated() {
             ),
         },
         key_environment: KeyEnvironment::Test,
-        clock: shared::clock::Clock::system(),
+        clock: shared::domain::Clock::system(),
+        ids: IdSource::random(),
     };
     let send = |body: serde_json::Value| {
         let mut request = json_request("/payments", Some(&key), &body);

@@ -1,12 +1,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use payments_tests::issued;
 use payments_tests::TestApp;
 use serde_json::json;
-use shared::api_key::{ApiKey, KeyEnvironment};
+use shared::domain::KeyState;
 use shared::domain::{AccountId, AccountStatus, KeyId};
-use shared::error::ApiError;
+use shared::domain::{ApiKey, KeyEnvironment};
 use shared::store::lifecycle::Revocation;
+use shared::store::{Entity, StoreError};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -24,13 +26,19 @@ async fn rotate(app: &TestApp, account: &AccountId, key: &ApiKey, grace: Duratio
     // One second later, so keys list in the order they were issued.
     app.clock.advance(Duration::from_secs(1));
     app.store()
-        .rotate_key(account, key, grace, app.clock.clock().now(), "test")
+        .rotate_key(
+            account,
+            &issued(key, app.clock.clock().now()),
+            grace,
+            app.clock.clock().now(),
+            "test",
+        )
         .await
         .unwrap()
         .new_key_id
 }
 
-async fn states(app: &TestApp, account: &AccountId) -> Vec<&'static str> {
+async fn states(app: &TestApp, account: &AccountId) -> Vec<KeyState> {
     let (_, keys) = app
         .store()
         .account_keys(account, app.clock.clock().now())
@@ -53,7 +61,10 @@ async fn rotation_keeps_the_old_key_working_through_its_grace_period() {
         "old key inside the grace period"
     );
     assert_eq!(pays(&app, new.expose_once()).await, 201, "new key at once");
-    assert_eq!(states(&app, &account).await, ["expiring", "active"]);
+    assert_eq!(
+        states(&app, &account).await,
+        [KeyState::Expiring, KeyState::Active]
+    );
 
     app.clock.advance(59 * MINUTE);
     assert_eq!(pays(&app, &old).await, 201);
@@ -64,7 +75,10 @@ async fn rotation_keeps_the_old_key_working_through_its_grace_period() {
     assert_eq!(refused.status, 401, "old key after the grace period");
     assert_eq!(refused.error_code(), "invalid_api_key");
     assert_eq!(pays(&app, new.expose_once()).await, 201);
-    assert_eq!(states(&app, &account).await, ["expired", "active"]);
+    assert_eq!(
+        states(&app, &account).await,
+        [KeyState::Expired, KeyState::Active]
+    );
 }
 
 #[tokio::test]
@@ -90,7 +104,7 @@ async fn a_second_rotation_does_not_extend_a_shorter_grace() {
         .store()
         .rotate_key(
             &account,
-            &third,
+            &issued(&third, app.clock.clock().now()),
             60 * MINUTE,
             app.clock.clock().now(),
             "test",
@@ -115,7 +129,7 @@ async fn an_account_whose_keys_are_all_dead_can_be_given_a_new_one() {
         .account_keys(&account, app.clock.clock().now())
         .await
         .unwrap();
-    let old_id = KeyId::parse(&keys[0].key_id).unwrap();
+    let old_id = keys[0].key_id.clone();
     let now = app.clock.clock().now();
     app.store().revoke_key(&old_id, now, "test").await.unwrap();
     assert_eq!(pays(&app, &old).await, 401);
@@ -124,7 +138,7 @@ async fn an_account_whose_keys_are_all_dead_can_be_given_a_new_one() {
     let new = new_key();
     let rotation = app
         .store()
-        .rotate_key(&account, &new, 60 * MINUTE, now, "test")
+        .rotate_key(&account, &issued(&new, now), 60 * MINUTE, now, "test")
         .await
         .unwrap();
     assert!(rotation.retiring.is_empty());
@@ -148,12 +162,18 @@ async fn revocation_applies_on_the_next_request() {
     assert_eq!(pays(&app, &old).await, 201, "other keys unaffected");
     let again = app.store().revoke_key(&new_id, now, "test").await.unwrap();
     assert_eq!(again.1, Revocation::AlreadyRevoked);
-    assert_eq!(states(&app, &account).await, ["expiring", "revoked"]);
+    assert_eq!(
+        states(&app, &account).await,
+        [KeyState::Expiring, KeyState::Revoked]
+    );
 
     let unknown = KeyId::parse("key_AAAAAAAAAAAAAAAAAAAA").unwrap();
     assert!(matches!(
         app.store().revoke_key(&unknown, now, "test").await,
-        Err(ApiError::NotFound { what: "key", .. })
+        Err(StoreError::NotFound {
+            entity: Entity::Key,
+            ..
+        })
     ));
 }
 
@@ -194,10 +214,10 @@ async fn unknown_accounts_are_not_found() {
     let store = app.store();
     assert!(matches!(
         store
-            .rotate_key(&nobody, &new_key(), MINUTE, now, "t")
+            .rotate_key(&nobody, &issued(&new_key(), now), MINUTE, now, "t")
             .await,
-        Err(ApiError::NotFound {
-            what: "account",
+        Err(StoreError::NotFound {
+            entity: Entity::Account,
             ..
         })
     ));
@@ -205,11 +225,11 @@ async fn unknown_accounts_are_not_found() {
         store
             .set_account_status(&nobody, AccountStatus::Inactive, now, "t")
             .await,
-        Err(ApiError::NotFound { .. })
+        Err(StoreError::NotFound { .. })
     ));
     assert!(matches!(
         store.account_keys(&nobody, now).await,
-        Err(ApiError::NotFound { .. })
+        Err(StoreError::NotFound { .. })
     ));
 }
 
@@ -225,7 +245,7 @@ async fn concurrent_changes_to_one_account_never_lose_an_update() {
             let key = new_key();
             let now = app.clock.clock().now();
             app.store()
-                .rotate_key(&account, &key, MINUTE, now, "test")
+                .rotate_key(&account, &issued(&key, now), MINUTE, now, "test")
                 .await
                 .map(|_| key)
         });
@@ -234,7 +254,7 @@ async fn concurrent_changes_to_one_account_never_lose_an_update() {
     while let Some(result) = tasks.join_next().await {
         match result.unwrap() {
             Ok(key) => issued.push(key),
-            Err(ApiError::Conflict { .. }) => {}
+            Err(StoreError::ChangedConcurrently { .. }) => {}
             Err(other) => panic!("unexpected {other:?}"),
         }
     }

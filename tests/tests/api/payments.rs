@@ -29,10 +29,11 @@ async fn records_a_payment_for_the_authenticated_account() {
     assert!(body["created_at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(body.as_object().unwrap().len(), 7);
 
-    let stored = app.store().get_payment(id).await.unwrap().expect("stored");
-    assert_eq!(stored["client_id"].as_s().unwrap(), &account_id);
-    assert_eq!(stored["amount"].as_n().unwrap(), "1250");
-    assert_eq!(stored["currency"].as_s().unwrap(), "EUR");
+    let id = shared::domain::PaymentId::parse(id).unwrap();
+    let stored = app.store().payment(&id).await.unwrap().expect("stored");
+    assert_eq!(stored.payment.client_id.as_str(), account_id);
+    assert_eq!(stored.payment.amount.minor_units(), 1250);
+    assert_eq!(stored.payment.currency.code(), "EUR");
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 use payments_tests::{all_strings, TestApp};
 use serde_json::json;
-use shared::api_key::{ApiKey, KeyEnvironment};
-use shared::store::dynamo::{account_pk, key_pk, key_ref_pk};
+use shared::domain::{ApiKey, KeyEnvironment};
+use shared::store::items::{account, key};
 
 #[tokio::test]
 async fn account_and_key_items_are_written_together() {
@@ -15,8 +15,8 @@ async fn account_and_key_items_are_written_together() {
         .map(|i| i["pk"].as_s().unwrap().as_str())
         .collect();
     let account = shared::domain::AccountId::parse(&account_id).unwrap();
-    assert!(pks.contains(&account_pk(&account).as_str()));
-    assert!(pks.contains(&key_pk(&digest).as_str()));
+    assert!(pks.contains(&account::pk(&account).as_str()));
+    assert!(pks.contains(&key::pk(&digest).as_str()));
     let key_item = items
         .iter()
         .find(|i| i["entity"].as_s().unwrap() == "api_key")
@@ -26,7 +26,7 @@ async fn account_and_key_items_are_written_together() {
     assert_eq!(key_item["account_status"].as_s().unwrap(), "active");
     assert_eq!(key_item["prefix"].as_s().unwrap(), &key[..12]);
     let key_id = shared::domain::KeyId::parse(key_item["key_id"].as_s().unwrap()).unwrap();
-    assert!(pks.contains(&key_ref_pk(&key_id).as_str()));
+    assert!(pks.contains(&key::ref_pk(&key_id).as_str()));
 }
 
 #[tokio::test]

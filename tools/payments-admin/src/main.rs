@@ -10,12 +10,14 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 
-use shared::api_key::{ApiKey, KeyEnvironment};
 use shared::config::dynamodb_client;
-use shared::domain::{AccountId, AccountStatus, KeyId, Timestamp};
-use shared::error::ApiError;
+use shared::domain::{
+    AccountId, AccountStatus, ApiKey, IdSource, KeyEnvironment, KeyId, RandomSourceFailed,
+    Timestamp,
+};
 use shared::store::dynamo::{create_tables, DynamoStore};
 use shared::store::lifecycle::{Revocation, StatusChange};
+use shared::store::{IssuedKey, StoreError};
 
 #[derive(Parser)]
 #[command(
@@ -183,6 +185,68 @@ impl Output {
     }
 }
 
+/// Why a command failed, in the operator's terms.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Random(#[from] RandomSourceFailed),
+}
+
+impl Failure {
+    /// A stable machine-readable code for `--json` output.
+    fn code(&self) -> &'static str {
+        match self {
+            Failure::Store(err) => match err {
+                StoreError::NotFound { .. } => "not_found",
+                StoreError::ChangedConcurrently { .. } => "changed_concurrently",
+                StoreError::Unavailable(_) => "storage_unavailable",
+                StoreError::Throttled(_) => "storage_throttled",
+                StoreError::OutcomeUnknown(_) => "outcome_unknown",
+                StoreError::TooManyItems { .. } => "too_many_keys",
+                StoreError::Corrupt { .. } => "corrupt_item",
+                StoreError::ConditionFailed { .. } => "condition_failed",
+                StoreError::Unexpected(_) => "storage_error",
+            },
+            Failure::Random(_) => "random_source_failed",
+        }
+    }
+
+    /// Whether running the same command again is safe and may succeed.
+    fn retry_safe(&self) -> bool {
+        matches!(self, Failure::Store(err) if err.is_retryable())
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Failure::Store(StoreError::NotFound { entity, id }) => {
+                format!("{entity} {id} not found")
+            }
+            Failure::Store(StoreError::ChangedConcurrently { .. }) => {
+                "the account was changed concurrently; nothing was written, try again".into()
+            }
+            Failure::Store(StoreError::Unavailable(_) | StoreError::Throttled(_)) => {
+                format!("{self}; try again ({self:?})")
+            }
+            Failure::Store(StoreError::OutcomeUnknown(_)) => format!(
+                "the change may or may not have been applied; check with `accounts show` \
+                 before trying again ({self:?})"
+            ),
+            Failure::Store(StoreError::TooManyItems { needed, max }) => format!(
+                "the account has too many live keys for one change ({needed} items, at most \
+                 {max}); revoke some first"
+            ),
+            Failure::Store(StoreError::Corrupt {
+                entity,
+                id,
+                attribute,
+            }) => format!("stored {entity} {id} is malformed ({attribute}); nothing was changed"),
+            other => format!("{other:?}"),
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     init_audit_log();
@@ -193,17 +257,15 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let message = match &err {
-                ApiError::NotFound { what, id } => format!("{what} {id} not found"),
-                ApiError::Conflict { .. } => {
-                    "the account was changed concurrently; nothing was written, try again".into()
-                }
-                other => format!("{other:?}"),
-            };
+            let message = err.message();
             if out.json {
                 println!(
                     "{}",
-                    json!({"error": {"code": err.code(), "message": message}})
+                    json!({"error": {
+                        "code": err.code(),
+                        "message": message,
+                        "retry_safe": err.retry_safe(),
+                    }})
                 );
             }
             eprintln!("error: {message}");
@@ -226,7 +288,7 @@ fn init_audit_log() {
         .init();
 }
 
-async fn run(cli: Cli) -> Result<(), ApiError> {
+async fn run(cli: Cli) -> Result<(), Failure> {
     let Global {
         endpoint_url,
         clients_table,
@@ -259,10 +321,7 @@ async fn run(cli: Cli) -> Result<(), ApiError> {
         Command::Accounts { command } => match command {
             AccountsCommand::Show { account } => {
                 let (account, keys) = store.account_keys(&account, now).await?;
-                let live = keys
-                    .iter()
-                    .filter(|k| k.state == "active" || k.state == "expiring")
-                    .count();
+                let live = keys.iter().filter(|k| k.state.is_live()).count();
                 out.print(json!({"account": account, "keys": keys}), || {
                     format!(
                         "{}  {}  status={}  email={}  created={}  keys={} ({} live)",
@@ -297,8 +356,8 @@ async fn run(cli: Cli) -> Result<(), ApiError> {
                             key.key_id,
                             key.prefix,
                             key.state,
-                            key.created_at,
-                            key.expires_at.as_deref().unwrap_or("-")
+                            key.created_at.to_rfc3339(),
+                            key.expires_at.map_or("-".to_owned(), Timestamp::to_rfc3339)
                         ));
                     }
                     lines.join("\n")
@@ -309,11 +368,10 @@ async fn run(cli: Cli) -> Result<(), ApiError> {
                 grace,
                 key_environment,
             } => {
-                let new_key = ApiKey::generate(key_environment).map_err(|e| {
-                    ApiError::Unexpected(anyhow::anyhow!("OS random source failed: {e}"))
-                })?;
+                let new_key = ApiKey::generate(key_environment)?;
+                let issued = IssuedKey::new(&new_key, IdSource::random().key_id()?, now);
                 let rotation = store
-                    .rotate_key(&account, &new_key, grace, now, &actor)
+                    .rotate_key(&account, &issued, grace, now, &actor)
                     .await?;
                 let retiring: Vec<Value> = rotation
                     .retiring
@@ -369,7 +427,7 @@ async fn set_status(
     status: AccountStatus,
     now: Timestamp,
     actor: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), Failure> {
     let change = store
         .set_account_status(account, status, now, actor)
         .await?;

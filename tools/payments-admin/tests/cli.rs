@@ -69,7 +69,7 @@ async fn every_command_end_to_end() {
     assert_eq!(keys[0]["prefix"], &first_key[..12]);
     assert_eq!(keys[0]["state"], "active");
     let first_key_id = keys[0]["key_id"].as_str().unwrap().to_owned();
-    let digest = shared::api_key::ApiKey::parse(&first_key, shared::api_key::KeyEnvironment::Test)
+    let digest = shared::domain::ApiKey::parse(&first_key, shared::domain::KeyEnvironment::Test)
         .unwrap()
         .digest()
         .to_hex();

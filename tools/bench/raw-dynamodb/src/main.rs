@@ -26,10 +26,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use serde_json::json;
 
-use shared::api_key::{ApiKey, KeyEnvironment};
 use shared::config::dynamodb_client;
-use shared::domain::{AccountId, KeyId, PaymentId, Timestamp};
-use shared::store::dynamo::{account_pk, key_pk, key_ref_pk, PK};
+use shared::domain::{AccountId, ApiKey, KeyEnvironment, KeyId, PaymentId, Timestamp};
+use shared::store::items::{account, key, PK};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -101,7 +100,7 @@ fn fail(what: &str, err: impl std::fmt::Display) -> String {
     format!("{what} failed: {err}")
 }
 
-/// Same attributes as the functions' key item (`shared::store::dynamo::key_item`).
+/// Same attributes as the functions' key item (`shared::store::items::key::new_item`).
 fn key_item(pk: &str) -> Result<Item, String> {
     Ok(HashMap::from([
         (PK.to_owned(), s(pk)),
@@ -152,9 +151,9 @@ fn account_puts(table: &str) -> Result<Vec<TransactWriteItem>, String> {
     let key_id = KeyId::generate().map_err(|e| fail("id", e))?;
     let key = ApiKey::generate(KeyEnvironment::Test).map_err(|e| fail("key", e))?;
     let now = Timestamp::now().to_rfc3339();
-    let key_pk_value = key_pk(&key.digest());
+    let key_pk_value = key::pk(&key.digest());
     let account = HashMap::from([
-        (PK.to_owned(), s(account_pk(&account_id))),
+        (PK.to_owned(), s(account::pk(&account_id))),
         ("entity".to_owned(), s("account")),
         ("account_id".to_owned(), s(account_id.as_str())),
         ("name".to_owned(), s("Benchmark Account")),
@@ -178,7 +177,7 @@ fn account_puts(table: &str) -> Result<Vec<TransactWriteItem>, String> {
     key_item.insert("key_id".to_owned(), s(key_id.as_str()));
     key_item.insert("account_id".to_owned(), s(account_id.as_str()));
     let key_ref = HashMap::from([
-        (PK.to_owned(), s(key_ref_pk(&key_id))),
+        (PK.to_owned(), s(key::ref_pk(&key_id))),
         ("entity".to_owned(), s("api_key_ref")),
         ("key_id".to_owned(), s(key_id.as_str())),
         ("account_id".to_owned(), s(account_id.as_str())),

@@ -1,29 +1,14 @@
-//! The HTTP edge shared by both functions: request ids, body access, response rendering.
+//! Writing a response: the JSON rendering every response shares, and the one place a
+//! handler's outcome becomes a response (and an error becomes a log line).
 
-use lambda_http::http::{header, HeaderValue, Method, StatusCode};
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::http::{header, HeaderValue, StatusCode};
+use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use std::future::Future;
 use tracing::Instrument;
 
-use crate::error::ApiError;
-use crate::request::{parse_body, JsonBody};
-
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
-
-/// The Lambda request id (the one in the function's CloudWatch logs), so a caller quoting it
-/// leads straight to the log lines. Handlers called outside Lambda get a fresh random id.
-pub fn request_id(request: &Request) -> String {
-    request
-        .lambda_context_ref()
-        .map(|context| context.request_id.clone())
-        .filter(|id| !id.is_empty())
-        .unwrap_or_else(|| {
-            crate::domain::KeyId::generate()
-                .map(|id| format!("local-{}", &id.as_str()[4..]))
-                .unwrap_or_else(|_| "local".to_owned())
-        })
-}
+use super::error::ApiError;
+use super::request::{request_id, REQUEST_ID_HEADER};
 
 /// Renders a JSON response. `no-store` because responses can carry a freshly minted key.
 pub fn json_response<T: Serialize>(
@@ -93,29 +78,6 @@ pub fn respond<T: Serialize>(
             err.to_response(request_id)
         }
     }
-}
-
-pub fn require_post(request: &Request) -> Result<(), ApiError> {
-    if request.method() == Method::POST {
-        Ok(())
-    } else {
-        Err(ApiError::MethodNotAllowed)
-    }
-}
-
-/// Reads the request body as `T`, enforcing content type and size.
-pub fn json_body<T: JsonBody>(request: &Request) -> Result<T, ApiError> {
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(HeaderValue::as_bytes);
-    let bytes: &[u8] = match request.body() {
-        Body::Empty => &[],
-        Body::Text(text) => text.as_bytes(),
-        Body::Binary(bytes) => bytes,
-        _ => &[],
-    };
-    parse_body(content_type, bytes)
 }
 
 /// Runs one request's handler inside a span carrying the request id (and, once the auth step

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::error::InvalidRequest;
+use super::invalid::InvalidValue;
 
 /// Active ISO 4217 codes (list published 2024). Fund codes, precious metals and testing codes
 /// (XAG, XAU, XTS, XXX, ...) are deliberately absent: they are not payment currencies.
@@ -27,13 +27,13 @@ pub struct Currency(&'static str);
 
 impl Currency {
     /// Accepts a code in any letter case; unknown codes are refused.
-    pub fn parse(raw: &str) -> Result<Self, InvalidRequest> {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         let upper = raw.to_ascii_uppercase();
         ISO_4217
             .binary_search(&upper.as_str())
             .map(|i| Currency(ISO_4217[i]))
             .map_err(|_| {
-                InvalidRequest::invalid_param(
+                InvalidValue::new(
                     "currency",
                     "currency must be an ISO 4217 alphabetic code such as USD or EUR.",
                 )
@@ -42,6 +42,12 @@ impl Currency {
 
     pub fn code(self) -> &'static str {
         self.0
+    }
+}
+
+impl serde::Serialize for Currency {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.code())
     }
 }
 
@@ -77,7 +83,7 @@ mod tests {
             "", "US", "USDD", "XXX", "XAU", "ABC", "usd ", " usd", "ÜSD", "US1",
         ] {
             let err = Currency::parse(raw).unwrap_err();
-            assert_eq!(err.param.as_deref(), Some("currency"), "{raw:?}");
+            assert_eq!(err.field, "currency", "{raw:?}");
         }
     }
 }

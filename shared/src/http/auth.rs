@@ -2,10 +2,9 @@
 
 use lambda_http::http::HeaderMap;
 
-use crate::api_key::{ApiKey, KeyEnvironment, KeyPrefix};
-use crate::domain::{AccountId, AccountStatus, KeyId, Timestamp};
-use crate::error::{ApiError, AuthFailure};
-use crate::store::{FindKey, KeyStatus};
+use super::error::ApiError;
+use crate::domain::{AccountId, ApiKey, AuthFailure, KeyEnvironment, KeyId, KeyPrefix, Timestamp};
+use crate::store::FindKey;
 
 pub const API_KEY_HEADER: &str = "x-api-key";
 
@@ -23,8 +22,10 @@ pub struct AuthenticatedClient {
 /// Format and checksum are checked first, so junk never reaches the database. A key that
 /// passes is looked up by its SHA-256 digest with one strongly consistent `GetItem`, so a key
 /// works on the very next request after it is issued, and revocation or deactivation applies
-/// on the very next request too. Every refusal is the same `InvalidApiKey` to the caller; the
-/// reason goes to the log with the display prefix, never the key or its digest.
+/// on the very next request too. Whether the stored key admits the request is the domain's
+/// one rule ([`crate::domain::KeyLife::admits`]). Every refusal is the same `InvalidApiKey` to
+/// the caller; the reason goes to the log with the display prefix, never the key or its
+/// digest.
 pub async fn authenticate<S: FindKey>(
     headers: &HeaderMap,
     store: &S,
@@ -50,15 +51,10 @@ pub async fn authenticate<S: FindKey>(
         ApiError::InvalidApiKey(failure)
     };
     let record = record.ok_or_else(|| refuse(AuthFailure::UnknownKey))?;
-    if record.status != KeyStatus::Active {
-        return Err(refuse(AuthFailure::KeyInactive));
-    }
-    if record.expires_at.is_some_and(|at| now >= at) {
-        return Err(refuse(AuthFailure::KeyExpired));
-    }
-    if record.account_status != AccountStatus::Active {
-        return Err(refuse(AuthFailure::AccountInactive));
-    }
+    record
+        .life
+        .admits(record.account_status, now)
+        .map_err(refuse)?;
     let span = tracing::Span::current();
     span.record("account_id", record.account_id.as_str());
     span.record("key_prefix", prefix.as_str());
@@ -72,10 +68,10 @@ pub async fn authenticate<S: FindKey>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Account, AccountName};
+    use crate::domain::{Account, AccountName, AccountStatus, KeyLife, KeyStatus};
     use crate::store::memory::MemoryStore;
-    use crate::store::CreateAccount;
-    use crate::store::IssuedKey;
+    use crate::store::{CreateAccount, IssuedKey, StoreError};
+    use std::time::Duration;
 
     async fn store_with_account() -> (MemoryStore, ApiKey, AccountId) {
         let store = MemoryStore::default();
@@ -87,7 +83,7 @@ mod tests {
             status: AccountStatus::Active,
             created_at: Timestamp::now(),
         };
-        let issued = IssuedKey::new(&key, Timestamp::now()).unwrap();
+        let issued = IssuedKey::new(&key, KeyId::generate().unwrap(), Timestamp::now());
         store.create_account(&account, &issued).await.unwrap();
         (store, key, account.id)
     }
@@ -98,6 +94,13 @@ mod tests {
             map.append(API_KEY_HEADER, v.parse().unwrap());
         }
         map
+    }
+
+    async fn failure_of(store: &MemoryStore, map: &HeaderMap, now: Timestamp) -> AuthFailure {
+        match authenticate(map, store, KeyEnvironment::Test, now).await {
+            Err(ApiError::InvalidApiKey(failure)) => failure,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
     }
 
     #[tokio::test]
@@ -116,26 +119,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn header_name_is_case_insensitive() {
-        let (store, key, _) = store_with_account().await;
-        let mut map = HeaderMap::new();
-        map.insert("X-API-Key", key.expose_once().parse().unwrap());
-        assert!(
-            authenticate(&map, &store, KeyEnvironment::Test, Timestamp::now())
-                .await
-                .is_ok()
-        );
-    }
-
-    #[tokio::test]
     async fn missing_and_invalid_keys() {
         let (store, key, _) = store_with_account().await;
-        let env = KeyEnvironment::Test;
+        let now = Timestamp::now();
         assert!(matches!(
-            authenticate(&HeaderMap::new(), &store, env, Timestamp::now()).await,
+            authenticate(&HeaderMap::new(), &store, KeyEnvironment::Test, now).await,
             Err(ApiError::MissingApiKey)
         ));
-        let unknown = ApiKey::generate(env).unwrap();
+        let unknown = ApiKey::generate(KeyEnvironment::Test).unwrap();
+        let live = ApiKey::generate(KeyEnvironment::Live).unwrap();
         let cases: Vec<(HeaderMap, AuthFailure)> = vec![
             (headers(&[""]), AuthFailure::Malformed),
             (headers(&["sk_test_nope"]), AuthFailure::Malformed),
@@ -143,32 +135,81 @@ mod tests {
                 headers(&[key.expose_once(), key.expose_once()]),
                 AuthFailure::Malformed,
             ),
+            (
+                headers(&[live.expose_once()]),
+                AuthFailure::WrongEnvironment,
+            ),
             (headers(&[unknown.expose_once()]), AuthFailure::UnknownKey),
         ];
         for (map, expected) in cases {
-            match authenticate(&map, &store, env, Timestamp::now()).await {
-                Err(ApiError::InvalidApiKey(failure)) => assert_eq!(failure, expected),
-                other => panic!("expected {expected:?}, got {other:?}"),
-            }
+            assert_eq!(failure_of(&store, &map, now).await, expected);
         }
-        // Store lookups are counted: malformed keys never reach the store.
+        // Only the unknown key reached the store: junk never costs a database call.
         assert_eq!(store.key_lookups(), 1);
     }
 
     #[tokio::test]
-    async fn inactive_accounts_do_not_authenticate() {
+    async fn revoked_expired_and_inactive_are_refused_by_the_one_rule() {
         let (store, key, account_id) = store_with_account().await;
+        let map = headers(&[key.expose_once()]);
+        let now = Timestamp::now();
+        let expiry = now.plus(Duration::from_secs(60));
+        store.set_key_life(
+            &key.digest(),
+            KeyLife {
+                status: KeyStatus::Active,
+                expires_at: Some(expiry),
+            },
+        );
+        assert!(authenticate(&map, &store, KeyEnvironment::Test, now)
+            .await
+            .is_ok());
+        assert_eq!(
+            failure_of(&store, &map, expiry).await,
+            AuthFailure::KeyExpired
+        );
+        store.set_key_life(
+            &key.digest(),
+            KeyLife {
+                status: KeyStatus::Revoked,
+                expires_at: None,
+            },
+        );
+        assert_eq!(
+            failure_of(&store, &map, now).await,
+            AuthFailure::KeyInactive
+        );
+        store.set_key_life(
+            &key.digest(),
+            KeyLife {
+                status: KeyStatus::Active,
+                expires_at: None,
+            },
+        );
         store.set_status(&account_id, AccountStatus::Inactive);
-        match authenticate(
+        assert_eq!(
+            failure_of(&store, &map, now).await,
+            AuthFailure::AccountInactive
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_lookup_is_a_retryable_failure_not_a_refusal() {
+        let (store, key, _) = store_with_account().await;
+        store.fail_next(
+            crate::store::memory::Operation::FindKey,
+            StoreError::Unavailable(anyhow::anyhow!("down")),
+        );
+        let result = authenticate(
             &headers(&[key.expose_once()]),
             &store,
             KeyEnvironment::Test,
             Timestamp::now(),
         )
-        .await
-        {
-            Err(ApiError::InvalidApiKey(AuthFailure::AccountInactive)) => {}
-            other => panic!("unexpected {other:?}"),
-        }
+        .await;
+        assert!(
+            matches!(result, Err(ApiError::Unavailable(_))),
+            "{result:?}"
+        );
     }
 }

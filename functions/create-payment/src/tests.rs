@@ -1,0 +1,435 @@
+//! The handler with the in-memory store: every outcome a caller can get, without DynamoDB.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use shared::domain::{
+    Account, AccountId, AccountName, AccountStatus, Amount, ApiKey, Currency, KeyId, KeyLife,
+    KeyStatus, NewPayment, PaymentId, Timestamp,
+};
+use shared::store::{CreateAccount, IssuedKey, StoreError};
+use shared::testing::{api_gateway_request, MemoryStore, Operation};
+
+use super::*;
+
+const NOW: &str = "2026-12-01T10:00:00Z";
+
+fn now() -> Timestamp {
+    Timestamp::parse(NOW).unwrap()
+}
+
+struct Test {
+    state: State<MemoryStore>,
+    key: ApiKey,
+    account: AccountId,
+}
+
+async fn setup(ids: IdSource) -> Test {
+    let store = MemoryStore::default();
+    let key = ApiKey::generate(KeyEnvironment::Test).unwrap();
+    let account = Account {
+        id: AccountId::generate().unwrap(),
+        name: AccountName::parse("Ada".into()).unwrap(),
+        email: None,
+        status: AccountStatus::Active,
+        created_at: now(),
+    };
+    let issued = IssuedKey::new(&key, KeyId::generate().unwrap(), now());
+    store.create_account(&account, &issued).await.unwrap();
+    Test {
+        state: State {
+            store,
+            key_environment: KeyEnvironment::Test,
+            clock: Clock::from_fn(now),
+            ids,
+        },
+        key,
+        account: account.id,
+    }
+}
+
+struct Answer {
+    status: u16,
+    body: Value,
+    raw: Vec<u8>,
+    replayed: bool,
+}
+
+impl Answer {
+    fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+
+    fn without_request_id(&self) -> String {
+        let id = self.body["error"]["request_id"]
+            .as_str()
+            .unwrap_or_default();
+        String::from_utf8(self.raw.clone())
+            .unwrap()
+            .replace(id, "<id>")
+    }
+}
+
+async fn send(test: &Test, request: Request) -> Answer {
+    let response = handle(&test.state, request).await;
+    let raw = response.body().to_vec();
+    Answer {
+        status: response.status().as_u16(),
+        body: serde_json::from_slice(&raw).unwrap_or(Value::Null),
+        replayed: response
+            .headers()
+            .get(REPLAYED_HEADER)
+            .is_some_and(|v| v == "true"),
+        raw,
+    }
+}
+
+async fn pay(test: &Test, headers: &[(&str, &str)], body: Value) -> Answer {
+    let mut all = vec![("content-type", "application/json")];
+    all.extend_from_slice(headers);
+    send(
+        test,
+        api_gateway_request("POST", "/payments", &[], &all, &body.to_string()),
+    )
+    .await
+}
+
+async fn pay_with_key(test: &Test, key: &str, body: Value) -> Answer {
+    pay(test, &[("x-api-key", key)], body).await
+}
+
+fn usd(amount: i64) -> Value {
+    json!({"amount": amount, "currency": "usd"})
+}
+
+#[tokio::test]
+async fn a_payment_for_the_key_s_account() {
+    let test = setup(IdSource::random()).await;
+    let answer = pay_with_key(
+        &test,
+        test.key.expose_once(),
+        json!({"amount": 1250, "currency": "eur", "description": "Order 1"}),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    assert!(!answer.replayed);
+    assert_eq!(answer.body["client_id"], test.account.as_str());
+    assert_eq!(answer.body["currency"], "EUR");
+    assert_eq!(answer.body["created_at"], "2026-12-01T10:00:00.000Z");
+    let stored = test.state.store.payments();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].id.as_str(), answer.body["id"]);
+}
+
+#[tokio::test]
+async fn the_header_name_is_matched_in_any_case_as_api_gateway_passes_it() {
+    let test = setup(IdSource::random()).await;
+    for name in ["X-API-Key", "X-Api-Key", "x-api-key", "X-API-KEY"] {
+        let answer = pay(&test, &[(name, test.key.expose_once())], usd(1)).await;
+        assert_eq!(answer.status, 201, "{name}: {}", answer.body);
+    }
+    assert_eq!(test.state.store.payments().len(), 4);
+}
+
+#[tokio::test]
+async fn a_key_in_the_query_string_or_body_is_not_a_key() {
+    let test = setup(IdSource::random()).await;
+    let key = test.key.expose_once();
+    for name in ["api_key", "x-api-key", "apiKey", "key"] {
+        let request = api_gateway_request(
+            "POST",
+            "/payments",
+            &[(name, key)],
+            &[("content-type", "application/json")],
+            &usd(1).to_string(),
+        );
+        // The runtime did put the query string where a handler would look for it.
+        assert_eq!(
+            lambda_http::RequestExt::query_string_parameters(&request).first(name),
+            Some(key)
+        );
+        let answer = send(&test, request).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (401, "missing_api_key"),
+            "{name}"
+        );
+    }
+    let answer = pay(
+        &test,
+        &[],
+        json!({"amount": 1, "currency": "USD", "api_key": key}),
+    )
+    .await;
+    assert_eq!((answer.status, answer.code()), (401, "missing_api_key"));
+    assert!(test.state.store.payments().is_empty());
+}
+
+#[tokio::test]
+async fn every_refused_key_gets_the_same_401_and_writes_nothing() {
+    let test = setup(IdSource::random()).await;
+    let unknown = ApiKey::generate(KeyEnvironment::Test).unwrap();
+    let live = ApiKey::generate(KeyEnvironment::Live).unwrap();
+    let mut tampered = test.key.expose_once().to_owned();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let mut bodies = Vec::new();
+    for candidate in [
+        "garbage",
+        &tampered,
+        unknown.expose_once(),
+        live.expose_once(),
+    ] {
+        let answer = pay_with_key(&test, candidate, usd(5)).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (401, "invalid_api_key"),
+            "{candidate}"
+        );
+        bodies.push(answer.without_request_id());
+    }
+    // The account's own key, once expired, once revoked, once with the account inactive.
+    let digest = test.key.digest();
+    let key = test.key.expose_once();
+    let store = &test.state.store;
+    let lives = [
+        KeyLife {
+            status: KeyStatus::Active,
+            expires_at: Some(now()),
+        },
+        KeyLife {
+            status: KeyStatus::Revoked,
+            expires_at: None,
+        },
+    ];
+    for life in lives {
+        store.set_key_life(&digest, life);
+        bodies.push(pay_with_key(&test, key, usd(5)).await.without_request_id());
+    }
+    store.set_key_life(
+        &digest,
+        KeyLife {
+            status: KeyStatus::Active,
+            expires_at: None,
+        },
+    );
+    store.set_status(&test.account, AccountStatus::Inactive);
+    bodies.push(pay_with_key(&test, key, usd(5)).await.without_request_id());
+    assert_eq!(bodies.len(), 7);
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:#?}");
+    assert!(store.payments().is_empty());
+
+    store.set_status(&test.account, AccountStatus::Active);
+    assert_eq!(pay_with_key(&test, key, usd(5)).await.status, 201);
+}
+
+#[tokio::test]
+async fn a_key_in_its_grace_period_works_until_the_instant_it_ends() {
+    let test = setup(IdSource::random()).await;
+    let end = now().plus(Duration::from_secs(1));
+    test.state.store.set_key_life(
+        &test.key.digest(),
+        KeyLife {
+            status: KeyStatus::Active,
+            expires_at: Some(end),
+        },
+    );
+    assert_eq!(
+        pay_with_key(&test, test.key.expose_once(), usd(1))
+            .await
+            .status,
+        201
+    );
+    let later = State {
+        clock: Clock::from_fn(move || end),
+        ..test.state
+    };
+    let test = Test {
+        state: later,
+        ..test
+    };
+    assert_eq!(
+        pay_with_key(&test, test.key.expose_once(), usd(1))
+            .await
+            .status,
+        401
+    );
+}
+
+#[tokio::test]
+async fn invalid_requests_are_400_with_param_and_write_nothing() {
+    let test = setup(IdSource::random()).await;
+    let key = test.key.expose_once();
+    for (body, param) in [
+        (json!({"currency": "USD"}), "amount"),
+        (json!({"amount": 0, "currency": "USD"}), "amount"),
+        (json!({"amount": 1, "currency": "ABC"}), "currency"),
+        (
+            json!({"amount": 1, "currency": "USD", "client_id": test.account}),
+            "client_id",
+        ),
+        (
+            json!({"amount": 1, "currency": "USD", "description": "x".repeat(501)}),
+            "description",
+        ),
+    ] {
+        let answer = pay_with_key(&test, key, body.clone()).await;
+        assert_eq!(answer.status, 400, "{body}");
+        assert_eq!(answer.body["error"]["param"], param, "{body}");
+    }
+    let answer = pay(
+        &test,
+        &[("x-api-key", key), ("idempotency-key", &"k".repeat(256))],
+        usd(1),
+    )
+    .await;
+    assert_eq!(
+        (answer.status, answer.body["error"]["param"].as_str()),
+        (400, Some("Idempotency-Key"))
+    );
+    let request = api_gateway_request("GET", "/payments", &[], &[("x-api-key", key)], "");
+    let answer = send(&test, request).await;
+    assert_eq!((answer.status, answer.code()), (405, "method_not_allowed"));
+    assert!(test.state.store.payments().is_empty());
+}
+
+#[tokio::test]
+async fn an_unauthenticated_request_is_refused_before_its_body_is_read() {
+    let test = setup(IdSource::random()).await;
+    let answer = pay(&test, &[], json!({"amount": "not even valid"})).await;
+    assert_eq!((answer.status, answer.code()), (401, "missing_api_key"));
+    assert_eq!(test.state.store.key_lookups(), 0);
+}
+
+#[tokio::test]
+async fn idempotency_replays_the_same_request_and_refuses_a_different_one() {
+    let test = setup(IdSource::random()).await;
+    let headers = [
+        ("x-api-key", test.key.expose_once()),
+        ("Idempotency-Key", "order-7"),
+    ];
+    let first = pay(&test, &headers, json!({"amount": 700, "currency": "usd"})).await;
+    assert_eq!(first.status, 201);
+    assert!(!first.replayed);
+    let again = pay(
+        &test,
+        &headers,
+        json!({"currency": "USD", "amount": 700, "description": null}),
+    )
+    .await;
+    assert_eq!(again.status, 201);
+    assert!(again.replayed);
+    assert_eq!(again.raw, first.raw, "byte-identical replay");
+    let other = pay(&test, &headers, json!({"amount": 701, "currency": "usd"})).await;
+    assert_eq!(
+        (other.status, other.code()),
+        (422, "idempotency_key_reused")
+    );
+    assert_eq!(other.body["error"]["param"], "Idempotency-Key");
+    assert_eq!(test.state.store.payments().len(), 1);
+}
+
+#[tokio::test]
+async fn a_taken_random_id_is_drawn_again_and_the_other_payment_is_untouched() {
+    let taken = PaymentId::parse("pay_TAKENTAKENTAKENTAKEN").unwrap();
+    let test = setup(IdSource::queued([taken.as_str().to_owned()])).await;
+    // Another payment (another account's, even) already has the id handed out first.
+    let other = Payment {
+        id: taken.clone(),
+        client_id: AccountId::generate().unwrap(),
+        amount: Amount::parse(9).unwrap(),
+        currency: Currency::parse("EUR").unwrap(),
+        description: None,
+        status: PaymentStatus::Pending,
+        created_at: now(),
+        idempotency_key: None,
+    };
+    let other_print = fingerprint(&NewPayment {
+        amount: other.amount,
+        currency: other.currency,
+        description: None,
+    });
+    test.state.store.put_payment(other.clone(), other_print);
+
+    let answer = pay_with_key(&test, test.key.expose_once(), usd(5)).await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    assert!(!answer.replayed);
+    assert_ne!(answer.body["id"], taken.as_str());
+    assert_eq!(answer.body["client_id"], test.account.as_str());
+    let stored = test.state.store.payments();
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0], other, "the other payment is untouched");
+}
+
+#[tokio::test]
+async fn a_retry_that_finds_its_own_write_answers_as_the_first_time() {
+    // The payment this very request writes is already there (an earlier attempt of the same
+    // call succeeded but its response was lost): 201, not a replay, and one payment.
+    let id = PaymentId::parse("pay_OWNWRITEOWNWRITEOWNW").unwrap();
+    let test = setup(IdSource::queued([id.as_str().to_owned()])).await;
+    let new = NewPayment {
+        amount: Amount::parse(5).unwrap(),
+        currency: Currency::parse("USD").unwrap(),
+        description: None,
+    };
+    let own = Payment {
+        id: id.clone(),
+        client_id: test.account.clone(),
+        amount: new.amount,
+        currency: new.currency,
+        description: None,
+        status: PaymentStatus::Pending,
+        created_at: now(),
+        idempotency_key: None,
+    };
+    test.state.store.put_payment(own, fingerprint(&new));
+    let answer = pay_with_key(&test, test.key.expose_once(), usd(5)).await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    assert!(!answer.replayed);
+    assert_eq!(answer.body["id"], id.as_str());
+    assert_eq!(test.state.store.payments().len(), 1);
+}
+
+#[tokio::test]
+async fn storage_failures_are_503_to_retry_or_500_and_never_echoed() {
+    let test = setup(IdSource::random()).await;
+    let key = test.key.expose_once();
+    let cases = [
+        (
+            Operation::FindKey,
+            StoreError::Unavailable(anyhow::anyhow!("refused by 10.0.0.1")),
+            503,
+            "service_unavailable",
+        ),
+        (
+            Operation::InsertPayment,
+            StoreError::Throttled(anyhow::anyhow!("throttled")),
+            503,
+            "service_unavailable",
+        ),
+        (
+            Operation::FindKey,
+            StoreError::corrupt(shared::store::Entity::Key, "key_x", "status"),
+            500,
+            "internal_error",
+        ),
+    ];
+    for (operation, error, status, code) in cases {
+        test.state.store.fail_next(operation, error);
+        let answer = pay_with_key(&test, key, usd(5)).await;
+        assert_eq!((answer.status, answer.code()), (status, code));
+        let text = String::from_utf8(answer.raw.clone()).unwrap();
+        assert!(
+            !text.contains("10.0.0.1") && !text.contains("key_x"),
+            "{text}"
+        );
+    }
+    // The lookup succeeds, the write's outcome is unknown: still a retryable 503.
+    test.state.store.fail_next(
+        Operation::InsertPayment,
+        StoreError::OutcomeUnknown(anyhow::anyhow!("timeout")),
+    );
+    let answer = pay_with_key(&test, key, usd(5)).await;
+    assert_eq!((answer.status, answer.code()), (503, "service_unavailable"));
+    assert!(test.state.store.payments().is_empty());
+}

@@ -1,0 +1,110 @@
+//! Domain values and the rules about them. Each type can only hold a valid value: input is
+//! parsed into these at the edge, and everything past the edge works with them.
+//!
+//! This module depends on nothing else in the crate (not on storage, not on HTTP): its
+//! errors are plain values ([`InvalidValue`], [`AuthFailure`], [`RandomSourceFailed`]) that
+//! each outer layer maps to its own terms.
+
+/// An enum with one fixed lower-case string form, used alike in JSON, in stored items and in
+/// logs: written once here, so the forms cannot drift apart.
+macro_rules! string_enum {
+    (
+        $(#[$doc:meta])*
+        $name:ident { $($(#[$variant_doc:meta])* $variant:ident = $text:literal),+ $(,)? }
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$variant_doc])* $variant),+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            pub fn parse(value: &str) -> Option<Self> {
+                match value {
+                    $($text => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+mod account;
+mod api_key;
+mod currency;
+mod ids;
+mod invalid;
+mod key;
+mod payment;
+mod random;
+mod text;
+mod time;
+
+pub use account::{Account, AccountStatus, NewAccount};
+pub use api_key::{ApiKey, KeyDigest, KeyEnvironment, KeyPrefix, KEY_LENGTH};
+pub use currency::Currency;
+pub use ids::{AccountId, IdSource, KeyId, PaymentId};
+pub use invalid::InvalidValue;
+pub use key::{AuthFailure, KeyLife, KeyState, KeyStatus};
+pub use payment::{
+    fingerprint, payment_id_for, Amount, IdempotencyKey, NewPayment, Payment, PaymentStatus,
+    RequestFingerprint,
+};
+pub use random::RandomSourceFailed;
+pub use text::{AccountName, Description, Email};
+pub use time::{Clock, Timestamp};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_enums_round_trip_through_their_one_string_form() {
+        fn check<T: Copy + PartialEq + std::fmt::Debug + serde::Serialize>(
+            all: &[T],
+            as_str: fn(T) -> &'static str,
+            parse: fn(&str) -> Option<T>,
+        ) {
+            for &value in all {
+                let text = as_str(value);
+                assert_eq!(parse(text), Some(value));
+                assert_eq!(serde_json::to_value(value).unwrap(), text);
+                assert_eq!(parse(&text.to_uppercase()), None, "one exact form");
+            }
+        }
+        check(
+            AccountStatus::ALL,
+            AccountStatus::as_str,
+            AccountStatus::parse,
+        );
+        check(
+            PaymentStatus::ALL,
+            PaymentStatus::as_str,
+            PaymentStatus::parse,
+        );
+        check(KeyStatus::ALL, KeyStatus::as_str, KeyStatus::parse);
+        check(KeyState::ALL, KeyState::as_str, KeyState::parse);
+        assert_eq!(AccountStatus::Inactive.to_string(), "inactive");
+    }
+}

@@ -1,0 +1,425 @@
+//! The service's one error type and its one mapping to an HTTP response.
+//!
+//! Every failure a handler can meet becomes an [`ApiError`], converted from the domain's and
+//! the store's own errors here. [`ApiError::to_response`] is the only place that decides
+//! status codes and what a caller is told; internal detail (SDK messages, table names, the
+//! reason a key was refused) stays in the `source()` chain, which goes to the logs and
+//! never into a response body.
+
+use std::fmt;
+
+use lambda_http::http::{header, HeaderValue, StatusCode};
+use lambda_http::{Body, Response};
+use serde::Serialize;
+
+use super::body::{BodyError, InvalidRequest, InvalidRequestCode, MAX_BODY_BYTES};
+use crate::domain::{AuthFailure, RandomSourceFailed};
+use crate::store::StoreError;
+
+#[derive(thiserror::Error)]
+#[cfg_attr(test, derive(strum::EnumCount))]
+pub enum ApiError {
+    #[error("no API key was presented")]
+    MissingApiKey,
+    #[error("the API key did not authenticate: {0}")]
+    InvalidApiKey(AuthFailure),
+    #[error("invalid request ({}): {}", .0.code.as_str(), .0.message)]
+    InvalidRequest(InvalidRequest),
+    #[error("the request body is not JSON by its content type")]
+    UnsupportedMediaType,
+    #[error("the request body exceeds {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The account already used this idempotency key for a different request.
+    #[error("idempotency key reused with a different request")]
+    IdempotencyKeyReused,
+    /// A dependency failed in a way that a retry may fix (timeouts, throttling, 5xx).
+    #[error("a dependency is temporarily unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("an unexpected error occurred")]
+    Unexpected(#[source] anyhow::Error),
+}
+
+impl From<InvalidRequest> for ApiError {
+    fn from(value: InvalidRequest) -> Self {
+        ApiError::InvalidRequest(value)
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(value: BodyError) -> Self {
+        match value {
+            BodyError::UnsupportedMediaType => ApiError::UnsupportedMediaType,
+            BodyError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
+            BodyError::Invalid(invalid) => ApiError::InvalidRequest(invalid),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(_)
+            | StoreError::OutcomeUnknown(_)
+            | StoreError::Throttled(_)
+            | StoreError::ChangedConcurrently { .. } => ApiError::Unavailable(err.into()),
+            StoreError::ConditionFailed { .. }
+            | StoreError::NotFound { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::TooManyItems { .. }
+            | StoreError::Unexpected(_) => ApiError::Unexpected(err.into()),
+        }
+    }
+}
+
+impl From<RandomSourceFailed> for ApiError {
+    fn from(err: RandomSourceFailed) -> Self {
+        ApiError::Unexpected(err.into())
+    }
+}
+
+// Debug prints the whole `source()` chain so that a log line carries the root cause.
+impl fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")?;
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            write!(f, "\n  caused by: {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorEnvelope<'a> {
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    code: &'static str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    param: Option<&'a str>,
+    request_id: &'a str,
+}
+
+/// One documented error response: what `docs/openapi.yaml` must list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorKind {
+    pub status: u16,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub code: &'static str,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MissingApiKey | ApiError::InvalidApiKey(_) => StatusCode::UNAUTHORIZED,
+            ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The machine-readable `code` of the error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::MissingApiKey => "missing_api_key",
+            ApiError::InvalidApiKey(_) => "invalid_api_key",
+            ApiError::InvalidRequest(invalid) => invalid.code.as_str(),
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::Unavailable(_) => "service_unavailable",
+            ApiError::Unexpected(_) => "internal_error",
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            ApiError::MissingApiKey | ApiError::InvalidApiKey(_) => "authentication_error",
+            ApiError::InvalidRequest(_)
+            | ApiError::UnsupportedMediaType
+            | ApiError::PayloadTooLarge { .. }
+            | ApiError::MethodNotAllowed => "invalid_request_error",
+            ApiError::IdempotencyKeyReused => "idempotency_error",
+            ApiError::Unavailable(_) | ApiError::Unexpected(_) => "api_error",
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            ApiError::MissingApiKey => {
+                "No API key provided. Send your API key in the x-api-key header.".into()
+            }
+            ApiError::InvalidApiKey(_) => "Invalid API key provided.".into(),
+            ApiError::InvalidRequest(invalid) => invalid.message.clone(),
+            ApiError::UnsupportedMediaType => {
+                "Request bodies must be JSON, sent with content-type: application/json.".into()
+            }
+            ApiError::PayloadTooLarge { limit } => {
+                format!("The request body must not exceed {limit} bytes.")
+            }
+            ApiError::MethodNotAllowed => "This endpoint only accepts POST.".into(),
+            ApiError::IdempotencyKeyReused => "This Idempotency-Key was already used with a \
+                different request. Use a new key for a new payment."
+                .into(),
+            ApiError::Unavailable(_) => {
+                "The service is temporarily unavailable. Retry the request.".into()
+            }
+            ApiError::Unexpected(_) => "An unexpected error occurred.".into(),
+        }
+    }
+
+    fn param(&self) -> Option<&str> {
+        match self {
+            ApiError::InvalidRequest(invalid) => invalid.param.as_deref(),
+            ApiError::IdempotencyKeyReused => Some("Idempotency-Key"),
+            ApiError::MissingApiKey
+            | ApiError::InvalidApiKey(_)
+            | ApiError::UnsupportedMediaType
+            | ApiError::PayloadTooLarge { .. }
+            | ApiError::MethodNotAllowed
+            | ApiError::Unavailable(_)
+            | ApiError::Unexpected(_) => None,
+        }
+    }
+
+    /// One instance of every kind of error the API can answer with: each variant, and each
+    /// validation code. `every_variant_is_listed` keeps this complete.
+    pub fn examples() -> Vec<ApiError> {
+        let mut all = vec![
+            ApiError::MissingApiKey,
+            ApiError::InvalidApiKey(AuthFailure::UnknownKey),
+            ApiError::UnsupportedMediaType,
+            ApiError::PayloadTooLarge {
+                limit: MAX_BODY_BYTES,
+            },
+            ApiError::MethodNotAllowed,
+            ApiError::IdempotencyKeyReused,
+            ApiError::Unavailable(anyhow::anyhow!("example")),
+            ApiError::Unexpected(anyhow::anyhow!("example")),
+        ];
+        all.extend(
+            InvalidRequestCode::ALL
+                .iter()
+                .map(|&code| ApiError::InvalidRequest(InvalidRequest::new(code, None, "example"))),
+        );
+        all
+    }
+
+    /// Every (status, type, code) the API can answer with.
+    pub fn catalogue() -> Vec<ErrorKind> {
+        let mut kinds: Vec<ErrorKind> = Self::examples()
+            .iter()
+            .map(|err| ErrorKind {
+                status: err.status().as_u16(),
+                kind: err.kind(),
+                code: err.code(),
+            })
+            .collect();
+        kinds.sort_by_key(|k| (k.status, k.code));
+        kinds.dedup();
+        kinds
+    }
+
+    /// The single mapping from an error to what the caller receives.
+    pub fn to_response(&self, request_id: &str) -> Response<Body> {
+        let message = self.public_message();
+        let envelope = ErrorEnvelope {
+            error: ErrorBody {
+                kind: self.kind(),
+                code: self.code(),
+                message: &message,
+                param: self.param(),
+                request_id,
+            },
+        };
+        let mut response = super::response::json_response(self.status(), &envelope, request_id);
+        let headers = response.headers_mut();
+        match self {
+            ApiError::MethodNotAllowed => {
+                headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+            }
+            ApiError::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::MissingApiKey
+            | ApiError::InvalidApiKey(_)
+            | ApiError::InvalidRequest(_)
+            | ApiError::UnsupportedMediaType
+            | ApiError::PayloadTooLarge { .. }
+            | ApiError::IdempotencyKeyReused
+            | ApiError::Unexpected(_) => {}
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Entity;
+
+    fn body_json(response: &Response<Body>) -> serde_json::Value {
+        serde_json::from_slice(response.body().as_ref()).unwrap()
+    }
+
+    /// A number per variant. No wildcard: a new variant does not compile until it has one,
+    /// and then `every_variant_is_listed` fails until `examples` lists it.
+    fn variant(err: &ApiError) -> usize {
+        match err {
+            ApiError::MissingApiKey => 0,
+            ApiError::InvalidApiKey(_) => 1,
+            ApiError::InvalidRequest(_) => 2,
+            ApiError::UnsupportedMediaType => 3,
+            ApiError::PayloadTooLarge { .. } => 4,
+            ApiError::MethodNotAllowed => 5,
+            ApiError::IdempotencyKeyReused => 6,
+            ApiError::Unavailable(_) => 7,
+            ApiError::Unexpected(_) => 8,
+        }
+    }
+
+    #[test]
+    fn every_variant_is_listed() {
+        use strum::EnumCount;
+        let listed: std::collections::BTreeSet<usize> =
+            ApiError::examples().iter().map(variant).collect();
+        assert_eq!(listed, (0..ApiError::COUNT).collect());
+    }
+
+    /// The whole mapping, spelled out: status, type, code, param and headers of each error.
+    #[test]
+    fn every_error_maps_to_its_documented_response() {
+        let expected: &[(u16, &str, &str)] = &[
+            (400, "invalid_request_error", "invalid_json"),
+            (400, "invalid_request_error", "parameter_duplicate"),
+            (400, "invalid_request_error", "parameter_invalid"),
+            (400, "invalid_request_error", "parameter_missing"),
+            (400, "invalid_request_error", "parameter_unknown"),
+            (401, "authentication_error", "invalid_api_key"),
+            (401, "authentication_error", "missing_api_key"),
+            (405, "invalid_request_error", "method_not_allowed"),
+            (413, "invalid_request_error", "payload_too_large"),
+            (415, "invalid_request_error", "unsupported_media_type"),
+            (422, "idempotency_error", "idempotency_key_reused"),
+            (500, "api_error", "internal_error"),
+            (503, "api_error", "service_unavailable"),
+        ];
+        let actual: Vec<(u16, &str, &str)> = ApiError::catalogue()
+            .iter()
+            .map(|k| (k.status, k.kind, k.code))
+            .collect();
+        assert_eq!(actual, expected);
+        for err in ApiError::examples() {
+            let response = err.to_response("req_1");
+            let body = body_json(&response);
+            assert_eq!(response.status(), err.status());
+            assert_eq!(body["error"]["code"], err.code());
+            assert_eq!(body["error"]["request_id"], "req_1");
+            assert_eq!(response.headers()["x-request-id"], "req_1");
+            assert_eq!(response.headers()["cache-control"], "no-store");
+            assert_eq!(
+                response.headers().contains_key(header::RETRY_AFTER),
+                matches!(err, ApiError::Unavailable(_)),
+                "{err:?}"
+            );
+            assert_eq!(
+                response.headers().contains_key(header::ALLOW),
+                matches!(err, ApiError::MethodNotAllowed)
+            );
+        }
+    }
+
+    #[test]
+    fn internal_errors_are_not_echoed() {
+        let err = ApiError::Unexpected(anyhow::anyhow!("table secret-clients-table exploded"));
+        let response = err.to_response("req_1");
+        assert_eq!(response.status(), 500);
+        let text = String::from_utf8(response.body().to_vec()).unwrap();
+        assert!(!text.contains("secret-clients-table"), "{text}");
+        assert!(format!("{err:?}").contains("secret-clients-table"));
+    }
+
+    #[test]
+    fn store_errors_map_by_whether_a_retry_can_help() {
+        let retryable = [
+            StoreError::Unavailable(anyhow::anyhow!("refused")),
+            StoreError::OutcomeUnknown(anyhow::anyhow!("timeout")),
+            StoreError::Throttled(anyhow::anyhow!("slow down")),
+            StoreError::ChangedConcurrently {
+                entity: Entity::Account,
+                id: "acct_x".into(),
+            },
+        ];
+        for err in retryable {
+            let api = ApiError::from(err);
+            assert_eq!(api.status(), 503, "{api:?}");
+        }
+        let internal = [
+            StoreError::corrupt(Entity::Payment, "pay_x", "amount"),
+            StoreError::NotFound {
+                entity: Entity::Account,
+                id: "acct_x".into(),
+            },
+            StoreError::ConditionFailed {
+                entity: Entity::Account,
+                id: "acct_x".into(),
+            },
+            StoreError::TooManyItems {
+                needed: 101,
+                max: 100,
+            },
+            StoreError::Unexpected(anyhow::anyhow!("bug")),
+        ];
+        for err in internal {
+            let api = ApiError::from(err);
+            assert_eq!(api.status(), 500, "{api:?}");
+            let text = String::from_utf8(api.to_response("r").body().to_vec()).unwrap();
+            assert!(
+                !text.contains("acct_x") && !text.contains("pay_x"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_auth_failure_renders_identically() {
+        let first = ApiError::InvalidApiKey(AuthFailure::ALL[0]).to_response("same");
+        for &failure in AuthFailure::ALL {
+            let response = ApiError::InvalidApiKey(failure).to_response("same");
+            assert_eq!(response.status(), first.status());
+            assert_eq!(response.body().as_ref(), first.body().as_ref());
+            assert_eq!(response.headers(), first.headers());
+        }
+    }
+
+    #[test]
+    fn error_body_has_the_documented_shape() {
+        let err = ApiError::from(InvalidRequest::invalid_param("amount", "too big"));
+        let response = err.to_response("req_42");
+        assert_eq!(response.status(), 400);
+        assert_eq!(
+            body_json(&response),
+            serde_json::json!({"error": {
+                "type": "invalid_request_error",
+                "code": "parameter_invalid",
+                "message": "too big",
+                "param": "amount",
+                "request_id": "req_42",
+            }})
+        );
+    }
+}

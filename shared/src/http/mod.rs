@@ -1,0 +1,19 @@
+//! The HTTP edge: request ids, content type and size checks, the auth step, the one error
+//! type ([`ApiError`]) and its one mapping to a response. Only this layer knows status codes.
+//!
+//! [`body`] is pure (bytes in, validated values or a precise error out) and builds without
+//! the Lambda runtime, so it can be fuzzed on its own; the rest needs feature `lambda`.
+
+pub mod body;
+
+#[cfg(feature = "lambda")]
+pub mod auth;
+#[cfg(feature = "lambda")]
+pub mod error;
+#[cfg(feature = "lambda")]
+pub mod request;
+#[cfg(feature = "lambda")]
+pub mod response;
+
+#[cfg(feature = "lambda")]
+pub use error::ApiError;

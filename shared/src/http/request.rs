@@ -1,0 +1,107 @@
+//! Reading a request: its id, method, headers and body, into validated values.
+
+use lambda_http::http::{header, HeaderMap, HeaderValue, Method};
+use lambda_http::{Body, Request, RequestExt};
+
+use super::body::{parse_body, InvalidRequest, JsonBody};
+use super::error::ApiError;
+use crate::domain::{IdSource, IdempotencyKey};
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// The Lambda request id (the one in the function's CloudWatch logs), so a caller quoting it
+/// leads straight to the log lines. Handlers called outside Lambda get a fresh random id.
+pub fn request_id(request: &Request) -> String {
+    request
+        .lambda_context_ref()
+        .map(|context| context.request_id.clone())
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| {
+            IdSource::random()
+                .key_id()
+                .map(|id| format!("local-{}", &id.as_str()[4..]))
+                .unwrap_or_else(|_| "local".to_owned())
+        })
+}
+
+pub fn require_post(request: &Request) -> Result<(), ApiError> {
+    if request.method() == Method::POST {
+        Ok(())
+    } else {
+        Err(ApiError::MethodNotAllowed)
+    }
+}
+
+/// Reads the request body as `T`, enforcing content type and size.
+pub fn json_body<T: JsonBody>(request: &Request) -> Result<T, ApiError> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(HeaderValue::as_bytes);
+    let bytes: &[u8] = match request.body() {
+        Body::Empty => &[],
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => &[],
+    };
+    Ok(parse_body(content_type, bytes)?)
+}
+
+/// The `Idempotency-Key` header, if there is one.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+    const PARAM: &str = "Idempotency-Key";
+    let mut values = headers.get_all(IDEMPOTENCY_KEY_HEADER).iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(value), None) => IdempotencyKey::parse(value.as_bytes())
+            .map(Some)
+            .map_err(|invalid| InvalidRequest::invalid_param(PARAM, invalid.message).into()),
+        (Some(_), Some(_)) => Err(InvalidRequest::invalid_param(
+            PARAM,
+            "Send a single Idempotency-Key header.",
+        )
+        .into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&[u8]]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for v in values {
+            map.append(IDEMPOTENCY_KEY_HEADER, HeaderValue::from_bytes(v).unwrap());
+        }
+        map
+    }
+
+    fn param_of(result: Result<Option<IdempotencyKey>, ApiError>) -> Option<String> {
+        match result {
+            Err(ApiError::InvalidRequest(invalid)) => invalid.param,
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_idempotency_key_header_is_optional_single_and_bounded() {
+        assert_eq!(idempotency_key(&HeaderMap::new()).unwrap(), None);
+        let key = idempotency_key(&headers(&[b"order-1001"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(key.as_str(), "order-1001");
+        for bad in [&b""[..], &[b'k'; 256], b"caf\xc3\xa9", b"tab\there"] {
+            assert_eq!(
+                param_of(idempotency_key(&headers(&[bad]))).as_deref(),
+                Some("Idempotency-Key"),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            param_of(idempotency_key(&headers(&[b"a", b"b"]))).as_deref(),
+            Some("Idempotency-Key")
+        );
+    }
+}

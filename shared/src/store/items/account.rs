@@ -1,0 +1,307 @@
+//! The account item, with its `keys` map (an entry per key it has ever had) and `version`.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Update};
+
+use super::{n, s, Item, Reader, PK};
+use crate::domain::{
+    Account, AccountId, AccountName, AccountStatus, Email, KeyDigest, KeyId, KeyLife, KeyPrefix,
+    KeyStatus, Timestamp,
+};
+use crate::store::error::{Entity, StoreError};
+use crate::store::lifecycle::{AccountRecord, StoredKey};
+use crate::store::IssuedKey;
+
+pub fn pk(id: &AccountId) -> String {
+    format!("ACCOUNT#{id}")
+}
+
+/// A new account, with its first key, at version 1.
+pub fn new_item(account: &Account, first_key: &IssuedKey) -> Item {
+    let mut item = HashMap::from([
+        (PK.to_owned(), s(pk(&account.id))),
+        ("entity".to_owned(), s("account")),
+        ("account_id".to_owned(), s(account.id.as_str())),
+        ("name".to_owned(), s(account.name.as_str())),
+        ("status".to_owned(), s(account.status.as_str())),
+        ("created_at".to_owned(), s(account.created_at.to_rfc3339())),
+        (
+            "keys".to_owned(),
+            AttributeValue::M(HashMap::from([(
+                first_key.key_id.as_str().to_owned(),
+                key_entry(first_key),
+            )])),
+        ),
+        // Optimistic concurrency for operator changes (rotation, revocation, status).
+        ("version".to_owned(), n(1)),
+    ]);
+    if let Some(email) = &account.email {
+        item.insert("email".to_owned(), s(email.as_str()));
+    }
+    item
+}
+
+/// A key's entry in its account's `keys` map.
+fn key_entry(key: &IssuedKey) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
+        ("digest".to_owned(), s(key.digest.to_hex())),
+        ("prefix".to_owned(), s(key.prefix.as_str())),
+        ("status".to_owned(), s(KeyStatus::Active.as_str())),
+        ("created_at".to_owned(), s(key.created_at.to_rfc3339())),
+    ]))
+}
+
+fn key_from_entry(
+    account: &Reader<'_>,
+    key_id: &str,
+    entry: &AttributeValue,
+) -> Result<StoredKey, StoreError> {
+    let corrupt = || account.corrupt("keys");
+    let AttributeValue::M(fields) = entry else {
+        return Err(corrupt());
+    };
+    let get = |name: &str| {
+        fields
+            .get(name)
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+    };
+    let parse = || -> Option<StoredKey> {
+        Some(StoredKey {
+            key_id: KeyId::parse(key_id)?,
+            digest: KeyDigest::from_hex(get("digest")?)?,
+            prefix: KeyPrefix::parse(get("prefix")?)?,
+            life: KeyLife {
+                status: KeyStatus::parse(get("status")?)?,
+                expires_at: match get("expires_at") {
+                    Some(at) => Some(Timestamp::parse(at)?),
+                    None => None,
+                },
+            },
+            created_at: Timestamp::parse(get("created_at")?)?,
+        })
+    };
+    parse().ok_or_else(corrupt)
+}
+
+pub fn account_from_item(item: &Item) -> Result<Account, StoreError> {
+    let read = Reader::new(item, Entity::Account, "account_id");
+    Ok(Account {
+        id: read.parse("account_id", AccountId::parse)?,
+        name: read.parse("name", |name| AccountName::parse(name.to_owned()).ok())?,
+        email: read.parse_opt("email", |email| Email::parse(email.to_owned()).ok())?,
+        status: read.parse("status", AccountStatus::parse)?,
+        created_at: read.parse("created_at", Timestamp::parse)?,
+    })
+}
+
+/// The account, its version and its keys, oldest first.
+pub fn record_from_item(item: &Item) -> Result<AccountRecord, StoreError> {
+    let account = account_from_item(item)?;
+    let read = Reader::new(item, Entity::Account, "account_id");
+    let version = read.number("version")?;
+    let mut keys = read
+        .map("keys")?
+        .iter()
+        .map(|(key_id, entry)| key_from_entry(&read, key_id, entry))
+        .collect::<Result<Vec<_>, _>>()?;
+    keys.sort_by(|a, b| (a.created_at, &a.key_id).cmp(&(b.created_at, &b.key_id)));
+    Ok(AccountRecord {
+        account,
+        version,
+        keys,
+    })
+}
+
+/// An update of the account item that applies only if nobody changed it since `version`
+/// was read, and bumps the version.
+struct VersionedUpdate {
+    sets: Vec<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl VersionedUpdate {
+    fn new(version: u64) -> Self {
+        VersionedUpdate {
+            sets: vec!["#version = #version + :one".to_owned()],
+            names: HashMap::from([("#version".to_owned(), "version".to_owned())]),
+            values: HashMap::from([
+                (":one".to_owned(), n(1)),
+                (":expected".to_owned(), n(version)),
+            ]),
+        }
+    }
+
+    fn set(mut self, expression: String) -> Self {
+        self.sets.push(expression);
+        self
+    }
+
+    fn name(mut self, placeholder: impl Into<String>, attribute: impl Into<String>) -> Self {
+        self.names.insert(placeholder.into(), attribute.into());
+        self
+    }
+
+    fn value(mut self, placeholder: &str, value: AttributeValue) -> Self {
+        self.values.insert(placeholder.to_owned(), value);
+        self
+    }
+
+    fn build(self, table: &str, account: &AccountId) -> Update {
+        Update::builder()
+            .table_name(table)
+            .key(PK, s(pk(account)))
+            .update_expression(format!("SET {}", self.sets.join(", ")))
+            .condition_expression("#version = :expected")
+            .set_expression_attribute_names(Some(self.names))
+            .set_expression_attribute_values(Some(self.values))
+            .build()
+            .expect("table, key and expression are set")
+    }
+}
+
+/// Adds `new_key` to the account and gives each retiring key its end.
+pub fn rotation_update(
+    table: &str,
+    record: &AccountRecord,
+    new_key: &IssuedKey,
+    retiring: &[&StoredKey],
+    retire_at: Timestamp,
+) -> Update {
+    let mut update = VersionedUpdate::new(record.version)
+        .name("#keys", "keys")
+        .name("#new", new_key.key_id.as_str())
+        .value(":entry", key_entry(new_key))
+        .set("#keys.#new = :entry".to_owned());
+    // DynamoDB refuses names and values an expression does not use, so these are only there
+    // when some key is retiring.
+    if !retiring.is_empty() {
+        update = update
+            .name("#expires", "expires_at")
+            .value(":retire", s(retire_at.to_rfc3339()));
+    }
+    for (i, key) in retiring.iter().enumerate() {
+        update = update
+            .name(format!("#k{i}"), key.key_id.as_str())
+            .set(format!("#keys.#k{i}.#expires = :retire"));
+    }
+    update.build(table, &record.account.id)
+}
+
+pub fn revocation_update(table: &str, record: &AccountRecord, key_id: &KeyId) -> Update {
+    VersionedUpdate::new(record.version)
+        .name("#keys", "keys")
+        .name("#key", key_id.as_str())
+        .name("#status", "status")
+        .value(":revoked", s(KeyStatus::Revoked.as_str()))
+        .set("#keys.#key.#status = :revoked".to_owned())
+        .build(table, &record.account.id)
+}
+
+pub fn status_update(table: &str, record: &AccountRecord, status: AccountStatus) -> Update {
+    VersionedUpdate::new(record.version)
+        .name("#status", "status")
+        .value(":status", s(status.as_str()))
+        .set("#status = :status".to_owned())
+        .build(table, &record.account.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ApiKey, KeyEnvironment};
+
+    fn sample() -> (Account, IssuedKey) {
+        let created_at = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
+        let account = Account {
+            id: AccountId::generate().unwrap(),
+            name: AccountName::parse("Ada Lovelace".into()).unwrap(),
+            email: Some(Email::parse("ada@example.com".into()).unwrap()),
+            status: AccountStatus::Active,
+            created_at,
+        };
+        let key = ApiKey::generate(KeyEnvironment::Live).unwrap();
+        (
+            account,
+            IssuedKey::new(&key, KeyId::generate().unwrap(), created_at),
+        )
+    }
+
+    #[test]
+    fn an_account_item_reads_back_as_written() {
+        let (account, key) = sample();
+        let record = record_from_item(&new_item(&account, &key)).unwrap();
+        assert_eq!(record.account, account);
+        assert_eq!(record.version, 1);
+        assert_eq!(record.keys.len(), 1);
+        let stored = &record.keys[0];
+        assert_eq!(
+            (
+                &stored.key_id,
+                &stored.digest,
+                &stored.prefix,
+                stored.created_at
+            ),
+            (&key.key_id, &key.digest, &key.prefix, key.created_at)
+        );
+        assert_eq!(
+            stored.life,
+            KeyLife {
+                status: KeyStatus::Active,
+                expires_at: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_malformed_key_entry_makes_the_account_item_corrupt() {
+        let (account, key) = sample();
+        let mut item = new_item(&account, &key);
+        let AttributeValue::M(keys) = item.get_mut("keys").unwrap() else {
+            unreachable!()
+        };
+        keys.insert("key_BBBBBBBBBBBBBBBBBBBB".into(), s("not a map"));
+        let err = record_from_item(&item).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                StoreError::Corrupt {
+                    entity: Entity::Account,
+                    attribute: "keys",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let mut item = new_item(&account, &key);
+        item.insert("version".into(), s("1"));
+        assert!(matches!(
+            record_from_item(&item),
+            Err(StoreError::Corrupt {
+                attribute: "version",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_rotation_names_only_what_it_uses() {
+        let (account, key) = sample();
+        let record = record_from_item(&new_item(&account, &key)).unwrap();
+        let (_, new_key) = sample();
+        let update = rotation_update("t", &record, &new_key, &[], Timestamp::now());
+        let names = update.expression_attribute_names().unwrap();
+        assert!(!names.contains_key("#expires"));
+        let retiring: Vec<&StoredKey> = record.keys.iter().collect();
+        let update = rotation_update("t", &record, &new_key, &retiring, Timestamp::now());
+        assert!(update
+            .update_expression()
+            .contains("#keys.#k0.#expires = :retire"));
+        assert_eq!(
+            update.expression_attribute_names().unwrap()["#k0"],
+            key.key_id.as_str()
+        );
+    }
+}

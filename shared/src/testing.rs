@@ -1,0 +1,96 @@
+//! Test support (feature `test-support`; never compiled into a release binary): a clock that
+//! tests move, and the in-memory store.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::domain::{Clock, Timestamp};
+
+pub use crate::store::memory::{MemoryStore, Operation};
+
+/// A request as API Gateway (HTTP API, payload 2.0) hands it to a function: built from the
+/// event JSON and read by the same code that reads real events, so header names keep the
+/// case a client sent and the query string lands where the runtime puts it.
+#[cfg(feature = "lambda")]
+pub fn api_gateway_request(
+    method: &str,
+    path: &str,
+    query: &[(&str, &str)],
+    headers: &[(&str, &str)],
+    body: &str,
+) -> lambda_http::Request {
+    let raw_query = query
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let event = serde_json::json!({
+        "version": "2.0",
+        "routeKey": format!("{method} {path}"),
+        "rawPath": path,
+        "rawQueryString": raw_query,
+        "headers": headers.iter().map(|(n, v)| (n.to_string(), serde_json::json!(v)))
+            .collect::<serde_json::Map<_, _>>(),
+        "queryStringParameters": query.iter().map(|(n, v)| (n.to_string(), serde_json::json!(v)))
+            .collect::<serde_json::Map<_, _>>(),
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "test",
+            "domainName": "test.execute-api.eu-west-1.amazonaws.com",
+            "domainPrefix": "test",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.7",
+                "userAgent": "test"
+            },
+            "requestId": "test-request",
+            "routeKey": format!("{method} {path}"),
+            "stage": "$default",
+            "time": "01/Dec/2026:00:00:00 +0000",
+            "timeEpoch": 1_796_083_200_000u64
+        },
+        "body": body,
+        "isBase64Encoded": false
+    });
+    lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event")
+}
+
+/// The real time shifted forward by however far tests have advanced it. Tests move it past
+/// grace periods and expiries without sleeping, and it stays close enough to the real time
+/// to agree with tools (such as the operator CLI) that use the system clock.
+#[derive(Clone, Default)]
+pub struct ManualClock(Arc<Mutex<Duration>>);
+
+impl ManualClock {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+
+    pub fn clock(&self) -> Clock {
+        let offset = Arc::clone(&self.0);
+        Clock::from_fn(move || Timestamp::now().plus(*offset.lock().unwrap()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_runs_ahead_by_what_it_was_advanced() {
+        let manual = ManualClock::new();
+        let clock = manual.clock();
+        let before = Timestamp::now();
+        assert!(clock.now() >= before);
+        manual.advance(Duration::from_secs(3600));
+        let ahead = clock.now();
+        assert!(ahead >= before.plus(Duration::from_secs(3600)));
+        assert!(ahead < Timestamp::now().plus(Duration::from_secs(3660)));
+    }
+}
