@@ -1,7 +1,8 @@
-use payments_tests::TestApp;
+use std::time::Duration;
+
+use payments_tests::{issued, TestApp};
 use serde_json::json;
-use shared::domain::{AccountId, AccountStatus};
-use shared::domain::{ApiKey, KeyEnvironment};
+use shared::domain::{AccountId, AccountStatus, ApiKey, KeyEnvironment};
 
 fn payment() -> serde_json::Value {
     json!({"amount": 500, "currency": "USD"})
@@ -52,20 +53,52 @@ async fn every_bad_key_gets_the_same_401() {
         bodies.push(response.body_without_request_id());
     }
 
-    // An inactive account's valid key: indistinguishable from the cases above.
-    let account = AccountId::parse(&account_id).unwrap();
+    // A real key once it has expired, once revoked, and once its account is inactive: each
+    // indistinguishable from the cases above.
+    let now = app.clock.clock().now();
+    let (expired_account, expired_key) = app.new_client().await;
+    let expired_account = AccountId::parse(&expired_account).unwrap();
+    let replacement = ApiKey::generate(KeyEnvironment::Test).unwrap();
     app.store()
-        .set_account_status(
-            &account,
-            AccountStatus::Inactive,
-            app.clock.clock().now(),
+        .rotate_key(
+            &expired_account,
+            &issued(&replacement, now),
+            Duration::ZERO,
+            now,
             "test",
         )
         .await
         .unwrap();
-    let response = app.create_payment(Some(&key), payment()).await;
-    assert_eq!(response.status, 401);
-    bodies.push(response.body_without_request_id());
+    let (revoked_account, revoked_key) = app.new_client().await;
+    let revoked_account = AccountId::parse(&revoked_account).unwrap();
+    let (_, keys) = app
+        .store()
+        .account_keys(&revoked_account, now)
+        .await
+        .unwrap();
+    app.store()
+        .revoke_key(&keys[0].key_id, now, "test")
+        .await
+        .unwrap();
+    let account = AccountId::parse(&account_id).unwrap();
+    app.store()
+        .set_account_status(&account, AccountStatus::Inactive, now, "test")
+        .await
+        .unwrap();
+    for (what, refused) in [
+        ("expired", &expired_key),
+        ("revoked", &revoked_key),
+        ("inactive", &key),
+    ] {
+        let response = app.create_payment(Some(refused), payment()).await;
+        assert_eq!(
+            (response.status, response.error_code()),
+            (401, "invalid_api_key"),
+            "{what}"
+        );
+        bodies.push(response.body_without_request_id());
+    }
+    assert_eq!(bodies.len(), 9);
 
     assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:#?}");
     assert!(app.payments_of(&account_id).await.is_empty());
@@ -76,29 +109,46 @@ async fn every_bad_key_gets_the_same_401() {
         201
     );
     app.store()
-        .set_account_status(
-            &account,
-            AccountStatus::Active,
-            app.clock.clock().now(),
-            "test",
-        )
+        .set_account_status(&account, AccountStatus::Active, now, "test")
         .await
         .unwrap();
     assert_eq!(app.create_payment(Some(&key), payment()).await.status, 201);
+    assert_eq!(
+        app.create_payment(Some(replacement.expose_once()), payment())
+            .await
+            .status,
+        201
+    );
 }
 
 #[tokio::test]
 async fn the_key_is_only_read_from_the_header() {
     let app = TestApp::spawn().await;
-    let (_, key) = app.new_client().await;
-    let request =
-        payments_tests::json_request(&format!("/payments?api_key={key}"), None, &payment());
-    let response = app.post_payment(request).await;
-    assert_eq!(response.error_code(), "missing_api_key");
+    let (account_id, key) = app.new_client().await;
+    // As API Gateway hands the request over: the query string parsed into the event.
+    for name in ["api_key", "x-api-key", "apiKey"] {
+        let request = shared::testing::api_gateway_request(
+            "POST",
+            "/payments",
+            &[(name, &key)],
+            &[("content-type", "application/json")],
+            &payment().to_string(),
+        );
+        let response = app.post_payment(request).await;
+        assert_eq!(
+            (response.status, response.error_code()),
+            (401, "missing_api_key"),
+            "{name}"
+        );
+    }
 
     let body = json!({"amount": 500, "currency": "USD", "api_key": key});
     let response = app.create_payment(None, body.clone()).await;
     assert_eq!(response.error_code(), "missing_api_key");
+    assert!(
+        app.payments_of(&account_id).await.is_empty(),
+        "nothing written"
+    );
     let response = app.create_payment(Some(&key), body).await;
     assert_eq!(response.status, 400);
     assert_eq!(response.body["error"]["param"], "api_key");

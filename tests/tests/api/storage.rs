@@ -63,3 +63,108 @@ async fn no_item_in_any_table_contains_a_plaintext_key() {
         );
     }
 }
+
+/// The lines this test process has logged so far (nextest runs each test in its own process).
+fn logged_lines() -> Vec<serde_json::Value> {
+    let path = payments_tests::test_log_dir().join(format!("{}.jsonl", std::process::id()));
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+fn logged_failure(needle: &str) -> bool {
+    logged_lines().iter().any(|line| {
+        line["level"] == "ERROR"
+            && line["message"] == "request failed"
+            && line["error"].as_str().is_some_and(|e| e.contains(needle))
+    })
+}
+
+#[tokio::test]
+async fn malformed_stored_items_are_a_logged_500_never_a_panic() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let app = TestApp::spawn().await;
+    let (account_id, api_key) = app.new_client().await;
+    let digest = ApiKey::parse(&api_key, KeyEnvironment::Test)
+        .unwrap()
+        .digest();
+
+    // A key item whose status is not one this code writes.
+    app.client
+        .update_item()
+        .table_name(&app.clients_table)
+        .key("pk", AttributeValue::S(key::pk(&digest)))
+        .update_expression("SET #s = :s")
+        .expression_attribute_names("#s", "status")
+        .expression_attribute_values(":s", AttributeValue::S("paused".into()))
+        .send()
+        .await
+        .unwrap();
+    let response = app
+        .create_payment(Some(&api_key), json!({"amount": 1, "currency": "USD"}))
+        .await;
+    assert_eq!(
+        (response.status, response.error_code()),
+        (500, "internal_error")
+    );
+    let text = String::from_utf8(response.raw_body.clone()).unwrap();
+    assert!(
+        !text.contains("malformed") && !text.contains("status"),
+        "{text}"
+    );
+    assert!(logged_failure("stored key item"), "the cause is logged");
+    assert!(app.payments_of(&account_id).await.is_empty());
+
+    // A stored payment, found again through its Idempotency-Key, with a broken amount.
+    let (_, api_key) = app.new_client().await;
+    let body = json!({"amount": 5, "currency": "EUR"});
+    let first = app
+        .create_payment_idempotent(&api_key, "broken-later", body.clone())
+        .await;
+    assert_eq!(first.status, 201);
+    app.client
+        .update_item()
+        .table_name(&app.payments_table)
+        .key(
+            "pk",
+            AttributeValue::S(first.body["id"].as_str().unwrap().into()),
+        )
+        .update_expression("SET amount = :a")
+        .expression_attribute_values(":a", AttributeValue::S("five".into()))
+        .send()
+        .await
+        .unwrap();
+    let again = app
+        .create_payment_idempotent(&api_key, "broken-later", body)
+        .await;
+    assert_eq!((again.status, again.error_code()), (500, "internal_error"));
+    assert!(logged_failure("stored payment item"));
+
+    // An account item without its version: operators get a clear error, not a panic.
+    let account = shared::domain::AccountId::parse(&account_id).unwrap();
+    app.client
+        .update_item()
+        .table_name(&app.clients_table)
+        .key("pk", AttributeValue::S(account::pk(&account)))
+        .update_expression("REMOVE version")
+        .send()
+        .await
+        .unwrap();
+    let err = app
+        .store()
+        .account_keys(&account, app.clock.clock().now())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            shared::store::StoreError::Corrupt {
+                attribute: "version",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}

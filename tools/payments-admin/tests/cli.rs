@@ -202,7 +202,12 @@ async fn errors_are_clear_and_exit_non_zero() {
         with_json.push("--json");
         let output = cli.run(&with_json);
         let body: Value = serde_json::from_slice(&output.stdout).unwrap();
-        assert_eq!(body["error"]["code"], "resource_missing");
+        assert_eq!(body["error"]["code"], "not_found", "{args:?}");
+        assert_eq!(body["error"]["retry_safe"], false);
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not found"));
     }
 
     // Bad arguments: usage errors (exit 2) naming the problem.
