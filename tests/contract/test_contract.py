@@ -10,17 +10,21 @@ that the spec allows must be accepted (see `acceptance_not_checked` for the exce
 JSON Schema cannot express). A failure prints the request as a curl command.
 
 The `test_spec_*` tests need no stack: they compare the spec's routes, error statuses,
-types and codes, currencies and limits with Cargo.toml's router table and the Rust sources.
+types and codes, currencies and limits with Cargo.toml's router table and with the values
+the code itself prints (`shared/examples/api_contract.rs`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
+import subprocess
 import tomllib
 from pathlib import Path
 
+import pytest
 import schemathesis
 import yaml
 from jsonschema import Draft202012Validator
@@ -260,8 +264,23 @@ def load_spec() -> dict:
     return yaml.safe_load(SPEC.read_text())
 
 
-def rust(path: str) -> str:
+def repo_file(path: str) -> str:
     return (REPO_ROOT / path).read_text()
+
+
+@pytest.fixture(scope="session")
+def code_facts() -> dict:
+    """What the code itself says about the contract (errors, limits, currencies), printed by
+    `shared/examples/api_contract.rs`: the code's own values, not its source text."""
+    output = subprocess.run(
+        ["cargo", "run", "--quiet", "-p", "shared", "--example", "api_contract"],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    ).stdout
+    return json.loads(output)
 
 
 def spec_errors(spec: dict) -> dict[str, set[tuple[str, str]]]:
@@ -285,26 +304,10 @@ def spec_errors(spec: dict) -> dict[str, set[tuple[str, str]]]:
     return errors
 
 
-def match_arms(source: str, function: str) -> dict[str, str]:
-    """`fn function(&self)`'s `ApiError::Variant | ... => value` arms: variant -> value."""
-    body = source[source.index(f"fn {function}(&self)") :]
-    body = body[: body.index("\n    }\n")]
-    arms: dict[str, str] = {}
-    pending: list[str] = []
-    for line in body.splitlines():
-        pending += re.findall(r"ApiError::(\w+)", line.split("=>")[0])
-        if "=>" in line:
-            value = line.split("=>", 1)[1].strip().rstrip(",").strip()
-            for variant in pending:
-                arms[variant] = value
-            pending = []
-    return arms
-
-
 def test_spec_routes_are_the_routes_the_stack_serves():
     spec = load_spec()
     documented = {(method.upper(), path) for path, item in spec["paths"].items() for method in item}
-    router = tomllib.loads(rust("Cargo.toml"))["workspace"]["metadata"]["lambda"]["watch"]["router"]
+    router = tomllib.loads(repo_file("Cargo.toml"))["workspace"]["metadata"]["lambda"]["watch"]["router"]
     served = {(route["method"].upper(), path) for path, routes in router.items() for route in routes}
     assert documented == served
     functions = {path: {route["function"] for route in routes} for path, routes in router.items()}
@@ -316,71 +319,18 @@ def test_spec_routes_are_the_routes_the_stack_serves():
         assert payments.get(field) == alias.get(field), field
 
 
-STATUS_NUMBERS = {
-    "BAD_REQUEST": "400",
-    "UNAUTHORIZED": "401",
-    "NOT_FOUND": "404",
-    "METHOD_NOT_ALLOWED": "405",
-    "CONFLICT": "409",
-    "PAYLOAD_TOO_LARGE": "413",
-    "UNSUPPORTED_MEDIA_TYPE": "415",
-    "UNPROCESSABLE_ENTITY": "422",
-    "INTERNAL_SERVER_ERROR": "500",
-    "SERVICE_UNAVAILABLE": "503",
-}
-
-# ApiError variants that neither function returns: they serve the operator CLI (and future
-# endpoints). When a handler starts returning one, document it and take it out of here.
-NOT_RETURNED_BY_THE_API = {"NotFound", "Conflict"}
-
-
-def test_spec_documents_every_error_the_functions_return():
-    error_rs = rust("shared/src/error.rs")
-    statuses = match_arms(error_rs, "status")
-    codes = match_arms(error_rs, "code")
-    kinds = match_arms(error_rs, "kind")
-    assert set(statuses) == set(codes) == set(kinds), "error.rs: every variant has a status, code and type"
-
-    handlers = "".join(
-        rust(path)
-        for path in [
-            "functions/create-account/src/lib.rs",
-            "functions/create-payment/src/lib.rs",
-            "shared/src/http.rs",
-            "shared/src/auth.rs",
-            "shared/src/request.rs",
-            "shared/src/idempotency.rs",
-        ]
-    )
-    for variant in NOT_RETURNED_BY_THE_API:
-        assert f"ApiError::{variant}" not in handlers, f"ApiError::{variant} can reach a response: document it"
-
-    # InvalidRequest's codes: serde errors (request.rs) and validation (parameter_invalid).
-    validation_codes: set[str] = set()
-    for path in ["shared/src/request.rs", "shared/src/domain.rs", "shared/src/currency.rs", "shared/src/idempotency.rs"]:
-        text = rust(path)
-        validation_codes |= set(re.findall(r'InvalidRequest::new\(\s*"(\w+)"', text))
-        if "invalid_param(" in text:
-            validation_codes.add("parameter_invalid")
-    validation_codes |= set(re.findall(r'InvalidRequest::new\(\s*"(\w+)"', error_rs))
-    assert {"invalid_json", "parameter_missing", "parameter_unknown", "parameter_duplicate"} <= validation_codes
-
+def test_spec_documents_exactly_the_errors_the_api_returns(code_facts):
+    """Every (status, type, code) the one error mapping can produce is documented, on the
+    operation that can return it, and nothing else is."""
     implemented: dict[str, set[tuple[str, str]]] = {}
-    for variant, status in statuses.items():
-        if variant in NOT_RETURNED_BY_THE_API:
-            continue
-        number = STATUS_NUMBERS[status.removeprefix("StatusCode::")]
-        kind = kinds[variant].strip('"')
-        code = codes[variant]
-        variant_codes = validation_codes if code == "invalid.code" else {code.strip('"')}
-        implemented.setdefault(number, set()).update((kind, c) for c in variant_codes)
+    for error in code_facts["errors"]:
+        implemented.setdefault(str(error["status"]), set()).add((error["type"], error["code"]))
     assert spec_errors(load_spec()) == implemented
 
 
-def test_spec_currencies_are_the_ones_the_service_accepts():
+def test_spec_currencies_are_the_ones_the_service_accepts(code_facts):
     spec = load_spec()
-    source = rust("shared/src/currency.rs")
-    listed = re.findall(r'"([A-Z]{3})"', source[source.index("const ISO_4217") : source.index("];")])
+    listed = code_facts["currencies"]
     schemas = spec["components"]["schemas"]
     assert schemas["CurrencyCode"]["enum"] == listed
     pattern = re.compile(schemas["CreatePaymentRequest"]["properties"]["currency"]["pattern"])
@@ -394,25 +344,19 @@ def test_spec_currencies_are_the_ones_the_service_accepts():
         assert not pattern.search(bad), bad
 
 
-def test_spec_limits_are_the_code_limits():
+def test_spec_limits_are_the_code_limits(code_facts):
     spec = load_spec()
     schemas = spec["components"]["schemas"]
-    domain = rust("shared/src/domain.rs")
-
-    def const(block: str, name: str) -> int:
-        text = domain[domain.index(f"impl {block} {{") :]
-        return int(re.search(rf"const {name}: \w+ = ([\d_]+);", text).group(1).replace("_", ""))
-
-    assert schemas["AccountName"]["maxLength"] == const("AccountName", "MAX_CHARS")
-    assert schemas["Email"]["maxLength"] == const("Email", "MAX_CHARS")
-    assert schemas["Description"]["maxLength"] == const("Description", "MAX_CHARS")
-    assert schemas["Amount"]["minimum"] == const("Amount", "MIN")
-    assert schemas["Amount"]["maximum"] == const("Amount", "MAX")
-    request_rs = rust("shared/src/request.rs")
-    assert "pub const MAX_BODY_BYTES: usize = 16 * 1024;" in request_rs
-    assert "16 KiB (16384 bytes)" in spec["info"]["description"]
+    limits = code_facts["limits"]
+    assert schemas["AccountName"]["maxLength"] == limits["name_max_chars"]
+    assert schemas["Email"]["maxLength"] == limits["email_max_chars"]
+    assert schemas["Description"]["maxLength"] == limits["description_max_chars"]
+    assert schemas["Amount"]["minimum"] == limits["amount_min"]
+    assert schemas["Amount"]["maximum"] == limits["amount_max"]
+    body_max = limits["body_max_bytes"]
+    assert f"{body_max // 1024} KiB ({body_max} bytes)" in spec["info"]["description"]
     idempotency = spec["components"]["parameters"]["IdempotencyKey"]["schema"]
-    assert idempotency["maxLength"] == int(re.search(r"const MAX_LEN: usize = (\d+);", rust("shared/src/idempotency.rs")).group(1))
+    assert idempotency["maxLength"] == limits["idempotency_key_max_len"]
 
 
 def test_spec_is_valid_openapi_with_valid_examples():

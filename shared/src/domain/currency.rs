@@ -43,6 +43,11 @@ impl Currency {
     pub fn code(self) -> &'static str {
         self.0
     }
+
+    /// Every currency the API accepts, in code order.
+    pub fn all() -> impl Iterator<Item = Currency> {
+        ISO_4217.iter().map(|&code| Currency(code))
+    }
 }
 
 impl serde::Serialize for Currency {

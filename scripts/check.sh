@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# `make check`: the fast inner loop, Rust only (no Java, no DynamoDB Local, no pip or npm):
+# formatting, lints, the one-way layering of shared/, the SDK-free build of the parsers the
+# fuzzers use, and the unit tests of the library, both handlers and the operator CLI.
+#   scripts/check.sh            all of it
+#   scripts/check.sh --static   everything but the unit tests (make test runs those itself)
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+log "layering of shared/src"
+python3 scripts/check-layers.py
+log "shared without default features (domain and body parsing: no AWS SDK, no Lambda runtime)"
+cargo check --quiet -p shared --no-default-features
+if cargo tree -p shared --no-default-features --edges normal | grep -qE 'aws-sdk|aws-config|lambda_http'; then
+    die "shared without default features depends on the AWS SDK or the Lambda runtime"
+fi
+
+# Test support (manual clock, in-memory store) must never reach the functions' binaries.
+for function in create-account create-payment; do
+    if cargo tree -p "$function" --edges normal -f '{p} [{f}]' | grep -E '^.*shared v' | grep -q test-support; then
+        die "$function's build enables shared's test-support feature"
+    fi
+done
+
+if [ "${1:-}" = "--static" ]; then
+    exit 0
+fi
+log "unit tests (shared, create-account, create-payment, payments-admin)"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run -p shared -p create-account -p create-payment -p payments-admin --lib --bins
+else
+    cargo test -p shared -p create-account -p create-payment -p payments-admin --lib --bins
+fi

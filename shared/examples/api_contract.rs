@@ -1,0 +1,29 @@
+//! Prints, as JSON, the facts of the API contract that the code decides: every error
+//! response (status, type, code), the limits of each field, and the accepted currencies.
+//! The contract tests (`tests/contract`) compare `docs/openapi.yaml` with this output, so
+//! the spec is checked against the code's own values rather than its source text.
+//!
+//! ```text
+//! cargo run --quiet -p shared --example api_contract
+//! ```
+
+use shared::domain::{AccountName, Amount, Currency, Description, Email, IdempotencyKey};
+use shared::http::body::MAX_BODY_BYTES;
+use shared::http::ApiError;
+
+fn main() {
+    let facts = serde_json::json!({
+        "errors": ApiError::catalogue(),
+        "limits": {
+            "name_max_chars": AccountName::MAX_CHARS,
+            "email_max_chars": Email::MAX_CHARS,
+            "description_max_chars": Description::MAX_CHARS,
+            "amount_min": Amount::MIN,
+            "amount_max": Amount::MAX,
+            "body_max_bytes": MAX_BODY_BYTES,
+            "idempotency_key_max_len": IdempotencyKey::MAX_LEN,
+        },
+        "currencies": Currency::all().map(Currency::code).collect::<Vec<_>>(),
+    });
+    println!("{facts:#}");
+}
