@@ -298,6 +298,9 @@ async fn relay_requests(
     counters: &Counters,
 ) -> std::io::Result<()> {
     let mut server = TcpStream::connect(upstream).await?;
+    // Relayed chunks go out as they come, not held back for the previous one's ACK.
+    client.set_nodelay(true)?;
+    server.set_nodelay(true)?;
     let mut pending = Vec::new();
     let mut from_client = [0u8; 16 * 1024];
     let mut from_server = [0u8; 16 * 1024];
