@@ -231,12 +231,12 @@ impl InsertPayment for WritesThroughProxy {
     }
 }
 
-#[tokio::test]
-async fn a_write_whose_response_was_lost_is_not_repeated() {
-    let app = TestApp::spawn().await;
-    let (account_id, key) = app.new_client().await;
-    let proxy = FaultProxy::start(&dynamodb_endpoint()).await;
-    let state = create_payment::State {
+/// The payment handler with its key lookups direct and its payment writes through `proxy`.
+async fn writes_through(
+    app: &TestApp,
+    proxy: &FaultProxy,
+) -> create_payment::State<WritesThroughProxy> {
+    create_payment::State {
         store: WritesThroughProxy {
             keys: app.store().clone(),
             payments: DynamoStore::new(
@@ -248,7 +248,45 @@ async fn a_write_whose_response_was_lost_is_not_repeated() {
         key_environment: KeyEnvironment::Test,
         clock: shared::domain::Clock::system(),
         ids: IdSource::random(),
-    };
+    }
+}
+
+#[tokio::test]
+async fn an_sdk_retry_after_a_lost_first_response_stores_one_payment_without_a_key() {
+    let app = TestApp::spawn().await;
+    let (account_id, key) = app.new_client().await;
+    let proxy = FaultProxy::start(&dynamodb_endpoint()).await;
+    let state = writes_through(&app, &proxy).await;
+
+    // The first PutItem is written but its response is lost; the SDK's own retry sends the
+    // same item again, meets its own write, and the request still gets one payment.
+    proxy.lose_next_responses(1);
+    let request = json_request(
+        "/payments",
+        Some(&key),
+        &json!({"amount": 321, "currency": "USD"}),
+    );
+    let response = TestResponse::from_lambda(create_payment::handle(&state, request).await);
+    assert_eq!(response.status, 201, "{:?}", response.body);
+    assert!(
+        !replayed(&response),
+        "to this client it is the first answer"
+    );
+    assert_eq!(proxy.counts().lost_responses, 1, "the fault did happen");
+    let stored = app.payments_of(&account_id).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        stored[0]["pk"].as_s().unwrap(),
+        response.body["id"].as_str().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_write_whose_response_was_lost_is_not_repeated() {
+    let app = TestApp::spawn().await;
+    let (account_id, key) = app.new_client().await;
+    let proxy = FaultProxy::start(&dynamodb_endpoint()).await;
+    let state = writes_through(&app, &proxy).await;
     let send = |body: serde_json::Value| {
         let mut request = json_request("/payments", Some(&key), &body);
         request
