@@ -5,7 +5,7 @@ use lambda_http::{Body, Request, RequestExt};
 
 use super::body::{parse_body, InvalidRequest, JsonBody};
 use super::error::ApiError;
-use crate::domain::{IdSource, IdempotencyKey};
+use crate::domain::{IdempotencyKey, KeyId};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -19,9 +19,8 @@ pub fn request_id(request: &Request) -> String {
         .map(|context| context.request_id.clone())
         .filter(|id| !id.is_empty())
         .unwrap_or_else(|| {
-            IdSource::random()
-                .key_id()
-                .map(|id| format!("local-{}", &id.as_str()[4..]))
+            KeyId::generate()
+                .map(|id| format!("local-{}", &id.as_str()[KeyId::PREFIX.len()..]))
                 .unwrap_or_else(|_| "local".to_owned())
         })
 }
