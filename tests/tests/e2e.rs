@@ -7,6 +7,7 @@ use payments_tests::dynamodb_endpoint;
 use payments_tests::stack::LocalStack;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{json, Value};
+use shared::config::dynamodb_client;
 use shared::domain::{ApiKey, KeyEnvironment};
 
 struct Http {
@@ -28,6 +29,27 @@ impl Http {
             .send()
             .await
             .expect("request reaches the local stack")
+    }
+}
+
+/// How many items a table holds (a full scan; tests only).
+async fn item_count(database: &aws_sdk_dynamodb::Client, table: &str) -> usize {
+    let mut count = 0;
+    let mut start = None;
+    loop {
+        let page = database
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan");
+        count += page.items().len();
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return count;
+        }
     }
 }
 
@@ -139,18 +161,29 @@ async fn the_whole_flow_over_http() {
     }
     assert_eq!(bodies[0], bodies[1]);
 
-    // The key in the query string is not a key.
-    let response = http
-        .client
-        .post(format!("{}/payments?api_key={key}", stack.base_url))
-        .header("content-type", "application/json")
-        .body(json!({"amount": 1, "currency": "USD"}).to_string())
-        .send()
-        .await
-        .unwrap();
-    let (status, _, body) = json_of(response).await;
-    assert_eq!(status, 401);
-    assert_eq!(body["error"]["code"], "missing_api_key");
+    // The key in the query string is not a key, under any of the usual names, and such a
+    // request writes nothing.
+    let database = dynamodb_client(Some(&dynamodb_endpoint())).await;
+    let before = item_count(&database, &stack.payments_table).await;
+    assert!(before >= 3, "the payments above are stored");
+    for name in ["api_key", "x-api-key", "apiKey"] {
+        let response = http
+            .client
+            .post(format!("{}/payments?{name}={key}", stack.base_url))
+            .header("content-type", "application/json")
+            .body(json!({"amount": 1, "currency": "USD"}).to_string())
+            .send()
+            .await
+            .unwrap();
+        let (status, _, body) = json_of(response).await;
+        assert_eq!(status, 401, "?{name}=: {body}");
+        assert_eq!(body["error"]["code"], "missing_api_key", "?{name}=");
+    }
+    assert_eq!(
+        item_count(&database, &stack.payments_table).await,
+        before,
+        "a key in the query string wrote a payment"
+    );
 
     // Validation and media type over HTTP.
     let (status, _, body) = json_of(
