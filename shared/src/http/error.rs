@@ -82,13 +82,7 @@ impl From<RandomSourceFailed> for ApiError {
 // Debug prints the whole `source()` chain so that a log line carries the root cause.
 impl fmt::Debug for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{self}")?;
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            write!(f, "\n  caused by: {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
+        crate::store::error::write_chain(self, f)
     }
 }
 

@@ -82,16 +82,21 @@ impl StoreError {
     }
 }
 
-// Debug prints the whole `source()` chain so that a log line carries the root cause.
+/// An error and its whole `source()` chain, one cause per line: what `Debug` prints for the
+/// crate's error types, so that a log line carries the root cause.
+pub(crate) fn write_chain(err: &dyn std::error::Error, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    write!(f, "{err}")?;
+    let mut source = err.source();
+    while let Some(cause) = source {
+        write!(f, "\n  caused by: {cause}")?;
+        source = cause.source();
+    }
+    Ok(())
+}
+
 impl fmt::Debug for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{self}")?;
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            write!(f, "\n  caused by: {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
+        write_chain(self, f)
     }
 }
 
