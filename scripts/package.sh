@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make package`: `sam build` of both functions for arm64 (cargo-lambda cross-compiles with
-# zig), then the zip that `sam deploy` would upload for each, with its size.
+# zig), then the zip that `sam deploy` would upload for each (scripts/zip-bootstrap.py: the
+# same binary always gives the same zip), with its size.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -22,16 +23,7 @@ for function in CreateAccountFunction CreatePaymentFunction; do
         || die "$bootstrap is not an arm64 binary"
     zip_path=".aws-sam/artifacts/$function.zip"
     rm -f "$zip_path"
-    python3 - "$bootstrap" "$zip_path" <<'PY'
-import sys, zipfile
-source, target = sys.argv[1], sys.argv[2]
-with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-    info = zipfile.ZipInfo("bootstrap")
-    info.external_attr = 0o755 << 16
-    info.compress_type = zipfile.ZIP_DEFLATED
-    with open(source, "rb") as f:
-        archive.writestr(info, f.read(), compresslevel=9)
-PY
+    python3 scripts/zip-bootstrap.py "$bootstrap" "$zip_path"
     printf '%-24s bootstrap %8d bytes   zipped %8d bytes\n' "$function" \
         "$(stat -c %s "$bootstrap")" "$(stat -c %s "$zip_path")" | tee -a .aws-sam/artifacts/sizes.txt
 done

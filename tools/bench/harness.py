@@ -12,7 +12,8 @@ DynamoDB Local behind a counting proxy, and measures against baselines taken in 
   (DynamoDB Local's own ReturnConsumedCapacity=TOTAL answer on replays of the functions'
   captured requests, cross-checked against capacity computed from item sizes);
 * peak resident memory (VmHWM) of each function process;
-* zipped artifact sizes (`.aws-sam/artifacts/sizes.txt`, else x86_64 zips made here).
+* zipped artifact sizes (`.aws-sam/artifacts/sizes.txt`, else x86_64 zips made here, with
+  scripts/zip-bootstrap.py as scripts/package.sh makes the deploy zips).
 
 Baselines: `bench-hello-lambda` (a bare lambda_runtime function: the init floor) and
 `bench-raw-dynamodb` (raw GetItem / PutItem / TransactWriteItems with the functions' own
@@ -28,6 +29,7 @@ import argparse
 import base64
 import datetime
 import http.client
+import importlib.util
 import json
 import math
 import os
@@ -40,7 +42,6 @@ import sys
 import threading
 import time
 import uuid
-import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -900,20 +901,17 @@ class Bench:
     # -- artifacts ---------------------------------------------------------------------------
 
     def artifact_sizes(self) -> dict:
-        sizes_txt = Path(self.args.repo) / ".aws-sam" / "artifacts" / "sizes.txt"
+        repo = Path(self.args.repo)
+        sizes_txt = repo / ".aws-sam" / "artifacts" / "sizes.txt"
+        zip_bootstrap = load_zip_bootstrap(repo)
         result: dict = {"x86_64_zipped_here": {}}
         zips = self.out / "zips"
         zips.mkdir(exist_ok=True)
         for name in ("create-account", "create-payment", "bench-hello-lambda"):
             binary = self.bin / name
-            target = zips / f"{name}.zip"
-            with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-                info = zipfile.ZipInfo("bootstrap")
-                info.external_attr = 0o755 << 16
-                info.compress_type = zipfile.ZIP_DEFLATED
-                archive.writestr(info, binary.read_bytes(), compresslevel=9)
+            zipped_bytes = zip_bootstrap(binary, zips / f"{name}.zip")
             result["x86_64_zipped_here"][name] = {"binary_bytes": binary.stat().st_size,
-                                                  "zipped_bytes": target.stat().st_size}
+                                                  "zipped_bytes": zipped_bytes}
         if sizes_txt.exists():
             parsed = {}
             pattern = re.compile(r"^(\S+)\s+bootstrap\s+(\d+)\s+bytes\s+zipped\s+(\d+)\s+bytes")
@@ -1134,6 +1132,17 @@ def strip_samples(d: dict) -> dict:
     out = dict(d)
     out["samples"] = [{k: v for k, v in s.items() if not k.startswith("_")} for s in d["samples"]]
     return out
+
+
+def load_zip_bootstrap(repo: Path):
+    """`zip_bootstrap` from scripts/zip-bootstrap.py (a script, so imported by its path)."""
+    path = repo / "scripts" / "zip-bootstrap.py"
+    spec = importlib.util.spec_from_file_location("zip_bootstrap", path)
+    if spec is None or spec.loader is None:
+        raise BenchError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.zip_bootstrap
 
 
 def newest_mtime(root: Path, entries: list[str]) -> float:
