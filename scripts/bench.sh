@@ -4,7 +4,8 @@
 # measured in the same run: a bare lambda_runtime function and raw DynamoDB calls.
 #
 #   scripts/bench.sh            full run (20 cold starts, 2000 warm invocations per function)
-#   scripts/bench.sh --smoke    tiny counts for CI: fails only if something breaks
+#   scripts/bench.sh --smoke    tiny counts for CI: fails only if something breaks; runs the
+#                               debug binaries in target/debug (no release build)
 #   scripts/bench.sh --enforce  full run that exits 3 when a target is missed
 #
 # Writes target/bench/results.json, results.md and latency.png. See tools/bench/harness.py.
@@ -20,7 +21,7 @@ for arg in "$@"; do
         --smoke) mode=smoke ;;
         --enforce) enforce=(--enforce) ;;
         -h | --help)
-            sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *) die "unknown argument $arg (expected --smoke or --enforce)" ;;
@@ -32,15 +33,28 @@ PYTHON="$TOOLS_DIR/venv/bin/python"
 [ -x "$PYTHON" ] || die "$PYTHON is missing; run 'make tools'"
 "$PYTHON" -c 'import matplotlib' 2>/dev/null || die "matplotlib is missing from .tools/venv; run 'make tools'"
 
-# Separate cargo invocations on purpose: building the baselines in the same invocation would
-# unify features (lambda_runtime's default `tracing`) into the functions' binaries.
 export CARGO_TARGET_DIR="$REPO_ROOT/target"
-log "cargo build --release (functions, then baselines and the Runtime API emulator)"
-cargo build --release --quiet -p create-account -p create-payment
-cargo build --release --quiet -p bench-raw-dynamodb
-cargo build --release --quiet -p bench-hello-lambda
-cargo build --release --quiet -p bench-runtime-api
-cargo build --quiet -p payments-admin
+if [ "$mode" = smoke ]; then
+    # The smoke run's numbers are never judged, so it runs the debug binaries, built by the
+    # very command scripts/test.sh runs before the tests: after that build this one is a
+    # no-op, and run on its own it still never runs stale binaries. (A `-p` build of just
+    # these packages would not be a no-op: it unifies a different feature set, so it would
+    # recompile part of the dependency tree.) Unlike the release build's separate
+    # invocations below, features are unified across the whole workspace here.
+    profile=debug
+    log "cargo build --workspace --bins (debug; the smoke run builds no release binaries)"
+    cargo build --quiet --workspace --bins
+else
+    # Separate cargo invocations on purpose: building the baselines in the same invocation
+    # would unify features (lambda_runtime's default `tracing`) into the functions' binaries.
+    profile=release
+    log "cargo build --release (functions, then baselines and the Runtime API emulator)"
+    cargo build --release --quiet -p create-account -p create-payment
+    cargo build --release --quiet -p bench-raw-dynamodb
+    cargo build --release --quiet -p bench-hello-lambda
+    cargo build --release --quiet -p bench-runtime-api
+    cargo build --quiet -p payments-admin
+fi
 
 out="$REPO_ROOT/target/bench"
 mkdir -p "$out"
@@ -68,9 +82,9 @@ payments_table=bench-payments
 target/debug/payments-admin --endpoint-url "http://127.0.0.1:$ddb_port" \
     --clients-table "$clients_table" --payments-table "$payments_table" tables create >&2
 
-log "harness ($mode)"
+log "harness ($mode, $profile binaries)"
 "$PYTHON" tools/bench/harness.py --mode "$mode" ${enforce[@]+"${enforce[@]}"} \
-    --repo "$REPO_ROOT" --out "$out" --bin-dir "$REPO_ROOT/target/release" \
+    --repo "$REPO_ROOT" --out "$out" --bin-dir "$REPO_ROOT/target/$profile" --profile "$profile" \
     --dynamodb-port "$ddb_port" --clients-table "$clients_table" \
     --payments-table "$payments_table" &
 harness_pid=$!

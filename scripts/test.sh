@@ -14,7 +14,7 @@ cd "$REPO_ROOT"
 "$REPO_ROOT/scripts/validate-template.sh"
 "$REPO_ROOT/scripts/package.sh"
 
-log "building binaries (the end-to-end test runs them through cargo lambda watch)"
+log "building binaries (the end-to-end test runs them through cargo lambda watch; the bench smoke run reuses them)"
 cargo build --workspace --bins
 
 # Logs and keys seen by this run, for the log hygiene check at the end.
@@ -39,7 +39,7 @@ log "contract tests: docs/openapi.yaml against the running stack (schemathesis)"
 log "fuzzing the parsers (short run)"
 "$REPO_ROOT/scripts/fuzz.sh" 20
 
-log "benchmark harness smoke run (numbers are not judged here; see make bench)"
+log "benchmark harness smoke run (debug binaries; numbers are not judged here; see make bench)"
 "$REPO_ROOT/scripts/bench.sh" --smoke
 
 log "log hygiene: no key or digest in any log line of the run"

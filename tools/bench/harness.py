@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark harness for the payments Lambda functions (`make bench`, scripts/bench.sh).
 
-Runs each release binary the way Lambda does: as a process talking to a Runtime API
+Runs each binary (the release builds for `make bench`; the smoke run reuses the debug builds
+that `make test` has made) the way Lambda does: as a process talking to a Runtime API
 (`bench-runtime-api`, an emulator in tools/bench/runtime-api that this script drives), with
 DynamoDB Local behind a counting proxy, and measures against baselines taken in the same run:
 
@@ -904,7 +905,7 @@ class Bench:
         repo = Path(self.args.repo)
         sizes_txt = repo / ".aws-sam" / "artifacts" / "sizes.txt"
         zip_bootstrap = load_zip_bootstrap(repo)
-        result: dict = {"x86_64_zipped_here": {}}
+        result: dict = {"x86_64_zipped_here": {}, "x86_64_profile": self.args.profile}
         zips = self.out / "zips"
         zips.mkdir(exist_ok=True)
         for name in ("create-account", "create-payment", "bench-hello-lambda"):
@@ -935,7 +936,8 @@ class Bench:
                 })
                 return result
         result.update({
-            "source": "x86_64 release binaries zipped here (no .aws-sam/artifacts/sizes.txt)",
+            "source": f"x86_64 {self.args.profile} binaries zipped here "
+                      "(no .aws-sam/artifacts/sizes.txt)",
             "create-account": result["x86_64_zipped_here"]["create-account"],
             "create-payment": result["x86_64_zipped_here"]["create-payment"],
         })
@@ -1081,6 +1083,8 @@ class Bench:
             }
         results = {
             "mode": self.args.mode,
+            "build_profile": self.args.profile,
+            "bin_dir": str(self.bin),
             "generated": datetime.datetime.now().isoformat(timespec="seconds"),
             "host": {"cpus": os.cpu_count(), "load_average_before": load_before,
                      "load_average_after": load_after, "machine": os.uname().machine},
@@ -1306,7 +1310,10 @@ def fmt(value, unit) -> str:
 def markdown(r: dict) -> str:
     names = ["create-account", "create-payment"]
     lines = [
-        f"# Benchmark results ({r['mode']} run, {r['generated']})",
+        f"# Benchmark results ({r['mode']} run, {r['build_profile']} build, {r['generated']})",
+        "",
+        f"Binaries measured: the {r['build_profile']} build ({r['bin_dir']}), "
+        f"{r['host']['machine']}.",
         "",
         "| Metric | create-account | create-payment | Baseline (account / payment) "
         "| Ratio to baseline (account / payment) | Target | Pass/fail |",
@@ -1447,7 +1454,8 @@ def markdown(r: dict) -> str:
               + (f", written {art['sizes_txt_written']}"
                  + (" (OLDER than the newest Rust source: rerun `make package`)"
                     if art.get("sizes_txt_older_than_sources") else "")
-                 if "sizes_txt_written" in art else "") + ". x86_64 zips made here: "
+                 if "sizes_txt_written" in art else "") + ". x86_64 zips made here ("
+              + art["x86_64_profile"] + " build): "
               + ", ".join(f"{k} {v['zipped_bytes'] / MIB:.2f} MiB ({v['binary_bytes'] / MIB:.2f} "
                           f"MiB unzipped)" for k, v in art["x86_64_zipped_here"].items()) + ".",
               "",
@@ -1455,7 +1463,10 @@ def markdown(r: dict) -> str:
               f"{r['host']['load_average_before'][0]:.2f}, after "
               f"{r['host']['load_average_after'][0]:.2f}. Run took {r['duration_s']:.0f} s.", ""]
     if r["mode"] == "smoke":
-        lines += ["Smoke run: counts are tiny and targets are not enforced.", ""]
+        lines += ["Smoke run: counts are tiny and targets are not enforced"
+                  + (f"; {r['build_profile']} binaries, so the times, memory and x86_64 zip "
+                     "sizes above are not the release build's." if r["build_profile"] != "release"
+                     else "."), ""]
     return "\n".join(lines)
 
 
@@ -1562,6 +1573,8 @@ def main() -> int:
     parser.add_argument("--repo", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--bin-dir", required=True)
+    parser.add_argument("--profile", default="release",
+                        help="the cargo build profile of the binaries in --bin-dir (reported)")
     parser.add_argument("--dynamodb-port", type=int, required=True)
     parser.add_argument("--clients-table", required=True)
     parser.add_argument("--payments-table", required=True)
