@@ -5,8 +5,9 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TransactWriteItem,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, Put, ReturnValuesOnConditionCheckFailure,
+    ScalarAttributeType, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -304,34 +305,56 @@ where
     }
 }
 
+fn string_attribute(name: &str) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .expect("name and type are set")
+}
+
+fn key_element(name: &str, key_type: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(key_type)
+        .build()
+        .expect("name and key type are set")
+}
+
 /// Creates both tables if they do not exist (local development and tests; in AWS the SAM
-/// template owns them). Same key schema as `template.yaml`.
+/// template owns them). Same key schema and index as `template.yaml`.
 pub async fn create_tables(
     client: &Client,
     clients_table: &str,
     payments_table: &str,
 ) -> Result<(), StoreError> {
+    use items::payment::{ACCOUNT_ATTRIBUTE, BY_ACCOUNT_INDEX, LIST_KEY};
     for table in [clients_table, payments_table] {
-        let result = client
+        let mut create = client
             .create_table()
             .table_name(table)
             .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(PK)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .expect("name and type are set"),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(PK)
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .expect("name and key type are set"),
-            )
-            .send()
-            .await;
+            .attribute_definitions(string_attribute(PK))
+            .key_schema(key_element(PK, KeyType::Hash));
+        if table == payments_table {
+            create = create
+                .attribute_definitions(string_attribute(ACCOUNT_ATTRIBUTE))
+                .attribute_definitions(string_attribute(LIST_KEY))
+                .global_secondary_indexes(
+                    GlobalSecondaryIndex::builder()
+                        .index_name(BY_ACCOUNT_INDEX)
+                        .key_schema(key_element(ACCOUNT_ATTRIBUTE, KeyType::Hash))
+                        .key_schema(key_element(LIST_KEY, KeyType::Range))
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::All)
+                                .build(),
+                        )
+                        .build()
+                        .expect("name, keys and projection are set"),
+                );
+        }
+        let result = create.send().await;
         match result {
             Ok(_) => tracing::info!(table, "table created"),
             Err(err)

@@ -1,6 +1,7 @@
 //! An in-memory store for unit tests of handlers and the auth step (feature `test-support`;
 //! never in a release binary). It keeps the same contracts as DynamoDB: conditional writes
-//! that never overwrite, and the stored item handed back when a payment id is taken.
+//! that never overwrite, the stored item handed back when a payment id is taken, and lists
+//! in the index's order (newest first, by creation time and then id) with the same bounds.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,7 +9,8 @@ use std::sync::Mutex;
 
 use super::error::{Entity, StoreError};
 use super::{
-    CreateAccount, FindKey, InsertOutcome, InsertPayment, IssuedKey, KeyRecord, StoredPayment,
+    CreateAccount, FindKey, GetPayment, InsertOutcome, InsertPayment, IssuedKey, KeyRecord,
+    ListCursor, ListPayments, ListPosition, ListRange, PaymentPage, StoredPayment,
 };
 use crate::domain::{
     Account, AccountId, AccountStatus, KeyDigest, KeyLife, KeyStatus, Payment, PaymentId,
@@ -32,6 +34,8 @@ pub enum Operation {
     FindKey,
     CreateAccount,
     InsertPayment,
+    GetPayment,
+    ListPayments,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -157,5 +161,61 @@ impl InsertPayment for MemoryStore {
             request_fingerprint: request_fingerprint.clone(),
         });
         Ok(InsertOutcome::Created)
+    }
+}
+
+impl GetPayment for MemoryStore {
+    async fn get_payment(&self, id: &PaymentId) -> Result<Option<StoredPayment>, StoreError> {
+        self.injected_failure(Operation::GetPayment)?;
+        let guard = lock(&self.payments);
+        let (payments, by_id) = &*guard;
+        Ok(by_id.get(id).map(|&at| payments[at].clone()))
+    }
+}
+
+impl ListPayments for MemoryStore {
+    async fn list_payments(
+        &self,
+        account: &AccountId,
+        range: &ListRange,
+    ) -> Result<PaymentPage, StoreError> {
+        self.injected_failure(Operation::ListPayments)?;
+        let mut listed: Vec<Payment> = lock(&self.payments)
+            .0
+            .iter()
+            .map(|stored| &stored.payment)
+            .filter(|payment| &payment.client_id == account)
+            .filter(|payment| {
+                range
+                    .created_gte
+                    .is_none_or(|gte| payment.created_at >= gte)
+            })
+            .filter(|payment| {
+                range
+                    .created_lte
+                    .is_none_or(|lte| payment.created_at <= lte)
+            })
+            .filter(|payment| match &range.cursor {
+                None => true,
+                Some(ListCursor::After(cursor)) => &ListPosition::of(payment) < cursor,
+                Some(ListCursor::Before(cursor)) => &ListPosition::of(payment) > cursor,
+            })
+            .cloned()
+            .collect();
+        listed.sort_by_key(|payment| std::cmp::Reverse(ListPosition::of(payment)));
+        // Read from the cursor outwards, as the index is: the newest first, or after an
+        // `ending_before` the ones just newer than the cursor.
+        if matches!(range.cursor, Some(ListCursor::Before(_))) {
+            listed.reverse();
+        }
+        let has_more = listed.len() > range.limit;
+        listed.truncate(range.limit);
+        if matches!(range.cursor, Some(ListCursor::Before(_))) {
+            listed.reverse();
+        }
+        Ok(PaymentPage {
+            payments: listed,
+            has_more,
+        })
     }
 }

@@ -9,7 +9,7 @@ use std::future::Future;
 
 use crate::domain::{
     Account, AccountId, AccountStatus, ApiKey, KeyDigest, KeyId, KeyLife, KeyPrefix, Payment,
-    RequestFingerprint, Timestamp,
+    PaymentId, RequestFingerprint, Timestamp,
 };
 
 pub mod error;
@@ -23,6 +23,8 @@ pub mod dynamo;
 pub mod items;
 #[cfg(any(test, feature = "test-support"))]
 pub mod memory;
+#[cfg(feature = "aws")]
+mod reads;
 
 pub use error::{Entity, StoreError};
 
@@ -99,4 +101,66 @@ pub trait InsertPayment: Send + Sync {
         payment: &Payment,
         request_fingerprint: &RequestFingerprint,
     ) -> impl Future<Output = Result<InsertOutcome, StoreError>> + Send;
+}
+
+/// Reads a payment by id, strongly consistent, whoever it belongs to: the caller checks
+/// ownership (so that "not yours" and "not there" can be told apart only by the caller).
+pub trait GetPayment: Send + Sync {
+    fn get_payment(
+        &self,
+        id: &PaymentId,
+    ) -> impl Future<Output = Result<Option<StoredPayment>, StoreError>> + Send;
+}
+
+/// Where a payment sits in its account's list: newest first, by creation time and then id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ListPosition {
+    pub created_at: Timestamp,
+    pub id: PaymentId,
+}
+
+impl ListPosition {
+    pub fn of(payment: &Payment) -> Self {
+        ListPosition {
+            created_at: payment.created_at,
+            id: payment.id.clone(),
+        }
+    }
+}
+
+/// Which way a page runs from its cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListCursor {
+    /// Payments older than this one (the next page).
+    After(ListPosition),
+    /// Payments newer than this one (the previous page).
+    Before(ListPosition),
+}
+
+/// One page of one account's payments, as typed bounds. `limit` is 1 to 100 (checked at the
+/// edge); `created_gte` and `created_lte` are inclusive, at millisecond precision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListRange {
+    pub limit: usize,
+    pub created_gte: Option<Timestamp>,
+    pub created_lte: Option<Timestamp>,
+    pub cursor: Option<ListCursor>,
+}
+
+/// A page of payments, newest first; `has_more` says whether more lie beyond it in the
+/// direction the page was read (older after `After` or no cursor, newer before `Before`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentPage {
+    pub payments: Vec<Payment>,
+    pub has_more: bool,
+}
+
+/// Lists one account's payments, newest first. Only that account's payments, ever: the
+/// account is the partition of the query.
+pub trait ListPayments: Send + Sync {
+    fn list_payments(
+        &self,
+        account: &AccountId,
+        range: &ListRange,
+    ) -> impl Future<Output = Result<PaymentPage, StoreError>> + Send;
 }

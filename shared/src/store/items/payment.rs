@@ -8,13 +8,36 @@ use crate::domain::{
     RequestFingerprint, Timestamp,
 };
 use crate::store::error::{Entity, StoreError};
-use crate::store::StoredPayment;
+use crate::store::{ListPosition, StoredPayment};
+
+/// The global secondary index that lists an account's payments: partition key
+/// [`ACCOUNT_ATTRIBUTE`], sort key [`LIST_KEY`], every attribute projected.
+pub const BY_ACCOUNT_INDEX: &str = "by_account";
+pub const ACCOUNT_ATTRIBUTE: &str = "client_id";
+/// `created_at` (fixed width: RFC 3339, UTC, milliseconds) + `#` + payment id, so that the
+/// string order is the list order and two payments of the same millisecond still differ.
+pub const LIST_KEY: &str = "list_key";
+
+pub fn list_key(position: &ListPosition) -> String {
+    format!("{}#{}", position.created_at.to_rfc3339(), position.id)
+}
+
+/// The lowest list key of an instant: every payment created then sorts at or above it.
+pub fn list_key_floor(at: Timestamp) -> String {
+    format!("{}#", at.to_rfc3339())
+}
+
+/// The highest list key of an instant: `~` sorts above every id character (base62).
+pub fn list_key_ceiling(at: Timestamp) -> String {
+    format!("{}#~", at.to_rfc3339())
+}
 
 pub fn new_item(payment: &Payment, request_fingerprint: &RequestFingerprint) -> Item {
     let mut item = HashMap::from([
         (PK.to_owned(), s(payment.id.as_str())),
         ("entity".to_owned(), s("payment")),
-        ("client_id".to_owned(), s(payment.client_id.as_str())),
+        (ACCOUNT_ATTRIBUTE.to_owned(), s(payment.client_id.as_str())),
+        (LIST_KEY.to_owned(), s(list_key(&ListPosition::of(payment)))),
         ("amount".to_owned(), n(payment.amount.minor_units())),
         ("currency".to_owned(), s(payment.currency.code())),
         ("status".to_owned(), s(payment.status.as_str())),
@@ -88,6 +111,43 @@ mod tests {
             let stored = stored_from_item(&item).unwrap();
             assert_eq!(stored.payment, payment);
             assert_eq!(stored.request_fingerprint, print);
+            assert_eq!(
+                item[LIST_KEY].as_s().unwrap(),
+                &format!("{}#{}", payment.created_at.to_rfc3339(), payment.id)
+            );
+        }
+    }
+
+    #[test]
+    fn list_keys_sort_as_the_list_does_and_bounds_enclose_an_instant() {
+        let at = |text: &str| Timestamp::parse(text).unwrap();
+        let id = |text: &str| PaymentId::parse(text).unwrap();
+        let positions = [
+            ListPosition {
+                created_at: at("2026-01-01T00:00:00Z"),
+                id: id("pay_zzzzzzzzzzzzzzzzzzzz"),
+            },
+            ListPosition {
+                created_at: at("2026-01-01T00:00:00.001Z"),
+                id: id("pay_00000000000000000000"),
+            },
+            ListPosition {
+                created_at: at("2026-01-01T00:00:00.001Z"),
+                id: id("pay_0000000000000000000A"),
+            },
+            ListPosition {
+                created_at: at("2026-01-01T00:00:01Z"),
+                id: id("pay_00000000000000000000"),
+            },
+        ];
+        for pair in positions.windows(2) {
+            assert!(pair[0] < pair[1]);
+            assert!(list_key(&pair[0]) < list_key(&pair[1]), "{pair:?}");
+        }
+        for position in &positions {
+            let key = list_key(position);
+            assert!(list_key_floor(position.created_at) < key);
+            assert!(key < list_key_ceiling(position.created_at));
         }
     }
 
