@@ -19,14 +19,41 @@ pub fn api_gateway_request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> lambda_http::Request {
+    api_gateway_event(method, path, path, &[], query, headers, body)
+}
+
+/// A `GET` of a route with path parameters (`/payments/{id}`), as API Gateway hands it
+/// over: `route` is the route key's path, `path` the requested one.
+#[cfg(feature = "lambda")]
+pub fn api_gateway_route_request(
+    method: &str,
+    route: &str,
+    path: &str,
+    path_parameters: &[(&str, &str)],
+    query: &[(&str, &str)],
+    headers: &[(&str, &str)],
+) -> lambda_http::Request {
+    api_gateway_event(method, route, path, path_parameters, query, headers, "")
+}
+
+#[cfg(feature = "lambda")]
+fn api_gateway_event(
+    method: &str,
+    route: &str,
+    path: &str,
+    path_parameters: &[(&str, &str)],
+    query: &[(&str, &str)],
+    headers: &[(&str, &str)],
+    body: &str,
+) -> lambda_http::Request {
     let raw_query = query
         .iter()
         .map(|(name, value)| format!("{name}={value}"))
         .collect::<Vec<_>>()
         .join("&");
-    let event = serde_json::json!({
+    let mut event = serde_json::json!({
         "version": "2.0",
-        "routeKey": format!("{method} {path}"),
+        "routeKey": format!("{method} {route}"),
         "rawPath": path,
         "rawQueryString": raw_query,
         "headers": headers.iter().map(|(n, v)| (n.to_string(), serde_json::json!(v)))
@@ -46,7 +73,7 @@ pub fn api_gateway_request(
                 "userAgent": "test"
             },
             "requestId": "test-request",
-            "routeKey": format!("{method} {path}"),
+            "routeKey": format!("{method} {route}"),
             "stage": "$default",
             "time": "01/Dec/2026:00:00:00 +0000",
             "timeEpoch": 1_796_083_200_000u64
@@ -54,6 +81,13 @@ pub fn api_gateway_request(
         "body": body,
         "isBase64Encoded": false
     });
+    if !path_parameters.is_empty() {
+        event["pathParameters"] = path_parameters
+            .iter()
+            .map(|(n, v)| (n.to_string(), serde_json::json!(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+    }
     lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event")
 }
 

@@ -29,8 +29,14 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("the request body exceeds {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The route takes only `allow` (a function invoked for another method).
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: &'static str },
+    /// No payment of the caller's account has this id: it does not exist, is another
+    /// account's, or the id is malformed. One answer for all three, so that a caller learns
+    /// nothing about other accounts' payments. `param` names where the id was sent.
+    #[error("no such payment of this account ({param})")]
+    PaymentNotFound { param: &'static str },
     /// The account already used this idempotency key for a different request.
     #[error("idempotency key reused with a different request")]
     IdempotencyKeyReused,
@@ -118,7 +124,8 @@ impl ApiError {
             ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PaymentNotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -133,7 +140,8 @@ impl ApiError {
             ApiError::InvalidRequest(invalid) => invalid.code.as_str(),
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
-            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::PaymentNotFound { .. } => "resource_missing",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::Unexpected(_) => "internal_error",
@@ -146,7 +154,8 @@ impl ApiError {
             ApiError::InvalidRequest(_)
             | ApiError::UnsupportedMediaType
             | ApiError::PayloadTooLarge { .. }
-            | ApiError::MethodNotAllowed => "invalid_request_error",
+            | ApiError::MethodNotAllowed { .. }
+            | ApiError::PaymentNotFound { .. } => "invalid_request_error",
             ApiError::IdempotencyKeyReused => "idempotency_error",
             ApiError::Unavailable(_) | ApiError::Unexpected(_) => "api_error",
         }
@@ -165,7 +174,9 @@ impl ApiError {
             ApiError::PayloadTooLarge { limit } => {
                 format!("The request body must not exceed {limit} bytes.")
             }
-            ApiError::MethodNotAllowed => "This endpoint only accepts POST.".into(),
+            ApiError::MethodNotAllowed { allow } => format!("This endpoint only accepts {allow}."),
+            // Never the id: the body must be the same whatever was asked for.
+            ApiError::PaymentNotFound { .. } => "No such payment.".into(),
             ApiError::IdempotencyKeyReused => "This Idempotency-Key was already used with a \
                 different request. Use a new key for a new payment."
                 .into(),
@@ -180,11 +191,12 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest(invalid) => invalid.param.as_deref(),
             ApiError::IdempotencyKeyReused => Some("Idempotency-Key"),
+            ApiError::PaymentNotFound { param } => Some(param),
             ApiError::MissingApiKey
             | ApiError::InvalidApiKey(_)
             | ApiError::UnsupportedMediaType
             | ApiError::PayloadTooLarge { .. }
-            | ApiError::MethodNotAllowed
+            | ApiError::MethodNotAllowed { .. }
             | ApiError::Unavailable(_)
             | ApiError::Unexpected(_) => None,
         }
@@ -200,7 +212,8 @@ impl ApiError {
             ApiError::PayloadTooLarge {
                 limit: MAX_BODY_BYTES,
             },
-            ApiError::MethodNotAllowed,
+            ApiError::MethodNotAllowed { allow: "POST" },
+            ApiError::PaymentNotFound { param: "id" },
             ApiError::IdempotencyKeyReused,
             ApiError::Unavailable(anyhow::anyhow!("example")),
             ApiError::Unexpected(anyhow::anyhow!("example")),
@@ -243,8 +256,8 @@ impl ApiError {
         let mut response = super::response::json_response(self.status(), &envelope, request_id);
         let headers = response.headers_mut();
         match self {
-            ApiError::MethodNotAllowed => {
-                headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+            ApiError::MethodNotAllowed { allow } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
             ApiError::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -255,6 +268,7 @@ impl ApiError {
             | ApiError::UnsupportedMediaType
             | ApiError::PayloadTooLarge { .. }
             | ApiError::IdempotencyKeyReused
+            | ApiError::PaymentNotFound { .. }
             | ApiError::Unexpected(_) => {}
         }
         response
@@ -279,10 +293,11 @@ mod tests {
             ApiError::InvalidRequest(_) => 2,
             ApiError::UnsupportedMediaType => 3,
             ApiError::PayloadTooLarge { .. } => 4,
-            ApiError::MethodNotAllowed => 5,
+            ApiError::MethodNotAllowed { .. } => 5,
             ApiError::IdempotencyKeyReused => 6,
             ApiError::Unavailable(_) => 7,
             ApiError::Unexpected(_) => 8,
+            ApiError::PaymentNotFound { .. } => 9,
         }
     }
 
@@ -305,6 +320,7 @@ mod tests {
             (400, "invalid_request_error", "parameter_unknown"),
             (401, "authentication_error", "invalid_api_key"),
             (401, "authentication_error", "missing_api_key"),
+            (404, "invalid_request_error", "resource_missing"),
             (405, "invalid_request_error", "method_not_allowed"),
             (413, "invalid_request_error", "payload_too_large"),
             (415, "invalid_request_error", "unsupported_media_type"),
@@ -332,7 +348,7 @@ mod tests {
             );
             assert_eq!(
                 response.headers().contains_key(header::ALLOW),
-                matches!(err, ApiError::MethodNotAllowed)
+                matches!(err, ApiError::MethodNotAllowed { .. })
             );
         }
     }
@@ -398,6 +414,37 @@ mod tests {
             assert_eq!(response.body().as_ref(), first.body().as_ref());
             assert_eq!(response.headers(), first.headers());
         }
+    }
+
+    #[test]
+    fn method_not_allowed_names_the_route_s_method() {
+        for allow in ["POST", "GET"] {
+            let response = ApiError::MethodNotAllowed { allow }.to_response("r");
+            assert_eq!(response.headers()[header::ALLOW], allow);
+            assert_eq!(
+                body_json(&response)["error"]["message"],
+                format!("This endpoint only accepts {allow}.")
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_payment_names_its_param_and_never_the_id() {
+        let response = ApiError::PaymentNotFound {
+            param: "starting_after",
+        }
+        .to_response("r");
+        assert_eq!(response.status(), 404);
+        assert_eq!(
+            body_json(&response),
+            serde_json::json!({"error": {
+                "type": "invalid_request_error",
+                "code": "resource_missing",
+                "message": "No such payment.",
+                "param": "starting_after",
+                "request_id": "r",
+            }})
+        );
     }
 
     #[test]

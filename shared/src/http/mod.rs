@@ -1,4 +1,4 @@
-//! The HTTP edge: request ids, content type and size checks, the auth step, the one error
+//! The HTTP edge: request ids, content type and size checks, query strings, the auth step, the one error
 //! type ([`ApiError`]) and its one mapping to a response. Only this layer knows status codes.
 //!
 //! [`body`] is pure (bytes in, validated values or a precise error out) and builds without
@@ -10,6 +10,8 @@ pub mod body;
 pub mod auth;
 #[cfg(feature = "lambda")]
 pub mod error;
+#[cfg(feature = "lambda")]
+pub mod query;
 #[cfg(feature = "lambda")]
 pub mod request;
 #[cfg(feature = "lambda")]

@@ -26,11 +26,38 @@ pub fn request_id(request: &Request) -> String {
 }
 
 pub fn require_post(request: &Request) -> Result<(), ApiError> {
-    if request.method() == Method::POST {
+    require(request, Method::POST, "POST")
+}
+
+pub fn require_get(request: &Request) -> Result<(), ApiError> {
+    require(request, Method::GET, "GET")
+}
+
+fn require(request: &Request, method: Method, allow: &'static str) -> Result<(), ApiError> {
+    if request.method() == method {
         Ok(())
     } else {
-        Err(ApiError::MethodNotAllowed)
+        Err(ApiError::MethodNotAllowed { allow })
     }
+}
+
+/// A path parameter of the route (`id` of `/payments/{id}`), as API Gateway passes it.
+/// Falls back to the last segment of the path for a router that matched the route without
+/// passing its parameters on.
+pub fn path_parameter(request: &Request, name: &str) -> Option<String> {
+    if let Some(value) = request
+        .path_parameters_ref()
+        .and_then(|parameters| parameters.first(name))
+    {
+        return Some(value.to_owned());
+    }
+    request
+        .uri()
+        .path()
+        .rsplit('/')
+        .next()
+        .filter(|segment| !segment.is_empty())
+        .map(str::to_owned)
 }
 
 /// Reads the request body as `T`, enforcing content type and size.

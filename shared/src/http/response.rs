@@ -39,6 +39,14 @@ pub struct Reply<T> {
 }
 
 impl<T> Reply<T> {
+    pub fn ok(body: T) -> Self {
+        Reply {
+            status: StatusCode::OK,
+            body,
+            headers: Vec::new(),
+        }
+    }
+
     pub fn created(body: T) -> Self {
         Reply {
             status: StatusCode::CREATED,
