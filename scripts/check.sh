@@ -21,7 +21,7 @@ if cargo tree -p shared --no-default-features --edges normal | grep -qE 'aws-sdk
 fi
 
 # Test support (manual clock, in-memory store) must never reach the functions' binaries.
-for function in create-account create-payment; do
+for function in create-account create-payment get-payment list-payments; do
     if cargo tree -p "$function" --edges normal -f '{p} [{f}]' | grep -E '^.*shared v' | grep -q test-support; then
         die "$function's build enables shared's test-support feature"
     fi
@@ -30,9 +30,9 @@ done
 if [ "${1:-}" = "--static" ]; then
     exit 0
 fi
-log "unit tests (shared, create-account, create-payment, payments-admin)"
+log "unit tests (shared, the four functions, payments-admin)"
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run -p shared -p create-account -p create-payment -p payments-admin --lib --bins
+    cargo nextest run -p shared -p create-account -p create-payment -p get-payment -p list-payments -p payments-admin --lib --bins
 else
-    cargo test -p shared -p create-account -p create-payment -p payments-admin --lib --bins
+    cargo test -p shared -p create-account -p create-payment -p get-payment -p list-payments -p payments-admin --lib --bins
 fi

@@ -1,0 +1,212 @@
+//! The handler with the in-memory store: every outcome a caller can get, without DynamoDB.
+
+use serde_json::Value;
+use shared::domain::{
+    fingerprint, Account, AccountId, AccountName, AccountStatus, Amount, ApiKey, Currency,
+    Description, KeyId, NewPayment, PaymentStatus, Timestamp,
+};
+use shared::store::{CreateAccount, IssuedKey, StoreError};
+use shared::testing::{api_gateway_route_request, MemoryStore, Operation};
+
+use super::*;
+
+fn now() -> Timestamp {
+    Timestamp::parse("2026-12-01T10:00:00Z").unwrap()
+}
+
+struct Test {
+    state: State<MemoryStore>,
+    key: ApiKey,
+    account: AccountId,
+}
+
+async fn account(store: &MemoryStore) -> (ApiKey, AccountId) {
+    let key = ApiKey::generate(KeyEnvironment::Test).unwrap();
+    let account = Account {
+        id: AccountId::generate().unwrap(),
+        name: AccountName::parse("Ada".into()).unwrap(),
+        email: None,
+        status: AccountStatus::Active,
+        created_at: now(),
+    };
+    let issued = IssuedKey::new(&key, KeyId::generate().unwrap(), now());
+    store.create_account(&account, &issued).await.unwrap();
+    (key, account.id)
+}
+
+async fn setup() -> Test {
+    let store = MemoryStore::default();
+    let (key, account) = account(&store).await;
+    Test {
+        state: State {
+            store,
+            key_environment: KeyEnvironment::Test,
+            clock: Clock::from_fn(now),
+        },
+        key,
+        account,
+    }
+}
+
+fn stored(test: &Test, owner: &AccountId) -> Payment {
+    let new = NewPayment {
+        amount: Amount::parse(1250).unwrap(),
+        currency: Currency::parse("EUR").unwrap(),
+        description: Some(Description::parse("Order 1".into()).unwrap()),
+    };
+    let payment = Payment {
+        id: PaymentId::generate().unwrap(),
+        client_id: owner.clone(),
+        amount: new.amount,
+        currency: new.currency,
+        description: new.description.clone(),
+        status: PaymentStatus::Pending,
+        created_at: now(),
+        idempotency_key: None,
+    };
+    test.state
+        .store
+        .put_payment(payment.clone(), fingerprint(&new));
+    payment
+}
+
+struct Answer {
+    status: u16,
+    body: Value,
+    raw: Vec<u8>,
+    allow: Option<String>,
+}
+
+impl Answer {
+    fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+
+    fn without_request_id(&self) -> String {
+        let id = self.body["error"]["request_id"].as_str().unwrap();
+        String::from_utf8(self.raw.clone())
+            .unwrap()
+            .replace(id, "<id>")
+    }
+}
+
+/// `method /payments/{id}` with the path parameter as API Gateway passes it.
+async fn get(test: &Test, method: &str, path: &str, key: Option<&str>) -> Answer {
+    let headers: Vec<(&str, &str)> = key.map(|key| ("x-api-key", key)).into_iter().collect();
+    let id = path.trim_start_matches("/payments/");
+    let request =
+        api_gateway_route_request(method, "/payments/{id}", path, &[("id", id)], &[], &headers);
+    let response = handle(&test.state, request).await;
+    let raw = response.body().to_vec();
+    Answer {
+        status: response.status().as_u16(),
+        body: serde_json::from_slice(&raw).unwrap_or(Value::Null),
+        allow: response
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap().to_owned()),
+        raw,
+    }
+}
+
+#[tokio::test]
+async fn the_account_s_payment_exactly_as_created() {
+    let test = setup().await;
+    let payment = stored(&test, &test.account);
+    let answer = get(
+        &test,
+        "GET",
+        &format!("/payments/{}", payment.id),
+        Some(test.key.expose_once()),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    // The same bytes the 201 carried: the one serialization of a payment.
+    assert_eq!(answer.raw, serde_json::to_vec(&payment).unwrap());
+    assert_eq!(answer.body["created_at"], "2026-12-01T10:00:00.000Z");
+}
+
+#[tokio::test]
+async fn unknown_foreign_and_malformed_ids_get_the_same_404() {
+    let test = setup().await;
+    let (_, other) = account(&test.state.store).await;
+    let foreign = stored(&test, &other);
+    let unknown = PaymentId::generate().unwrap();
+    let key = test.key.expose_once();
+    let mut bodies = Vec::new();
+    for id in [
+        foreign.id.as_str(),
+        unknown.as_str(),
+        "pay_short",
+        "acct_AAAAAAAAAAAAAAAAAAAA",
+        "pay_AAAAAAAAAAAAAAAAAAA%21",
+    ] {
+        let answer = get(&test, "GET", &format!("/payments/{id}"), Some(key)).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (404, "resource_missing"),
+            "{id}"
+        );
+        assert_eq!(answer.body["error"]["param"], "id");
+        assert!(!answer.without_request_id().contains(id), "{id}");
+        bodies.push(answer.without_request_id());
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:#?}");
+}
+
+#[tokio::test]
+async fn unauthenticated_requests_are_401_before_any_lookup() {
+    let test = setup().await;
+    let payment = stored(&test, &test.account);
+    let path = format!("/payments/{}", payment.id);
+    let answer = get(&test, "GET", &path, None).await;
+    assert_eq!((answer.status, answer.code()), (401, "missing_api_key"));
+    let unknown = ApiKey::generate(KeyEnvironment::Test).unwrap();
+    let answer = get(&test, "GET", &path, Some(unknown.expose_once())).await;
+    assert_eq!((answer.status, answer.code()), (401, "invalid_api_key"));
+    let answer = get(&test, "GET", &path, Some("garbage")).await;
+    assert_eq!((answer.status, answer.code()), (401, "invalid_api_key"));
+}
+
+#[tokio::test]
+async fn other_methods_are_405_naming_get() {
+    let test = setup().await;
+    let answer = get(&test, "POST", "/payments/pay_AAAAAAAAAAAAAAAAAAAA", None).await;
+    assert_eq!((answer.status, answer.code()), (405, "method_not_allowed"));
+    assert_eq!(answer.allow.as_deref(), Some("GET"));
+}
+
+#[tokio::test]
+async fn storage_failures_are_503_to_retry_or_500_and_never_echoed() {
+    let test = setup().await;
+    let payment = stored(&test, &test.account);
+    let path = format!("/payments/{}", payment.id);
+    let key = test.key.expose_once();
+    for (operation, error, status) in [
+        (
+            Operation::GetPayment,
+            StoreError::Unavailable(anyhow::anyhow!("refused by 10.0.0.1")),
+            503,
+        ),
+        (
+            Operation::FindKey,
+            StoreError::Throttled(anyhow::anyhow!("refused by 10.0.0.1")),
+            503,
+        ),
+        (
+            Operation::GetPayment,
+            StoreError::corrupt(shared::store::Entity::Payment, "pay_x", "amount"),
+            500,
+        ),
+    ] {
+        test.state.store.fail_next(operation, error);
+        let answer = get(&test, "GET", &path, Some(key)).await;
+        assert_eq!(answer.status, status);
+        let text = String::from_utf8(answer.raw.clone()).unwrap();
+        assert!(
+            !text.contains("10.0.0.1") && !text.contains("pay_x"),
+            "{text}"
+        );
+    }
+    assert_eq!(get(&test, "GET", &path, Some(key)).await.status, 200);
+}

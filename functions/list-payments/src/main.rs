@@ -1,0 +1,24 @@
+use lambda_http::{service_fn, Error};
+use shared::config::Config;
+use shared::domain::Clock;
+use shared::store::dynamo::WarmUp;
+
+// An execution environment serves one request at a time: one thread, no cross-thread
+// wake-ups (measured in BENCHMARKS.md).
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let config = Config::from_env()?;
+    let store = config.store().await;
+    store.warm_up(WarmUp::Read).await;
+    let state = list_payments::State {
+        store,
+        key_environment: config.key_environment,
+        clock: Clock::system(),
+    };
+    let state = &state;
+    lambda_http::run(service_fn(move |request| async move {
+        Ok::<_, Error>(list_payments::handle(state, request).await)
+    }))
+    .await
+}
