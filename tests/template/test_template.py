@@ -125,6 +125,8 @@ def check_functions(raw):
     expected = {
         "CreateAccountFunction": "functions/create-account",
         "CreatePaymentFunction": "functions/create-payment",
+        "GetPaymentFunction": "functions/get-payment",
+        "ListPaymentsFunction": "functions/list-payments",
     }
     if set(functions) != set(expected):
         problems.append(f"functions are {sorted(functions)}")
@@ -176,6 +178,30 @@ def check_tables(raw):
         keys = props.get("KeySchema", [])
         if keys != [{"AttributeName": "pk", "KeyType": "HASH"}]:
             problems.append(f"{name}: key schema {keys}")
+        indexes = props.get("GlobalSecondaryIndexes", [])
+        expected_indexes = []
+        if name == "PaymentsTable":
+            expected_indexes = [
+                {
+                    "IndexName": "by_account",
+                    "KeySchema": [
+                        {"AttributeName": "client_id", "KeyType": "HASH"},
+                        {"AttributeName": "list_key", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ]
+        if indexes != expected_indexes:
+            problems.append(f"{name}: global secondary indexes {indexes}")
+        if props.get("LocalSecondaryIndexes"):
+            # An LSI caps each account's item collection at 10 GB (docs/data-model.md).
+            problems.append(f"{name}: local secondary index")
+        defined = {d["AttributeName"]: d["AttributeType"] for d in props.get("AttributeDefinitions", [])}
+        used = {k["AttributeName"] for k in keys} | {
+            k["AttributeName"] for index in indexes for k in index["KeySchema"]
+        }
+        if set(defined) != used or set(defined.values()) != {"S"}:
+            problems.append(f"{name}: attribute definitions {defined}")
     ttl = tables.get("ClientsTable", {}).get("Properties", {}).get("TimeToLiveSpecification", {})
     if not ttl.get("Enabled") or not ttl.get("AttributeName"):
         problems.append("ClientsTable: no TTL attribute")
@@ -215,7 +241,12 @@ def check_api(raw, cfn):
     for route in resources_of(cfn, "AWS::ApiGatewayV2::Route").values():
         key = route["Properties"]["RouteKey"]
         routes[key] = ("route", None, route["Properties"].get("AuthorizationType"))
-    for key, function in [("POST /payments", "CreatePaymentFunction"), ("POST /payments/create", "CreatePaymentFunction")]:
+    for key, function in [
+        ("POST /payments", "CreatePaymentFunction"),
+        ("POST /payments/create", "CreatePaymentFunction"),
+        ("GET /payments/{id}", "GetPaymentFunction"),
+        ("GET /payments", "ListPaymentsFunction"),
+    ]:
         uri, version, security = routes.get(key, ("", None, None))
         if function not in uri:
             problems.append(f"{key} does not reach {function}")
@@ -268,6 +299,19 @@ def test_iam_is_least_privilege(cfn):
         "logs:CreateLogStream": [{"Fn::GetAtt": ["CreatePaymentLogGroup", "Arn"]}],
         "logs:PutLogEvents": [{"Fn::GetAtt": ["CreatePaymentLogGroup", "Arn"]}],
     }
+    # Retrieve reads; it never writes, queries or scans.
+    assert grants(cfn, "GetPaymentRole") == {
+        "dynamodb:GetItem": [clients, payments],
+        "logs:CreateLogStream": [{"Fn::GetAtt": ["GetPaymentLogGroup", "Arn"]}],
+        "logs:PutLogEvents": [{"Fn::GetAtt": ["GetPaymentLogGroup", "Arn"]}],
+    }
+    # List queries the index only (the account is its partition key), never the table.
+    assert grants(cfn, "ListPaymentsRole") == {
+        "dynamodb:GetItem": [clients, payments],
+        "dynamodb:Query": [{"Fn::Sub": "${PaymentsTable.Arn}/index/by_account"}],
+        "logs:CreateLogStream": [{"Fn::GetAtt": ["ListPaymentsLogGroup", "Arn"]}],
+        "logs:PutLogEvents": [{"Fn::GetAtt": ["ListPaymentsLogGroup", "Arn"]}],
+    }
     roles = {
         name: fn["Properties"]["Role"]
         for name, fn in resources_of(cfn, "AWS::Lambda::Function").items()
@@ -275,6 +319,8 @@ def test_iam_is_least_privilege(cfn):
     assert roles == {
         "CreateAccountFunction": {"Fn::GetAtt": ["CreateAccountRole", "Arn"]},
         "CreatePaymentFunction": {"Fn::GetAtt": ["CreatePaymentRole", "Arn"]},
+        "GetPaymentFunction": {"Fn::GetAtt": ["GetPaymentRole", "Arn"]},
+        "ListPaymentsFunction": {"Fn::GetAtt": ["ListPaymentsRole", "Arn"]},
     }
 
 
@@ -339,3 +385,12 @@ def test_checks_catch_an_authorizer_on_payments(raw):
     api = broken["Resources"]["HttpApi"]["Properties"]
     api["Auth"] = {"EnableIamAuthorizer": True, "DefaultAuthorizer": "AWS_IAM"}
     assert any("authorizer" in p for p in check_api(broken, transformed(broken)))
+
+
+def test_checks_catch_an_lsi_or_a_missing_index(raw):
+    broken = copy.deepcopy(raw)
+    props = broken["Resources"]["PaymentsTable"]["Properties"]
+    props["LocalSecondaryIndexes"] = props.pop("GlobalSecondaryIndexes")
+    problems = check_tables(broken)
+    assert any("local secondary index" in p for p in problems)
+    assert any("global secondary indexes" in p for p in problems)
