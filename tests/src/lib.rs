@@ -120,7 +120,7 @@ impl TestResponse {
     }
 }
 
-/// The two handlers wired to their own fresh tables in DynamoDB Local.
+/// The four handlers wired to their own fresh tables in DynamoDB Local.
 pub struct TestApp {
     /// The handlers' clock: the real time, plus however far a test advanced it.
     pub clock: ManualClock,
@@ -129,6 +129,8 @@ pub struct TestApp {
     pub client: Client,
     pub accounts: create_account::State<DynamoStore>,
     pub payments: create_payment::State<DynamoStore>,
+    pub retrieve: get_payment::State<DynamoStore>,
+    pub list: list_payments::State<DynamoStore>,
 }
 
 impl TestApp {
@@ -161,10 +163,20 @@ impl TestApp {
                 ids: IdSource::random(),
             },
             payments: create_payment::State {
-                store,
+                store: store.clone(),
                 key_environment: KeyEnvironment::Test,
                 clock: clock.clock(),
                 ids: IdSource::random(),
+            },
+            retrieve: get_payment::State {
+                store: store.clone(),
+                key_environment: KeyEnvironment::Test,
+                clock: clock.clock(),
+            },
+            list: list_payments::State {
+                store,
+                key_environment: KeyEnvironment::Test,
+                clock: clock.clock(),
             },
             clock,
             client,
@@ -191,6 +203,46 @@ impl TestApp {
             record_key(&String::from_utf8_lossy(key.as_bytes()));
         }
         TestResponse::from_lambda(create_payment::handle(&self.payments, request).await)
+    }
+
+    /// `GET /payments/{id}` as API Gateway hands it over (route, path parameter, headers).
+    pub async fn get_payment(&self, api_key: Option<&str>, id: &str) -> TestResponse {
+        let headers: Vec<(&str, &str)> =
+            api_key.map(|key| ("x-api-key", key)).into_iter().collect();
+        if let Some(key) = api_key {
+            record_key(key);
+        }
+        let request = shared::testing::api_gateway_route_request(
+            "GET",
+            "/payments/{id}",
+            &format!("/payments/{id}"),
+            &[("id", id)],
+            &[],
+            &headers,
+        );
+        TestResponse::from_lambda(get_payment::handle(&self.retrieve, request).await)
+    }
+
+    /// `GET /payments` with the query parameters `query`.
+    pub async fn list_payments(
+        &self,
+        api_key: Option<&str>,
+        query: &[(&str, &str)],
+    ) -> TestResponse {
+        let headers: Vec<(&str, &str)> =
+            api_key.map(|key| ("x-api-key", key)).into_iter().collect();
+        if let Some(key) = api_key {
+            record_key(key);
+        }
+        let request = shared::testing::api_gateway_route_request(
+            "GET",
+            "/payments",
+            "/payments",
+            &[],
+            query,
+            &headers,
+        );
+        TestResponse::from_lambda(list_payments::handle(&self.list, request).await)
     }
 
     pub async fn create_account(&self, body: Value) -> TestResponse {

@@ -7,4 +7,5 @@ mod faults;
 mod idempotency;
 mod keys;
 mod payments;
+mod reads;
 mod storage;
