@@ -24,10 +24,15 @@ impl Timestamp {
         )
     }
 
+    /// An RFC 3339 date-time, at any offset, whose UTC instant falls in the years 0000 to
+    /// 9999 (so that its rendering keeps its fixed width, and with it its sort order).
     pub fn parse(value: &str) -> Option<Self> {
-        OffsetDateTime::parse(value, &Rfc3339)
-            .ok()
-            .map(Self::from_datetime)
+        let at = OffsetDateTime::parse(value, &Rfc3339)
+            .ok()?
+            .checked_to_offset(time::UtcOffset::UTC)?;
+        (0..=9999)
+            .contains(&at.year())
+            .then(|| Self::from_datetime(at))
     }
 
     /// `self + by`, or `None` past the end of the calendar.
@@ -100,6 +105,16 @@ mod tests {
         let now = Timestamp::now().to_rfc3339();
         assert_eq!(Timestamp::parse(&now).unwrap().to_rfc3339(), now);
         assert_eq!(Timestamp::parse("yesterday"), None);
+    }
+
+    #[test]
+    fn instants_outside_four_digit_utc_years_are_refused_not_a_panic() {
+        assert_eq!(Timestamp::parse("9999-12-31T23:59:59-01:00"), None);
+        assert_eq!(Timestamp::parse("0000-01-01T00:00:00+01:00"), None);
+        let last = Timestamp::parse("9999-12-31T23:59:59.999+00:00").unwrap();
+        assert_eq!(last.to_rfc3339(), "9999-12-31T23:59:59.999Z");
+        let first = Timestamp::parse("0000-01-01T00:00:00Z").unwrap();
+        assert_eq!(first.to_rfc3339(), "0000-01-01T00:00:00.000Z");
     }
 
     #[test]
