@@ -44,7 +44,7 @@ async fn get_payment<S: FindKey + GetPayment>(
     )
     .await?;
     let not_found = ApiError::PaymentNotFound { param: "id" };
-    let Some(id) = path_parameter(&request, "id").and_then(|id| PaymentId::parse(&id)) else {
+    let Some(id) = path_parameter(&request, "id").and_then(PaymentId::parse) else {
         tracing::info!("payment id malformed");
         return Err(not_found);
     };

@@ -41,23 +41,12 @@ fn require(request: &Request, method: Method, allow: &'static str) -> Result<(),
     }
 }
 
-/// A path parameter of the route (`id` of `/payments/{id}`), as API Gateway passes it.
-/// Falls back to the last segment of the path for a router that matched the route without
-/// passing its parameters on.
-pub fn path_parameter(request: &Request, name: &str) -> Option<String> {
-    if let Some(value) = request
+/// A path parameter of the route (`id` of `/payments/{id}`), as API Gateway (and the
+/// local router of `cargo lambda watch`) passes it.
+pub fn path_parameter<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+    request
         .path_parameters_ref()
         .and_then(|parameters| parameters.first(name))
-    {
-        return Some(value.to_owned());
-    }
-    request
-        .uri()
-        .path()
-        .rsplit('/')
-        .next()
-        .filter(|segment| !segment.is_empty())
-        .map(str::to_owned)
 }
 
 /// Reads the request body as `T`, enforcing content type and size.
