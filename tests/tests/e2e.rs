@@ -1,4 +1,4 @@
-//! End to end: real HTTP through `cargo lambda watch`, which builds and runs the two Lambda
+//! End to end: real HTTP through `cargo lambda watch`, which builds and runs the four Lambda
 //! binaries exactly as `make dev` does, against DynamoDB Local.
 
 use std::time::Duration;
@@ -26,6 +26,15 @@ impl Http {
             request = request.header("X-Api-Key", key);
         }
         request
+            .send()
+            .await
+            .expect("request reaches the local stack")
+    }
+
+    async fn get(&self, path: &str, api_key: &str) -> Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .header("x-api-key", api_key)
             .send()
             .await
             .expect("request reaches the local stack")
@@ -90,6 +99,7 @@ async fn the_whole_flow_over_http() {
     payments_tests::record_key(&key);
 
     // Pay on both routes with the new key, straight away.
+    let mut created = Vec::new();
     for path in ["/payments", "/payments/create"] {
         let (status, _, payment) = json_of(
             http.post(
@@ -104,7 +114,89 @@ async fn the_whole_flow_over_http() {
         assert_eq!(payment["client_id"], account_id.as_str());
         assert_eq!(payment["currency"], "GBP");
         assert_eq!(payment["status"], "pending");
+        created.push(payment);
     }
+
+    // Retrieve each at once, exactly as created; another account's key gets the 404 an
+    // unknown id gets.
+    for payment in &created {
+        let path = format!("/payments/{}", payment["id"].as_str().unwrap());
+        let (status, _, body) = json_of(http.get(&path, &key).await).await;
+        assert_eq!(status, 200, "{path}: {body}\n{}", stack.log());
+        assert_eq!(&body, payment);
+    }
+    let (_, _, other) = json_of(
+        http.post("/accounts", None, &json!({"name": "Other Ltd"}))
+            .await,
+    )
+    .await;
+    let other_key = other["api_key"].as_str().unwrap().to_owned();
+    payments_tests::record_key(&other_key);
+    let mut bodies = Vec::new();
+    for (id, presented) in [
+        (created[0]["id"].as_str().unwrap(), other_key.as_str()),
+        ("pay_00000000000000000000", key.as_str()),
+        ("not-a-payment", key.as_str()),
+    ] {
+        let (status, _, mut body) =
+            json_of(http.get(&format!("/payments/{id}"), presented).await).await;
+        assert_eq!(status, 404, "{id}: {body}\n{}", stack.log());
+        assert_eq!(body["error"]["code"], "resource_missing");
+        body["error"]["request_id"] = Value::Null;
+        bodies.push(body);
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:?}");
+
+    // List: newest first, a page at a time. The index is eventually consistent: wait, within
+    // the documented bound, until both payments are listed.
+    let newest_first: Vec<Value> = created.iter().rev().map(|p| p["id"].clone()).collect();
+    let started = std::time::Instant::now();
+    let list = loop {
+        let (status, _, list) = json_of(http.get("/payments", &key).await).await;
+        assert_eq!(status, 200, "{list}\n{}", stack.log());
+        let ids: Vec<Value> = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].clone())
+            .collect();
+        if ids == newest_first || started.elapsed() > Duration::from_secs(5) {
+            assert_eq!(ids, newest_first);
+            break list;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(list["has_more"], false);
+    let path = format!(
+        "/payments?limit=1&starting_after={}",
+        newest_first[0].as_str().unwrap()
+    );
+    let (status, _, page) = json_of(http.get(&path, &key).await).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["data"][0]["id"], newest_first[1]);
+    assert_eq!(page["has_more"], false);
+    let (status, _, page) = json_of(
+        http.get(
+            "/payments?created%5Bgte%5D=2000-01-01T00:00:00Z&limit=1",
+            &key,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, &page["has_more"]),
+        (StatusCode::OK, &json!(true)),
+        "{page}"
+    );
+    let (status, _, body) = json_of(http.get("/payments?limit=101", &key).await).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["param"], "limit");
+    let (_, _, theirs) = json_of(http.get("/payments", &other_key).await).await;
+    assert_eq!(
+        theirs["data"],
+        json!([]),
+        "another account lists nothing of ours"
+    );
 
     // Idempotent retries over HTTP: replayed with the same body, refused with another.
     let send = |amount: u64| {
