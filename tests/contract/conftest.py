@@ -173,6 +173,13 @@ class Stack:
             headers={"content-type": "application/json", **(headers or {})},
             method="POST",
         )
+        return self._send(request)
+
+    def get(self, path: str, headers: dict[str, str] | None = None):
+        """A plain GET: (status, headers, parsed body)."""
+        return self._send(urllib.request.Request(self.base_url + path, headers=headers or {}, method="GET"))
+
+    def _send(self, request):
         try:
             with _DIRECT.open(request, timeout=WARM_UP_TIMEOUT) as response:
                 return response.status, dict(response.headers), _json_or_text(response.read())
@@ -189,10 +196,11 @@ def _json_or_text(data: bytes):
 
 def ensure_binaries(env: dict[str, str]) -> None:
     debug = REPO_ROOT / "target" / "debug"
-    if all((debug / name).exists() for name in ("payments-admin", "create-account", "create-payment")):
+    binaries = ("payments-admin", "create-account", "create-payment", "get-payment", "list-payments")
+    if all((debug / name).exists() for name in binaries):
         return
     subprocess.run(
-        ["cargo", "build", "-p", "payments-admin", "-p", "create-account", "-p", "create-payment"],
+        ["cargo", "build", *(arg for name in binaries for arg in ("-p", name))],
         cwd=REPO_ROOT,
         env=env,
         check=True,
@@ -292,12 +300,17 @@ def _raise_keyboard_interrupt(signum, frame):
 
 @pytest.fixture(scope="session")
 def api_key(stack: Stack) -> str:
-    """A valid key: the first key of a fresh account. Also warms up both functions."""
+    """A valid key: the first key of a fresh account. Also warms up the four functions."""
     status, headers, body = stack.post("/accounts", {"name": "Contract Test Ltd", "email": "contract@example.com"})
     assert status == 201, f"POST /accounts: {status} {body}\n{tail(stack.watch_log)}"
     key = body["api_key"]
     status, _, body = stack.post("/payments", {"amount": 1, "currency": "usd"}, {"x-api-key": key})
     assert status == 201, f"POST /payments: {status} {body}\n{tail(stack.watch_log)}"
+    payment = body["id"]
+    status, _, body = stack.get(f"/payments/{payment}", {"x-api-key": key})
+    assert status == 200, f"GET /payments/{{id}}: {status} {body}\n{tail(stack.watch_log)}"
+    status, _, body = stack.get("/payments", {"x-api-key": key})
+    assert status == 200, f"GET /payments: {status} {body}\n{tail(stack.watch_log)}"
     return key
 
 

@@ -60,11 +60,13 @@ CHECKS = [
 ]
 
 # A request that violates the spec must get one of these. (413 is not in schemathesis'
-# default list, and a negative body can exceed 16 KiB.)
-REJECTION_STATUSES = ["400", "401", "405", "413", "415", "422"]
-# A request that the spec allows must get one of these: 401 without a key, 422 when a
-# generated Idempotency-Key comes again with another body.
-ACCEPTANCE_STATUSES = ["2xx", "401", "422"]
+# default list, and a negative body can exceed 16 KiB; 404 is what a malformed payment id
+# gets, the same as an unknown one, by design.)
+REJECTION_STATUSES = ["400", "401", "404", "405", "413", "415", "422"]
+# A request that the spec allows must get one of these: 401 without a key, 404 for a
+# well-formed payment id (in the path or as a cursor) that names no payment of the account,
+# 422 when a generated Idempotency-Key comes again with another body.
+ACCEPTANCE_STATUSES = ["2xx", "401", "404", "422"]
 
 
 def contract_config() -> SchemathesisConfig:
@@ -135,9 +137,14 @@ def acceptance_not_checked(case) -> str | None:
 
     - `amount: 1250.0` is an `integer` to JSON Schema (same number as 1250), but the
       service takes only an integer literal and answers 400 (see the Amount schema).
+    - `starting_after` with `ending_before`: each is valid alone, together a 400 (a rule
+      across parameters, which OpenAPI cannot state).
     - Non-ASCII e-mail addresses: the service allows Unicode alphanumerics in domain labels
       and counts lengths in UTF-8 bytes; the spec's pattern admits a superset there.
     """
+    query = case.query if isinstance(case.query, dict) else {}
+    if "starting_after" in query and "ending_before" in query:
+        return "both cursors"
     body = case.body if isinstance(case.body, dict) else {}
     if isinstance(body.get("amount"), float):
         return "amount sent as a float"
@@ -192,7 +199,7 @@ def test_payments_without_key(case, stack, sent):
     assert "x-api-key" not in {name.lower() for name in (case.headers or {})}
     response = call_and_validate(case, stack, sent, "without a key")
     # The coverage phase also tries other methods, which the router answers (404).
-    if case.method.upper() == "POST" and "x-request-id" in response.headers:
+    if case.method.upper() == case.operation.method.upper() and "x-request-id" in response.headers:
         assert response.status_code == 401, response.text
 
 
@@ -220,6 +227,38 @@ def send(stack, path: str, body, headers: dict[str, str] | None = None, expect: 
     )
     assert_request_id_matches(response)
     return response
+
+
+def fetch(stack, path: str, headers: dict[str, str] | None, expect: int, **case):
+    """GETs `path` (path parameters and query in `case`), checks the response against the
+    spec, returns it."""
+    case = schema[path]["GET"].Case(**case)
+    response = case.call(base_url=stack.base_url, headers=headers)
+    assert response.status_code == expect, response.text
+    case.validate_response(
+        response,
+        checks=RESPONSE_CHECKS + ([] if expect >= 500 else [not_a_server_error]),
+        headers=headers,
+    )
+    assert_request_id_matches(response)
+    return response
+
+
+def test_unknown_foreign_and_malformed_payments_are_one_404(stack, api_key):
+    status, _, other = stack.post("/accounts", {"name": "Other Contract Ltd"})
+    assert status == 201
+    _, _, foreign = stack.post("/payments", {"amount": 1, "currency": "usd"}, {"x-api-key": other["api_key"]})
+    key = {"x-api-key": api_key}
+    bodies = []
+    for id in [foreign["id"], "pay_00000000000000000000", "pay_short"]:
+        error = fetch(stack, "/payments/{id}", key, 404, path_parameters={"id": id}).json()["error"]
+        assert (error["code"], error["param"]) == ("resource_missing", "id")
+        bodies.append({**error, "request_id": None})
+    for cursor in ["starting_after", "ending_before"]:
+        for id in [foreign["id"], "pay_00000000000000000000"]:
+            error = fetch(stack, "/payments", key, 404, query={cursor: id}).json()["error"]
+            bodies.append({**error, "param": "id", "request_id": None})
+    assert all(body == bodies[0] for body in bodies), bodies
 
 
 def test_payload_too_large(stack, api_key):
@@ -310,9 +349,16 @@ def test_spec_routes_are_the_routes_the_stack_serves():
     router = tomllib.loads(repo_file("Cargo.toml"))["workspace"]["metadata"]["lambda"]["watch"]["router"]
     served = {(route["method"].upper(), path) for path, routes in router.items() for route in routes}
     assert documented == served
-    functions = {path: {route["function"] for route in routes} for path, routes in router.items()}
-    assert functions["/accounts"] == {"create-account"}
-    assert functions["/payments"] == functions["/payments/create"] == {"create-payment"}
+    functions = {
+        (route["method"].upper(), path): route["function"] for path, routes in router.items() for route in routes
+    }
+    assert functions == {
+        ("POST", "/accounts"): "create-account",
+        ("POST", "/payments"): "create-payment",
+        ("POST", "/payments/create"): "create-payment",
+        ("GET", "/payments"): "list-payments",
+        ("GET", "/payments/{id}"): "get-payment",
+    }
     # The two payment routes are one operation: the same parameters, body and responses.
     payments, alias = spec["paths"]["/payments"]["post"], spec["paths"]["/payments/create"]["post"]
     for field in ("parameters", "requestBody", "responses", "security"):
@@ -404,3 +450,10 @@ def test_service_unavailable_when_dynamodb_is_down(stack, api_key):
         response = send(stack, path, body, headers, expect=503)
         assert response.json()["error"]["code"] == "service_unavailable"
         assert response.headers["retry-after"] == ["1"]
+    key = {"x-api-key": api_key}
+    for path, case in [
+        ("/payments/{id}", {"path_parameters": {"id": "pay_00000000000000000000"}}),
+        ("/payments", {"query": {}}),
+    ]:
+        response = fetch(stack, path, key, 503, **case)
+        assert response.json()["error"]["code"] == "service_unavailable"
