@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make package`: `sam build` of both functions for arm64 (cargo-lambda cross-compiles with
+# `make package`: `sam build` of the four functions for arm64 (cargo-lambda cross-compiles with
 # zig), then the zip that `sam deploy` would upload for each (scripts/zip-bootstrap.py: the
 # same binary always gives the same zip), with its size.
 set -euo pipefail
@@ -15,7 +15,7 @@ CARGO_TARGET_DIR="$REPO_ROOT/target" sam build --beta-features --parallel --buil
 
 mkdir -p .aws-sam/artifacts
 : >.aws-sam/artifacts/sizes.txt
-for function in CreateAccountFunction CreatePaymentFunction; do
+for function in CreateAccountFunction CreatePaymentFunction GetPaymentFunction ListPaymentsFunction; do
     bootstrap=".aws-sam/build/$function/bootstrap"
     [ -x "$bootstrap" ] || die "$bootstrap was not built"
     # ELF e_machine 183 is AArch64.

@@ -1,7 +1,7 @@
 //! Smoke test of the deploy artifacts: the exact arm64 `bootstrap` binaries that `sam build`
 //! produced (`make package`), run under qemu-aarch64 against a Lambda Runtime API emulator
 //! (`cargo lambda watch --only-lambda-apis`, which also routes HTTP like API Gateway) and
-//! DynamoDB Local, driven through the whole flow over HTTP.
+//! DynamoDB Local, driven through the whole flow over HTTP: all four bootstraps.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -79,6 +79,8 @@ fn spawn_function(
 async fn the_arm64_artifacts_serve_the_contract() {
     let account_binary = artifact("CreateAccountFunction");
     let payment_binary = artifact("CreatePaymentFunction");
+    let get_binary = artifact("GetPaymentFunction");
+    let list_binary = artifact("ListPaymentsFunction");
     assert!(
         Path::new(AARCH64_SYSROOT)
             .join("lib/ld-linux-aarch64.so.1")
@@ -118,12 +120,23 @@ async fn the_arm64_artifacts_serve_the_contract() {
     ];
     let (_account_fn, account_log) = spawn_function("create-account", &account_binary, port, &env);
     let (_payment_fn, payment_log) = spawn_function("create-payment", &payment_binary, port, &env);
+    let (_get_fn, get_log) = spawn_function("get-payment", &get_binary, port, &env);
+    let (_list_fn, list_log) = spawn_function("list-payments", &list_binary, port, &env);
     let logs = || {
-        format!(
-            "create-account:\n{}\ncreate-payment:\n{}",
-            std::fs::read_to_string(&account_log).unwrap_or_default(),
-            std::fs::read_to_string(&payment_log).unwrap_or_default()
-        )
+        [
+            ("create-account", &account_log),
+            ("create-payment", &payment_log),
+            ("get-payment", &get_log),
+            ("list-payments", &list_log),
+        ]
+        .iter()
+        .map(|(name, path)| {
+            format!(
+                "{name}:\n{}\n",
+                std::fs::read_to_string(path).unwrap_or_default()
+            )
+        })
+        .collect::<String>()
     };
 
     let http = Client::builder()
@@ -150,6 +163,7 @@ async fn the_arm64_artifacts_serve_the_contract() {
     let key = account["api_key"].as_str().unwrap().to_owned();
     payments_tests::record_key(&key);
 
+    let mut created = Vec::new();
     for path in ["/payments", "/payments/create"] {
         let response = post(path, Some(&key), json!({"amount": 999, "currency": "usd"}))
             .await
@@ -158,7 +172,43 @@ async fn the_arm64_artifacts_serve_the_contract() {
         let payment: Value = response.json().await.unwrap();
         assert_eq!(payment["client_id"], account["id"]);
         assert_eq!(payment["currency"], "USD");
+        created.push(payment);
     }
+
+    let get = |path: String| {
+        http.get(format!("{base}{path}"))
+            .header("x-api-key", &key)
+            .send()
+    };
+    let response = get(format!("/payments/{}", created[0]["id"].as_str().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", logs());
+    assert_eq!(response.json::<Value>().await.unwrap(), created[0]);
+    let response = get("/payments/pay_00000000000000000000".into())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404, "{}", logs());
+    let newest_first: Vec<Value> = created.iter().rev().map(|p| p["id"].clone()).collect();
+    let started = std::time::Instant::now();
+    loop {
+        let response = get("/payments".into()).await.unwrap();
+        assert_eq!(response.status(), 200, "{}", logs());
+        let list: Value = response.json().await.unwrap();
+        let ids: Vec<Value> = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].clone())
+            .collect();
+        if ids == newest_first || started.elapsed() > Duration::from_secs(5) {
+            assert_eq!(ids, newest_first, "{}", logs());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let response = get("/payments?limit=0".into()).await.unwrap();
+    assert_eq!(response.status(), 400);
 
     let unknown = ApiKey::generate(KeyEnvironment::Test).unwrap();
     for bad in ["sk_test_bad", unknown.expose_once()] {
