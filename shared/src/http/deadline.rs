@@ -22,6 +22,11 @@ pub const RESPONSE_MARGIN: Duration = Duration::from_millis(250);
 /// template's 10 s function timeout less the margin.
 pub const DEFAULT_BUDGET: Duration = Duration::from_millis(9_750);
 
+/// Lambda's deadline is milliseconds since the epoch; a smaller value is not an instant (the
+/// Runtime API emulator of `cargo lambda watch` sends its timeout, 600000, in that header)
+/// and is treated as no deadline. 2001-09-09 in milliseconds.
+const EARLIEST_DEADLINE_MS: u64 = 1_000_000_000_000;
+
 /// When the request must stop waiting on storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deadline(Instant);
@@ -32,7 +37,7 @@ impl Deadline {
         let now = Instant::now();
         let budget = request
             .lambda_context_ref()
-            .filter(|context| context.deadline > 0)
+            .filter(|context| context.deadline >= EARLIEST_DEADLINE_MS)
             .map(|context| {
                 context
                     .deadline()
@@ -147,5 +152,12 @@ mod tests {
         let outside = Deadline::of(&api_gateway_request("POST", "/payments", &[], &[], ""));
         let left = outside.0 - Instant::now();
         assert!(left > Duration::from_millis(9_500) && left <= DEFAULT_BUDGET);
+
+        // A duration where an instant belongs (what `cargo lambda watch` sends): no deadline.
+        let mut context = lambda_http::Context::default();
+        context.deadline = 600_000;
+        let request = api_gateway_request("POST", "/payments", &[], &[], "");
+        let local = Deadline::of(&request.with_lambda_context(context));
+        assert!(local.0 - Instant::now() > Duration::from_millis(9_500));
     }
 }
