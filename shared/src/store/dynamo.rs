@@ -99,24 +99,9 @@ impl DynamoStore {
                 .iter()
                 .filter_map(|reason| reason.code())
                 .collect();
-            let (entity, id) = (entity, id.to_owned());
-            if codes.contains(&"ConditionalCheckFailed") {
-                return Err(match failed_condition {
-                    FailedCondition::Taken => StoreError::ConditionFailed { entity, id },
-                    FailedCondition::Changed => StoreError::ChangedConcurrently { entity, id },
-                });
-            }
-            if codes
-                .iter()
-                .any(|code| matches!(*code, "ThrottlingError" | "ProvisionedThroughputExceeded"))
-            {
-                return Err(StoreError::Throttled(anyhow::anyhow!(
-                    "{}",
-                    DisplayErrorContext(&err)
-                )));
-            }
-            if codes.contains(&"TransactionConflict") {
-                return Err(StoreError::ChangedConcurrently { entity, id });
+            let context = || anyhow::anyhow!("{}", DisplayErrorContext(&err));
+            if let Some(known) = cancellation(&codes, entity, id, failed_condition, context) {
+                return Err(known);
             }
         }
         Err(classify(err, Call::Write))
@@ -161,6 +146,35 @@ impl DynamoStore {
             Err((false, error)) => tracing::warn!(elapsed_ms, ?kind, error, "warm-up call failed"),
         }
     }
+}
+
+/// What a cancelled transaction means, by its cancellation reasons (one code per item,
+/// `None` for the items that were fine); `None` when no reason is one this code knows.
+/// Nothing of a cancelled transaction is applied.
+fn cancellation(
+    codes: &[&str],
+    entity: Entity,
+    id: &str,
+    failed_condition: FailedCondition,
+    context: impl FnOnce() -> anyhow::Error,
+) -> Option<StoreError> {
+    let id = id.to_owned();
+    if codes.contains(&"ConditionalCheckFailed") {
+        return Some(match failed_condition {
+            FailedCondition::Taken => StoreError::ConditionFailed { entity, id },
+            FailedCondition::Changed => StoreError::ChangedConcurrently { entity, id },
+        });
+    }
+    if codes
+        .iter()
+        .any(|code| matches!(*code, "ThrottlingError" | "ProvisionedThroughputExceeded"))
+    {
+        return Some(StoreError::Throttled(context()));
+    }
+    if codes.contains(&"TransactionConflict") {
+        return Some(StoreError::ChangedConcurrently { entity, id });
+    }
+    None
 }
 
 /// What a failed condition in a transaction means.
@@ -428,4 +442,40 @@ pub async fn create_tables(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cancelled(codes: &[&str], condition: FailedCondition) -> Option<StoreError> {
+        cancellation(codes, Entity::Account, "acct_x", condition, || {
+            anyhow::anyhow!("x")
+        })
+    }
+
+    #[test]
+    fn cancelled_transactions_are_sorted_by_their_reasons() {
+        use FailedCondition::{Changed, Taken};
+        assert!(matches!(
+            cancelled(&["None", "ConditionalCheckFailed"], Taken),
+            Some(StoreError::ConditionFailed { .. })
+        ));
+        assert!(matches!(
+            cancelled(&["ConditionalCheckFailed", "None"], Changed),
+            Some(StoreError::ChangedConcurrently { .. })
+        ));
+        for throttled in [
+            ["ThrottlingError", "None"],
+            ["None", "ProvisionedThroughputExceeded"],
+        ] {
+            let err = cancelled(&throttled, Taken).unwrap();
+            assert!(matches!(err, StoreError::Throttled(_)), "{err:?}");
+            assert!(err.is_retryable());
+        }
+        let conflict = cancelled(&["TransactionConflict", "None"], Taken).unwrap();
+        assert!(matches!(conflict, StoreError::ChangedConcurrently { .. }));
+        assert!(conflict.is_retryable());
+        assert!(cancelled(&["ValidationError"], Taken).is_none());
+    }
 }

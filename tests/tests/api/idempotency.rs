@@ -427,3 +427,37 @@ async fn a_write_hanging_after_the_lookup_is_answered_before_the_invocation_dead
     );
     assert_eq!(app.payments_of(&account_id).await.len(), 1);
 }
+
+#[tokio::test]
+async fn without_a_key_a_lost_write_is_a_503_naming_the_payment_that_exists() {
+    let app = TestApp::spawn().await;
+    let (account_id, key) = app.new_client().await;
+    let proxy = FaultProxy::start(&dynamodb_endpoint()).await;
+    let state = writes_through(&app, &proxy).await;
+    // Every response to the write (and to the SDK's retries of it) is lost, but the first
+    // attempt was applied: a client told only "503: retry" would pay twice.
+    proxy.set(Fault::LoseResponses);
+    let request = json_request(
+        "/payments",
+        Some(&key),
+        &json!({"amount": 77, "currency": "USD"}),
+    );
+    let response = TestResponse::from_lambda(create_payment::handle(&state, request).await);
+    assert_eq!(
+        (response.status, response.error_code()),
+        (503, "payment_outcome_unknown")
+    );
+    let named = response.body["error"]["payment_id"].as_str().unwrap();
+    let message = response.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("GET /payments/{named}")),
+        "{message}"
+    );
+    let stored = app.payments_of(&account_id).await;
+    assert_eq!(stored.len(), 1, "the write happened");
+    assert_eq!(
+        stored[0]["pk"].as_s().unwrap(),
+        named,
+        "and the 503 named it"
+    );
+}
