@@ -19,7 +19,7 @@ pub mod store;
 pub mod config;
 #[cfg(feature = "lambda")]
 pub mod telemetry;
-#[cfg(feature = "test-support")]
+#[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 
 #[cfg(feature = "lambda")]

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use shared::domain::{Account, AccountStatus, ApiKey, Clock, IdSource, KeyEnvironment};
 use shared::http::body::CreateAccountRequest;
+use shared::http::deadline::Deadline;
 use shared::http::request::{json_body, require_post};
 use shared::http::response::{serve, Reply};
 use shared::http::ApiError;
@@ -44,6 +45,7 @@ async fn create_account<S: CreateAccount>(
     request: Request,
 ) -> Result<Reply<CreatedAccount>, ApiError> {
     require_post(&request)?;
+    let store = Deadline::of(&request).bound(&state.store);
     let new = json_body::<CreateAccountRequest>(&request)?.validate()?;
     let now = state.clock.now();
     let mut draw = 0;
@@ -58,7 +60,7 @@ async fn create_account<S: CreateAccount>(
             created_at: now,
         };
         let issued = IssuedKey::new(&key, state.ids.key_id()?, now);
-        match state.store.create_account(&account, &issued).await {
+        match store.create_account(&account, &issued).await {
             Ok(()) => {
                 let span = tracing::Span::current();
                 span.record("account_id", account.id.as_str());

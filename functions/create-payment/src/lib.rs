@@ -11,10 +11,11 @@ use shared::domain::{
 };
 use shared::http::auth::authenticate;
 use shared::http::body::CreatePaymentRequest;
+use shared::http::deadline::Deadline;
 use shared::http::request::{idempotency_key, json_body, require_post, REPLAYED_HEADER};
 use shared::http::response::{serve, Reply};
 use shared::http::ApiError;
-use shared::store::{FindKey, InsertOutcome, InsertPayment};
+use shared::store::{FindKey, InsertOutcome, InsertPayment, StoreError};
 
 /// How many random payment ids are tried when one is taken. 119 random bits make even a
 /// second draw beyond any real chance; the bound keeps a broken random source from looping.
@@ -43,10 +44,13 @@ async fn create_payment<S: FindKey + InsertPayment>(
     request: Request,
 ) -> Result<Reply<Payment>, ApiError> {
     require_post(&request)?;
+    // Every storage call ends by the invocation's deadline, so the function answers with its
+    // own error before Lambda's timeout whatever DynamoDB does.
+    let store = Deadline::of(&request).bound(&state.store);
     // Authenticate before anything else: an unauthenticated caller learns nothing about
     // valid requests, and never sees a stored response for an idempotency key.
     let now = state.clock.now();
-    let client = authenticate(request.headers(), &state.store, state.key_environment, now).await?;
+    let client = authenticate(request.headers(), &store, state.key_environment, now).await?;
     let idempotency_key = idempotency_key(request.headers())?;
     let new = json_body::<CreatePaymentRequest>(&request)?.validate()?;
     let request_fingerprint = fingerprint(&new);
@@ -65,11 +69,20 @@ async fn create_payment<S: FindKey + InsertPayment>(
     };
     let mut draw = 1;
     loop {
-        let stored = match state
-            .store
-            .insert_payment(&payment, &request_fingerprint)
-            .await?
-        {
+        let outcome = match store.insert_payment(&payment, &request_fingerprint).await {
+            Ok(outcome) => outcome,
+            // The write was sent and may have been applied: say so, with the payment it
+            // targeted, so the client can look it up or retry with its key.
+            Err(StoreError::OutcomeUnknown(source)) => {
+                return Err(ApiError::PaymentOutcomeUnknown {
+                    payment_id: payment.id,
+                    idempotent: payment.idempotency_key.is_some(),
+                    source,
+                })
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let stored = match outcome {
             InsertOutcome::Created => {
                 tracing::info!(
                     payment_id = %payment.id,

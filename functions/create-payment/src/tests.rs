@@ -424,12 +424,120 @@ async fn storage_failures_are_503_to_retry_or_500_and_never_echoed() {
             "{text}"
         );
     }
-    // The lookup succeeds, the write's outcome is unknown: still a retryable 503.
+    // A write never sent (the connection was refused): a plain retryable 503.
     test.state.store.fail_next(
         Operation::InsertPayment,
-        StoreError::OutcomeUnknown(anyhow::anyhow!("timeout")),
+        StoreError::Unavailable(anyhow::anyhow!("connection refused")),
     );
     let answer = pay_with_key(&test, key, usd(5)).await;
     assert_eq!((answer.status, answer.code()), (503, "service_unavailable"));
+    assert!(answer.body["error"].get("payment_id").is_none());
+    assert!(test.state.store.payments().is_empty());
+}
+
+#[tokio::test]
+async fn a_write_that_may_have_happened_says_so_with_the_payment_it_targeted() {
+    let id = PaymentId::parse("pay_MAYBEMAYBEMAYBEMAYBE").unwrap();
+    let test = setup(IdSource::queued([id.as_str().to_owned()])).await;
+    let key = test.key.expose_once();
+    test.state.store.fail_next(
+        Operation::InsertPayment,
+        StoreError::OutcomeUnknown(anyhow::anyhow!("timeout after sending")),
+    );
+    let answer = pay_with_key(&test, key, usd(5)).await;
+    assert_eq!(
+        (answer.status, answer.code()),
+        (503, "payment_outcome_unknown")
+    );
+    assert_eq!(answer.body["error"]["payment_id"], id.as_str());
+    let message = answer.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("GET /payments/{id}")),
+        "{message}"
+    );
+
+    // With an Idempotency-Key the id is the key's, and the same request is the safe retry.
+    test.state.store.fail_next(
+        Operation::InsertPayment,
+        StoreError::OutcomeUnknown(anyhow::anyhow!("lost response")),
+    );
+    let headers = [("x-api-key", key), ("Idempotency-Key", "order-9")];
+    let answer = pay(&test, &headers, usd(5)).await;
+    assert_eq!(
+        (answer.status, answer.code()),
+        (503, "payment_outcome_unknown")
+    );
+    let expected = payment_id_for(
+        &test.account,
+        &shared::domain::IdempotencyKey::parse(b"order-9").unwrap(),
+    );
+    assert_eq!(answer.body["error"]["payment_id"], expected.as_str());
+    assert!(answer.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("same Idempotency-Key"));
+    let retry = pay(&test, &headers, usd(5)).await;
+    assert_eq!(
+        (retry.status, retry.body["id"].as_str()),
+        (201, Some(expected.as_str()))
+    );
+}
+
+/// A request as Lambda hands it over, with `ms` left before the invocation's deadline.
+fn with_deadline_in(request: Request, ms: u64) -> Request {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let mut context = lambda_http::Context::default();
+    context.deadline = now + ms;
+    lambda_http::RequestExt::with_lambda_context(request, context)
+}
+
+async fn pay_before_deadline(test: &Test, ms: u64) -> (Answer, Duration) {
+    let request = api_gateway_request(
+        "POST",
+        "/payments",
+        &[],
+        &[
+            ("content-type", "application/json"),
+            ("x-api-key", test.key.expose_once()),
+        ],
+        &usd(5).to_string(),
+    );
+    let started = std::time::Instant::now();
+    let answer = send(test, with_deadline_in(request, ms)).await;
+    (answer, started.elapsed())
+}
+
+#[tokio::test]
+async fn a_hang_on_the_second_call_is_answered_before_the_deadline_as_maybe_written() {
+    let id = PaymentId::parse("pay_HANGHANGHANGHANGHANG").unwrap();
+    let test = setup(IdSource::queued([id.as_str().to_owned()])).await;
+    test.state.store.hang_next(Operation::InsertPayment);
+    let (answer, took) = pay_before_deadline(&test, 1_000).await;
+    assert!(
+        took < Duration::from_millis(1_000),
+        "answered before the deadline: {took:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(700),
+        "waited for the write: {took:?}"
+    );
+    assert_eq!(
+        (answer.status, answer.code()),
+        (503, "payment_outcome_unknown")
+    );
+    assert_eq!(answer.body["error"]["payment_id"], id.as_str());
+}
+
+#[tokio::test]
+async fn a_hang_on_the_first_call_is_a_plain_503_before_the_deadline() {
+    let test = setup(IdSource::random()).await;
+    test.state.store.hang_next(Operation::FindKey);
+    let (answer, took) = pay_before_deadline(&test, 1_000).await;
+    assert!(took < Duration::from_millis(1_000), "{took:?}");
+    assert_eq!((answer.status, answer.code()), (503, "service_unavailable"));
+    assert!(answer.body["error"].get("payment_id").is_none());
     assert!(test.state.store.payments().is_empty());
 }

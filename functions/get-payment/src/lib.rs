@@ -12,6 +12,7 @@ use lambda_http::{Body, Request, Response};
 
 use shared::domain::{Clock, KeyEnvironment, Payment, PaymentId};
 use shared::http::auth::authenticate;
+use shared::http::deadline::Deadline;
 use shared::http::request::{path_parameter, require_get};
 use shared::http::response::{serve, Reply};
 use shared::http::ApiError;
@@ -36,9 +37,11 @@ async fn get_payment<S: FindKey + GetPayment>(
     request: Request,
 ) -> Result<Reply<Payment>, ApiError> {
     require_get(&request)?;
+    // Every storage call ends by the invocation's deadline (see `shared::http::deadline`).
+    let store = Deadline::of(&request).bound(&state.store);
     let client = authenticate(
         request.headers(),
-        &state.store,
+        &store,
         state.key_environment,
         state.clock.now(),
     )
@@ -48,7 +51,7 @@ async fn get_payment<S: FindKey + GetPayment>(
         tracing::info!("payment id malformed");
         return Err(not_found);
     };
-    match state.store.get_payment(&id).await? {
+    match store.get_payment(&id).await? {
         Some(stored) if stored.payment.client_id == client.account_id => {
             Ok(Reply::ok(stored.payment))
         }

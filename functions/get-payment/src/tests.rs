@@ -210,3 +210,34 @@ async fn storage_failures_are_503_to_retry_or_500_and_never_echoed() {
     }
     assert_eq!(get(&test, "GET", &path, Some(key)).await.status, 200);
 }
+
+#[tokio::test]
+async fn a_hanging_read_is_a_503_before_the_invocation_deadline() {
+    let test = setup().await;
+    let payment = stored(&test, &test.account);
+    let path = format!("/payments/{}", payment.id);
+    let headers = [("x-api-key", test.key.expose_once())];
+    let request = api_gateway_route_request(
+        "GET",
+        "/payments/{id}",
+        &path,
+        &[("id", payment.id.as_str())],
+        &[],
+        &headers,
+    );
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let mut context = lambda_http::Context::default();
+    context.deadline = now_ms + 1_000;
+    let request = lambda_http::RequestExt::with_lambda_context(request, context);
+    test.state.store.hang_next(Operation::GetPayment);
+    let started = std::time::Instant::now();
+    let response = handle(&test.state, request).await;
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_millis(1_000), "{took:?}");
+    assert_eq!(response.status(), 503);
+    let body: Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(body["error"]["code"], "service_unavailable");
+}

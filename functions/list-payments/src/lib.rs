@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use shared::domain::{Clock, KeyEnvironment, Payment};
 use shared::http::auth::authenticate;
+use shared::http::deadline::Deadline;
 use shared::http::query::{Cursor, ListQuery};
 use shared::http::request::require_get;
 use shared::http::response::{serve, Reply};
@@ -51,11 +52,13 @@ async fn list_payments<S: FindKey + GetPayment + ListPayments>(
     request: Request,
 ) -> Result<Reply<PaymentList>, ApiError> {
     require_get(&request)?;
+    // Every storage call ends by the invocation's deadline (see `shared::http::deadline`).
+    let store = Deadline::of(&request).bound(&state.store);
     // Authenticate first: an unauthenticated caller learns nothing, not even which
     // parameters are valid.
     let client = authenticate(
         request.headers(),
-        &state.store,
+        &store,
         state.key_environment,
         state.clock.now(),
     )
@@ -69,7 +72,7 @@ async fn list_payments<S: FindKey + GetPayment + ListPayments>(
             let not_found = ApiError::PaymentNotFound {
                 param: cursor.param(),
             };
-            let position = match state.store.get_payment(cursor.id()).await? {
+            let position = match store.get_payment(cursor.id()).await? {
                 Some(stored) if stored.payment.client_id == client.account_id => {
                     ListPosition::of(&stored.payment)
                 }
@@ -94,10 +97,7 @@ async fn list_payments<S: FindKey + GetPayment + ListPayments>(
         created_lte: query.created_lte,
         cursor,
     };
-    let page = state
-        .store
-        .list_payments(&client.account_id, &range)
-        .await?;
+    let page = store.list_payments(&client.account_id, &range).await?;
     tracing::info!(
         count = page.payments.len(),
         has_more = page.has_more,

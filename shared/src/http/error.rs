@@ -13,7 +13,7 @@ use lambda_http::{Body, Response};
 use serde::Serialize;
 
 use super::body::{BodyError, InvalidRequest, InvalidRequestCode, MAX_BODY_BYTES};
-use crate::domain::{AuthFailure, RandomSourceFailed};
+use crate::domain::{AuthFailure, PaymentId, RandomSourceFailed};
 use crate::store::StoreError;
 
 #[derive(thiserror::Error)]
@@ -40,9 +40,19 @@ pub enum ApiError {
     /// The account already used this idempotency key for a different request.
     #[error("idempotency key reused with a different request")]
     IdempotencyKeyReused,
-    /// A dependency failed in a way that a retry may fix (timeouts, throttling, 5xx).
+    /// A dependency failed before anything was written; a retry is safe and may succeed.
     #[error("a dependency is temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),
+    /// The payment's write was sent but its outcome never came back: the payment may exist.
+    /// With an Idempotency-Key, the same request is a safe retry; without one, the client
+    /// looks the payment up first.
+    #[error("the write of payment {payment_id} may or may not have happened")]
+    PaymentOutcomeUnknown {
+        payment_id: PaymentId,
+        idempotent: bool,
+        #[source]
+        source: anyhow::Error,
+    },
     #[error("an unexpected error occurred")]
     Unexpected(#[source] anyhow::Error),
 }
@@ -105,6 +115,9 @@ struct ErrorBody<'a> {
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     param: Option<&'a str>,
+    /// The payment a failed request may have created, for the client to look up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payment_id: Option<&'a str>,
     request_id: &'a str,
 }
 
@@ -127,7 +140,9 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PaymentNotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::PaymentOutcomeUnknown { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -144,6 +159,7 @@ impl ApiError {
             ApiError::PaymentNotFound { .. } => "resource_missing",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::Unavailable(_) => "service_unavailable",
+            ApiError::PaymentOutcomeUnknown { .. } => "payment_outcome_unknown",
             ApiError::Unexpected(_) => "internal_error",
         }
     }
@@ -157,7 +173,9 @@ impl ApiError {
             | ApiError::MethodNotAllowed { .. }
             | ApiError::PaymentNotFound { .. } => "invalid_request_error",
             ApiError::IdempotencyKeyReused => "idempotency_error",
-            ApiError::Unavailable(_) | ApiError::Unexpected(_) => "api_error",
+            ApiError::Unavailable(_)
+            | ApiError::PaymentOutcomeUnknown { .. }
+            | ApiError::Unexpected(_) => "api_error",
         }
     }
 
@@ -183,6 +201,23 @@ impl ApiError {
             ApiError::Unavailable(_) => {
                 "The service is temporarily unavailable. Retry the request.".into()
             }
+            ApiError::PaymentOutcomeUnknown {
+                payment_id,
+                idempotent: true,
+                ..
+            } => format!(
+                "The payment {payment_id} may or may not have been recorded. Retry with the same \
+                 Idempotency-Key: it cannot create a second payment."
+            ),
+            ApiError::PaymentOutcomeUnknown {
+                payment_id,
+                idempotent: false,
+                ..
+            } => format!(
+                "The payment {payment_id} may or may not have been recorded. Look it up with \
+                 GET /payments/{payment_id} before retrying: a retry without an Idempotency-Key \
+                 can create a second payment."
+            ),
             ApiError::Unexpected(_) => "An unexpected error occurred.".into(),
         }
     }
@@ -198,7 +233,15 @@ impl ApiError {
             | ApiError::PayloadTooLarge { .. }
             | ApiError::MethodNotAllowed { .. }
             | ApiError::Unavailable(_)
+            | ApiError::PaymentOutcomeUnknown { .. }
             | ApiError::Unexpected(_) => None,
+        }
+    }
+
+    fn payment_id(&self) -> Option<&str> {
+        match self {
+            ApiError::PaymentOutcomeUnknown { payment_id, .. } => Some(payment_id.as_str()),
+            _ => None,
         }
     }
 
@@ -216,6 +259,11 @@ impl ApiError {
             ApiError::PaymentNotFound { param: "id" },
             ApiError::IdempotencyKeyReused,
             ApiError::Unavailable(anyhow::anyhow!("example")),
+            ApiError::PaymentOutcomeUnknown {
+                payment_id: PaymentId::from_digest(&[0; 32]),
+                idempotent: true,
+                source: anyhow::anyhow!("example"),
+            },
             ApiError::Unexpected(anyhow::anyhow!("example")),
         ];
         all.extend(
@@ -250,6 +298,7 @@ impl ApiError {
                 code: self.code(),
                 message: &message,
                 param: self.param(),
+                payment_id: self.payment_id(),
                 request_id,
             },
         };
@@ -259,7 +308,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { allow } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            ApiError::Unavailable(_) => {
+            ApiError::Unavailable(_) | ApiError::PaymentOutcomeUnknown { .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             ApiError::MissingApiKey
@@ -296,8 +345,9 @@ mod tests {
             ApiError::MethodNotAllowed { .. } => 5,
             ApiError::IdempotencyKeyReused => 6,
             ApiError::Unavailable(_) => 7,
-            ApiError::Unexpected(_) => 8,
-            ApiError::PaymentNotFound { .. } => 9,
+            ApiError::PaymentOutcomeUnknown { .. } => 8,
+            ApiError::Unexpected(_) => 9,
+            ApiError::PaymentNotFound { .. } => 10,
         }
     }
 
@@ -326,6 +376,7 @@ mod tests {
             (415, "invalid_request_error", "unsupported_media_type"),
             (422, "idempotency_error", "idempotency_key_reused"),
             (500, "api_error", "internal_error"),
+            (503, "api_error", "payment_outcome_unknown"),
             (503, "api_error", "service_unavailable"),
         ];
         let actual: Vec<(u16, &str, &str)> = ApiError::catalogue()
@@ -343,8 +394,12 @@ mod tests {
             assert_eq!(response.headers()["cache-control"], "no-store");
             assert_eq!(
                 response.headers().contains_key(header::RETRY_AFTER),
-                matches!(err, ApiError::Unavailable(_)),
+                err.status() == 503,
                 "{err:?}"
+            );
+            assert_eq!(
+                body["error"].get("payment_id").is_some(),
+                matches!(err, ApiError::PaymentOutcomeUnknown { .. })
             );
             assert_eq!(
                 response.headers().contains_key(header::ALLOW),

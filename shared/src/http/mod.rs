@@ -9,6 +9,8 @@ pub mod body;
 #[cfg(feature = "lambda")]
 pub mod auth;
 #[cfg(feature = "lambda")]
+pub mod deadline;
+#[cfg(feature = "lambda")]
 pub mod error;
 #[cfg(feature = "lambda")]
 pub mod query;

@@ -10,6 +10,16 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use super::error::{Entity, StoreError};
 use super::items::{self, Item, NEW_ITEM_ONLY, PK};
@@ -90,24 +100,9 @@ impl DynamoStore {
                 .iter()
                 .filter_map(|reason| reason.code())
                 .collect();
-            let (entity, id) = (entity, id.to_owned());
-            if codes.contains(&"ConditionalCheckFailed") {
-                return Err(match failed_condition {
-                    FailedCondition::Taken => StoreError::ConditionFailed { entity, id },
-                    FailedCondition::Changed => StoreError::ChangedConcurrently { entity, id },
-                });
-            }
-            if codes
-                .iter()
-                .any(|code| matches!(*code, "ThrottlingError" | "ProvisionedThroughputExceeded"))
-            {
-                return Err(StoreError::Throttled(anyhow::anyhow!(
-                    "{}",
-                    DisplayErrorContext(&err)
-                )));
-            }
-            if codes.contains(&"TransactionConflict") {
-                return Err(StoreError::ChangedConcurrently { entity, id });
+            let context = || anyhow::anyhow!("{}", DisplayErrorContext(&err));
+            if let Some(known) = cancellation(&codes, entity, id, failed_condition, context) {
+                return Err(known);
             }
         }
         Err(classify(err, Call::Write))
@@ -152,6 +147,35 @@ impl DynamoStore {
             Err((false, error)) => tracing::warn!(elapsed_ms, ?kind, error, "warm-up call failed"),
         }
     }
+}
+
+/// What a cancelled transaction means, by its cancellation reasons (one code per item,
+/// `None` for the items that were fine); `None` when no reason is one this code knows.
+/// Nothing of a cancelled transaction is applied.
+fn cancellation(
+    codes: &[&str],
+    entity: Entity,
+    id: &str,
+    failed_condition: FailedCondition,
+    context: impl FnOnce() -> anyhow::Error,
+) -> Option<StoreError> {
+    let id = id.to_owned();
+    if codes.contains(&"ConditionalCheckFailed") {
+        return Some(match failed_condition {
+            FailedCondition::Taken => StoreError::ConditionFailed { entity, id },
+            FailedCondition::Changed => StoreError::ChangedConcurrently { entity, id },
+        });
+    }
+    if codes
+        .iter()
+        .any(|code| matches!(*code, "ThrottlingError" | "ProvisionedThroughputExceeded"))
+    {
+        return Some(StoreError::Throttled(context()));
+    }
+    if codes.contains(&"TransactionConflict") {
+        return Some(StoreError::ChangedConcurrently { entity, id });
+    }
+    None
 }
 
 /// What a failed condition in a transaction means.
@@ -227,6 +251,7 @@ impl InsertPayment for DynamoStore {
     ) -> Result<InsertOutcome, StoreError> {
         // One write, never an overwrite. If the item exists, the failed condition hands it
         // back, so a replay costs no extra round trip.
+        let attempts = WriteAttempts::default();
         let result = self
             .client
             .put_item()
@@ -234,6 +259,8 @@ impl InsertPayment for DynamoStore {
             .set_item(Some(items::payment::new_item(payment, request_fingerprint)))
             .condition_expression(NEW_ITEM_ONLY)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .customize()
+            .interceptor(attempts.clone())
             .send()
             .await;
         match result {
@@ -248,7 +275,7 @@ impl InsertPayment for DynamoStore {
                     })?;
                     items::payment::stored_from_item(existing).map(InsertOutcome::Exists)
                 }
-                _ => Err(classify(err, Call::Write)),
+                _ => Err(classify(err, attempts.call())),
             },
         }
     }
@@ -258,7 +285,73 @@ impl InsertPayment for DynamoStore {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Call {
     Read,
+    /// A write that may have been applied.
     Write,
+    /// A write that every attempt shows was not applied: none connected, or DynamoDB
+    /// refused each with a 4xx before acting on it.
+    WriteNotApplied,
+}
+
+/// What the attempts of one write call showed, across the SDK's own retries: whether any of
+/// them may have reached DynamoDB and been applied. The final error alone cannot tell (a
+/// refused connection on the last attempt says nothing of a first attempt that timed out
+/// after sending), so each attempt is looked at as it ends.
+#[derive(Debug, Clone, Default)]
+pub(super) struct WriteAttempts(Arc<AtomicBool>);
+
+impl WriteAttempts {
+    /// How to read the call's failure.
+    pub(super) fn call(&self) -> Call {
+        if self.0.load(Ordering::Acquire) {
+            Call::Write
+        } else {
+            Call::WriteNotApplied
+        }
+    }
+}
+
+impl Intercept for WriteAttempts {
+    fn name(&self) -> &'static str {
+        "WriteAttempts"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let not_applied = match context.response() {
+            // DynamoDB answers a request it did not act on with a 4xx (validation, throttling,
+            // a failed condition); a 5xx may follow a write it applied.
+            Some(response) => response.status().is_client_error(),
+            None => context
+                .output_or_error()
+                .and_then(Result::err)
+                .and_then(|err| err.as_connector_error())
+                .is_some_and(never_connected),
+        };
+        if !not_applied {
+            self.0.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+}
+
+/// Whether a connector error is a connection that was never made (refused, unreachable, DNS),
+/// so nothing was sent on it.
+fn never_connected(err: &ConnectorError) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(cause) = source {
+        if cause
+            .downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(hyper_util::client::legacy::Error::is_connect)
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// Error codes with which DynamoDB refuses a request for capacity, before acting on it.
@@ -273,10 +366,9 @@ const SERVER_ERROR_CODES: &[&str] = &["InternalServerError", "ServiceUnavailable
 
 /// Sorts an SDK failure by what it means for the data. The full error, with its context
 /// chain, is kept as the source for the logs.
-pub(super) fn classify<E, R>(err: SdkError<E, R>, call: Call) -> StoreError
+pub(super) fn classify<E>(err: SdkError<E, HttpResponse>, call: Call) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     enum Meaning {
         // The request may have reached DynamoDB and its answer was lost, or DynamoDB failed
@@ -292,14 +384,19 @@ where
         SdkError::ServiceError(service) => match service.err().code() {
             Some(code) if THROTTLING_CODES.contains(&code) => Meaning::Throttled,
             Some(code) if SERVER_ERROR_CODES.contains(&code) => Meaning::Lost,
+            // A server error under any other code: for a write, it may still have applied.
+            _ if service.raw().status().is_server_error() => Meaning::Lost,
             _ => Meaning::Unexpected,
         },
         _ => Meaning::Unexpected,
     };
     let source = anyhow::anyhow!("{}", DisplayErrorContext(&err));
     match (meaning, call) {
-        (Meaning::Lost, Call::Read) => StoreError::Unavailable(source),
+        (Meaning::Lost, Call::Read | Call::WriteNotApplied) => StoreError::Unavailable(source),
         (Meaning::Lost, Call::Write) => StoreError::OutcomeUnknown(source),
+        // Throttling refuses the request, but an earlier attempt of the same write may have
+        // been applied before its answer was lost.
+        (Meaning::Throttled, Call::Write) => StoreError::OutcomeUnknown(source),
         (Meaning::Throttled, _) => StoreError::Throttled(source),
         (Meaning::Unexpected, _) => StoreError::Unexpected(source),
     }
@@ -368,4 +465,40 @@ pub async fn create_tables(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cancelled(codes: &[&str], condition: FailedCondition) -> Option<StoreError> {
+        cancellation(codes, Entity::Account, "acct_x", condition, || {
+            anyhow::anyhow!("x")
+        })
+    }
+
+    #[test]
+    fn cancelled_transactions_are_sorted_by_their_reasons() {
+        use FailedCondition::{Changed, Taken};
+        assert!(matches!(
+            cancelled(&["None", "ConditionalCheckFailed"], Taken),
+            Some(StoreError::ConditionFailed { .. })
+        ));
+        assert!(matches!(
+            cancelled(&["ConditionalCheckFailed", "None"], Changed),
+            Some(StoreError::ChangedConcurrently { .. })
+        ));
+        for throttled in [
+            ["ThrottlingError", "None"],
+            ["None", "ProvisionedThroughputExceeded"],
+        ] {
+            let err = cancelled(&throttled, Taken).unwrap();
+            assert!(matches!(err, StoreError::Throttled(_)), "{err:?}");
+            assert!(err.is_retryable());
+        }
+        let conflict = cancelled(&["TransactionConflict", "None"], Taken).unwrap();
+        assert!(matches!(conflict, StoreError::ChangedConcurrently { .. }));
+        assert!(conflict.is_retryable());
+        assert!(cancelled(&["ValidationError"], Taken).is_none());
+    }
 }

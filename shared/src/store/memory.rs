@@ -24,8 +24,14 @@ pub struct MemoryStore {
     /// In insertion order, with an index by payment id.
     payments: Mutex<(Vec<StoredPayment>, HashMap<PaymentId, usize>)>,
     lookups: AtomicUsize,
-    /// Failures the next calls of each operation return instead of doing anything.
-    failures: Mutex<Vec<(Operation, StoreError)>>,
+    /// What the next calls of each operation do instead of their work.
+    failures: Mutex<Vec<(Operation, Injected)>>,
+}
+
+enum Injected {
+    Fail(StoreError),
+    /// Never answer, as a DynamoDB that accepted the connection and went quiet.
+    Hang,
 }
 
 /// A store operation, for injecting a failure into the next call of it.
@@ -64,14 +70,26 @@ impl MemoryStore {
 
     /// Makes the next call of `operation` fail with `error`, doing nothing.
     pub fn fail_next(&self, operation: Operation, error: StoreError) {
-        lock(&self.failures).push((operation, error));
+        lock(&self.failures).push((operation, Injected::Fail(error)));
     }
 
-    fn injected_failure(&self, operation: Operation) -> Result<(), StoreError> {
-        let mut failures = lock(&self.failures);
-        match failures.iter().position(|(op, _)| *op == operation) {
-            Some(at) => Err(failures.remove(at).1),
+    /// Makes the next call of `operation` never return.
+    pub fn hang_next(&self, operation: Operation) {
+        lock(&self.failures).push((operation, Injected::Hang));
+    }
+
+    async fn injected_failure(&self, operation: Operation) -> Result<(), StoreError> {
+        let injected = {
+            let mut failures = lock(&self.failures);
+            failures
+                .iter()
+                .position(|(op, _)| *op == operation)
+                .map(|at| failures.remove(at).1)
+        };
+        match injected {
             None => Ok(()),
+            Some(Injected::Fail(error)) => Err(error),
+            Some(Injected::Hang) => std::future::pending().await,
         }
     }
 
@@ -108,14 +126,14 @@ impl MemoryStore {
 impl FindKey for MemoryStore {
     async fn find_key(&self, digest: &KeyDigest) -> Result<Option<KeyRecord>, StoreError> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
-        self.injected_failure(Operation::FindKey)?;
+        self.injected_failure(Operation::FindKey).await?;
         Ok(lock(&self.keys).get(digest).cloned())
     }
 }
 
 impl CreateAccount for MemoryStore {
     async fn create_account(&self, account: &Account, key: &IssuedKey) -> Result<(), StoreError> {
-        self.injected_failure(Operation::CreateAccount)?;
+        self.injected_failure(Operation::CreateAccount).await?;
         let mut keys = lock(&self.keys);
         let mut accounts = lock(&self.accounts);
         if keys.contains_key(&key.digest) || accounts.contains_key(&account.id) {
@@ -149,7 +167,7 @@ impl InsertPayment for MemoryStore {
         payment: &Payment,
         request_fingerprint: &RequestFingerprint,
     ) -> Result<InsertOutcome, StoreError> {
-        self.injected_failure(Operation::InsertPayment)?;
+        self.injected_failure(Operation::InsertPayment).await?;
         let mut guard = lock(&self.payments);
         let (payments, by_id) = &mut *guard;
         if let Some(&at) = by_id.get(&payment.id) {
@@ -166,7 +184,7 @@ impl InsertPayment for MemoryStore {
 
 impl GetPayment for MemoryStore {
     async fn get_payment(&self, id: &PaymentId) -> Result<Option<StoredPayment>, StoreError> {
-        self.injected_failure(Operation::GetPayment)?;
+        self.injected_failure(Operation::GetPayment).await?;
         let guard = lock(&self.payments);
         let (payments, by_id) = &*guard;
         Ok(by_id.get(id).map(|&at| payments[at].clone()))
@@ -179,7 +197,7 @@ impl ListPayments for MemoryStore {
         account: &AccountId,
         range: &ListRange,
     ) -> Result<PaymentPage, StoreError> {
-        self.injected_failure(Operation::ListPayments)?;
+        self.injected_failure(Operation::ListPayments).await?;
         let mut listed: Vec<Payment> = lock(&self.payments)
             .0
             .iter()

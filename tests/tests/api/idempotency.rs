@@ -236,11 +236,16 @@ async fn writes_through(
     app: &TestApp,
     proxy: &FaultProxy,
 ) -> create_payment::State<WritesThroughProxy> {
+    writes_to(app, &proxy.endpoint).await
+}
+
+/// The payment handler with its key lookups direct and its payment writes sent to `endpoint`.
+async fn writes_to(app: &TestApp, endpoint: &str) -> create_payment::State<WritesThroughProxy> {
     create_payment::State {
         store: WritesThroughProxy {
             keys: app.store().clone(),
             payments: DynamoStore::new(
-                dynamodb_client(Some(&proxy.endpoint)).await,
+                dynamodb_client(Some(endpoint)).await,
                 app.clients_table.clone(),
                 app.payments_table.clone(),
             ),
@@ -302,6 +307,15 @@ async fn a_write_whose_response_was_lost_is_not_repeated() {
     let first = TestResponse::from_lambda(send(body.clone()).await);
     assert_eq!(first.status, 503, "{:?}", first.body);
     assert_eq!(
+        first.error_code(),
+        "payment_outcome_unknown",
+        "the 503 says it may exist"
+    );
+    let targeted = first.body["error"]["payment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
         app.payments_of(&account_id).await.len(),
         1,
         "the write happened"
@@ -311,10 +325,139 @@ async fn a_write_whose_response_was_lost_is_not_repeated() {
     let retry = TestResponse::from_lambda(send(body).await);
     assert_eq!(retry.status, 201, "{:?}", retry.body);
     assert!(replayed(&retry));
+    assert_eq!(
+        retry.body["id"],
+        targeted.as_str(),
+        "the 503 named the payment"
+    );
     let stored = app.payments_of(&account_id).await;
     assert_eq!(stored.len(), 1);
     assert_eq!(
         stored[0]["pk"].as_s().unwrap(),
         retry.body["id"].as_str().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_write_that_never_connected_is_a_plain_503_and_wrote_nothing() {
+    let app = TestApp::spawn().await;
+    let (account_id, key) = app.new_client().await;
+    // Nothing listens there: every attempt of the write is refused before anything is sent.
+    let dead = format!("http://127.0.0.1:{}", payments_tests::stack::free_port());
+    let state = writes_to(&app, &dead).await;
+    let request = json_request(
+        "/payments",
+        Some(&key),
+        &json!({"amount": 3, "currency": "USD"}),
+    );
+    let response = TestResponse::from_lambda(create_payment::handle(&state, request).await);
+    assert_eq!(
+        (response.status, response.error_code()),
+        (503, "service_unavailable")
+    );
+    assert!(
+        response.body["error"].get("payment_id").is_none(),
+        "{:?}",
+        response.body
+    );
+    assert!(app.payments_of(&account_id).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_write_hanging_after_the_lookup_is_answered_before_the_invocation_deadline() {
+    let app = TestApp::spawn().await;
+    let (account_id, key) = app.new_client().await;
+    let proxy = FaultProxy::start(&dynamodb_endpoint()).await;
+    let state = writes_through(&app, &proxy).await;
+    proxy.set(Fault::Hang);
+    // The invocation has 3 s left: less than the SDK's own 5 s operation budget, so only
+    // the request's deadline can answer in time.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let mut context = lambda_http::Context::default();
+    context.deadline = now_ms + 3_000;
+    let mut request = json_request(
+        "/payments",
+        Some(&key),
+        &json!({"amount": 4, "currency": "USD"}),
+    );
+    request
+        .headers_mut()
+        .insert("idempotency-key", HeaderValue::from_static("slow-write"));
+    let request = lambda_http::RequestExt::with_lambda_context(request, context);
+    let started = std::time::Instant::now();
+    let response = TestResponse::from_lambda(create_payment::handle(&state, request).await);
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_millis(3_000),
+        "before the deadline: {took:?}"
+    );
+    assert!(
+        took >= std::time::Duration::from_millis(2_000),
+        "it waited: {took:?}"
+    );
+    assert_eq!(
+        (response.status, response.error_code()),
+        (503, "payment_outcome_unknown")
+    );
+    let targeted = response.body["error"]["payment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The hung write never reached DynamoDB; the retry the 503 asks for records it once.
+    proxy.set(Fault::None);
+    let request = {
+        let mut request = json_request(
+            "/payments",
+            Some(&key),
+            &json!({"amount": 4, "currency": "USD"}),
+        );
+        request
+            .headers_mut()
+            .insert("idempotency-key", HeaderValue::from_static("slow-write"));
+        request
+    };
+    let retry = TestResponse::from_lambda(create_payment::handle(&state, request).await);
+    assert_eq!(
+        (retry.status, retry.body["id"].as_str()),
+        (201, Some(targeted.as_str()))
+    );
+    assert_eq!(app.payments_of(&account_id).await.len(), 1);
+}
+
+#[tokio::test]
+async fn without_a_key_a_lost_write_is_a_503_naming_the_payment_that_exists() {
+    let app = TestApp::spawn().await;
+    let (account_id, key) = app.new_client().await;
+    let proxy = FaultProxy::start(&dynamodb_endpoint()).await;
+    let state = writes_through(&app, &proxy).await;
+    // Every response to the write (and to the SDK's retries of it) is lost, but the first
+    // attempt was applied: a client told only "503: retry" would pay twice.
+    proxy.set(Fault::LoseResponses);
+    let request = json_request(
+        "/payments",
+        Some(&key),
+        &json!({"amount": 77, "currency": "USD"}),
+    );
+    let response = TestResponse::from_lambda(create_payment::handle(&state, request).await);
+    assert_eq!(
+        (response.status, response.error_code()),
+        (503, "payment_outcome_unknown")
+    );
+    let named = response.body["error"]["payment_id"].as_str().unwrap();
+    let message = response.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("GET /payments/{named}")),
+        "{message}"
+    );
+    let stored = app.payments_of(&account_id).await;
+    assert_eq!(stored.len(), 1, "the write happened");
+    assert_eq!(
+        stored[0]["pk"].as_s().unwrap(),
+        named,
+        "and the 503 named it"
     );
 }

@@ -1,6 +1,10 @@
 //! The operator CLI end to end: the real binary against DynamoDB Local, every command and
 //! its error cases.
 
+// The payment handler's future (deadline, auth, SDK call) nests deeper than the compiler's
+// default layout depth once this file's own async helpers wrap it.
+#![recursion_limit = "256"]
+
 use std::process::{Command, Output};
 
 use payments_tests::TestApp;
