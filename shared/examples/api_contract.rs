@@ -1,5 +1,6 @@
 //! Prints, as JSON, the facts of the API contract that the code decides: every error
-//! response (status, type, code), the limits of each field, and the accepted currencies.
+//! response (status, type, code), the limits of each field, the accepted currencies, and the
+//! request deadline's margin and default budget.
 //! The contract tests (`tests/contract`) compare `docs/openapi.yaml` with this output, so
 //! the spec is checked against the code's own values rather than its source text.
 //!
@@ -9,6 +10,7 @@
 
 use shared::domain::{AccountName, Amount, Currency, Description, Email, IdempotencyKey};
 use shared::http::body::MAX_BODY_BYTES;
+use shared::http::deadline::{DEFAULT_BUDGET, RESPONSE_MARGIN};
 use shared::http::ApiError;
 
 fn main() {
@@ -24,6 +26,10 @@ fn main() {
             "idempotency_key_max_len": IdempotencyKey::MAX_LEN,
         },
         "currencies": Currency::all().map(Currency::code).collect::<Vec<_>>(),
+        "deadline": {
+            "response_margin_ms": RESPONSE_MARGIN.as_millis() as u64,
+            "default_budget_ms": DEFAULT_BUDGET.as_millis() as u64,
+        },
     });
     println!("{facts:#}");
 }

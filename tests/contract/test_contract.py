@@ -405,6 +405,28 @@ def test_spec_limits_are_the_code_limits(code_facts):
     assert idempotency["maxLength"] == limits["idempotency_key_max_len"]
 
 
+def test_function_timeout_and_request_deadline_agree(code_facts):
+    """Every function's Lambda timeout leaves the request deadline's margin: the budget a
+    request gets outside Lambda is the template's timeout less that margin, so code and
+    template cannot drift apart."""
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    template = yaml.load(repo_file("template.yaml"), Loader=Loader)
+    default = template["Globals"]["Function"]["Timeout"]
+    timeouts = {
+        name: resource.get("Properties", {}).get("Timeout", default)
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+    assert len(timeouts) == 4, timeouts
+    deadline = code_facts["deadline"]
+    for name, timeout in timeouts.items():
+        assert timeout * 1000 - deadline["response_margin_ms"] == deadline["default_budget_ms"], name
+
+
 def test_spec_is_valid_openapi_with_valid_examples():
     schema.validate()
     spec = load_spec()
