@@ -71,9 +71,9 @@ RAW_SEQUENCE = {"create-account": "transact", "create-payment": "get-put",
 RAW_WARM_SEQUENCE = {"create-account": "get-put", "create-payment": "get-put",
                      "get-payment": "get-get", "list-payments": "get-query"}
 # The targets that also hold for the read functions (see BENCHMARKS.md): only those they
-# meet by construction or with a wide margin (calls per request, peak RSS); their other rows
-# are reported as information.
-READ_TARGETS: tuple[str, ...] = ("calls", "rss")
+# meet by construction or with a stable margin (calls per request, the arm64 zip, peak RSS);
+# their other rows are reported as information.
+READ_TARGETS: tuple[str, ...] = ("calls", "zip", "rss")
 DEFAULT_PAGE = 10  # GET /payments without `limit`
 TARGET_ZIP_BYTES = 3 * MB  # zipped artifact
 TARGET_RSS_BYTES = 24 * MB  # peak RSS
@@ -1704,7 +1704,10 @@ def plot(r: dict, path: Path) -> str:
                     ("list-payments", 11)):
         row = next(t for t in r["targets"] if t["metric"].startswith("Cold total p50"))
         limit = TARGET_COLD_RATIO * row["baselines"][name]
-        cold_ax.hlines(limit, x - 0.4, x + 0.4, colors="red", linestyles="--", linewidth=1.2)
+        # Grey dots where the ratio is information only (the reads, see READ_TARGETS).
+        held = name in WRITE_FUNCTIONS or "cold" in READ_TARGETS
+        cold_ax.hlines(limit, x - 0.4, x + 0.4, colors="red" if held else "grey",
+                       linestyles="--" if held else ":", linewidth=1.2)
     cold_ax.set_xticks(list(positions))
     cold_ax.set_xticklabels([label for label, _ in cold_series], fontsize=7)
     cold_ax.set_ylabel("ms (process start -> ...)")
@@ -1712,7 +1715,8 @@ def plot(r: dict, path: Path) -> str:
     cold_ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     cold_ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     cold_ax.set_title(f"Cold starts (n={len(cold_series[0][1])} each; red dashes: "
-                      f"{TARGET_COLD_RATIO}x baseline target)")
+                      f"{TARGET_COLD_RATIO}x baseline target; grey dots: the same ratio, "
+                      "information)", fontsize=10)
     cold_ax.grid(True, axis="y", alpha=0.3, which="both")
 
     raw = b["raw_dynamodb"]["warm_samples_ms"]
