@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench`: benchmarks the two functions the way Lambda runs them (release binaries
+# `make bench`: benchmarks the four functions the way Lambda runs them (release binaries
 # against a Runtime API emulator, DynamoDB Local behind a counting proxy), against baselines
 # measured in the same run: a bare lambda_runtime function and raw DynamoDB calls.
 #
@@ -49,7 +49,7 @@ else
     # would unify features (lambda_runtime's default `tracing`) into the functions' binaries.
     profile=release
     log "cargo build --release (functions, then baselines and the Runtime API emulator)"
-    cargo build --release --quiet -p create-account -p create-payment
+    cargo build --release --quiet -p create-account -p create-payment -p get-payment -p list-payments
     cargo build --release --quiet -p bench-raw-dynamodb
     cargo build --release --quiet -p bench-hello-lambda
     cargo build --release --quiet -p bench-runtime-api

@@ -3,19 +3,30 @@
 //! shaped like the ones the functions read and write. Prints one JSON document on stdout.
 //!
 //! ```text
-//! bench-raw-dynamodb warm --endpoint URL --clients-table T --payments-table T \
-//!     [--iterations N] [--max-seconds S]
-//! bench-raw-dynamodb cold --sequence get-put|transact --endpoint URL ...
+//! bench-raw-dynamodb warm [--sequence get-put|get-get|get-query] --endpoint URL \
+//!     --clients-table T --payments-table T [--iterations N] [--max-seconds S]
+//! bench-raw-dynamodb cold --sequence get-put|transact|get-get|get-query --endpoint URL ...
+//! bench-raw-dynamodb seed --endpoint URL ...
 //! ```
 //!
-//! `warm`: one client; seeds a key item, warms the connection (untimed), then times up to N
-//! rounds of GetItem (strongly consistent, the auth lookup), PutItem (conditional new
-//! payment) and TransactWriteItems (three conditional puts, the account creation).
+//! `warm`: one client; warms the connection (untimed), then times up to N rounds. With
+//! `get-put` (the default) each round is GetItem (strongly consistent, the auth lookup),
+//! PutItem (conditional new payment) and TransactWriteItems (three conditional puts, the
+//! account creation); `warm get-put` first seeds the key item. With `get-get` (what
+//! get-payment needs) each round is the key GetItem then a strongly consistent GetItem of a
+//! seeded payment; with `get-query` (what list-payments needs for a first page) the key
+//! GetItem then a Query of the seeded account's `by_account` partition, newest first, with
+//! the Limit of a default page (10 + 1).
 //!
 //! `cold`: one sample per process, like a fresh execution environment: builds a new client
 //! and times the calls a request needs on that fresh connection. `get-put` is what
-//! create-payment needs (GetItem then PutItem); `transact` is what create-account needs.
-//! Run `warm` once first: it seeds the key item `cold get-put` reads.
+//! create-payment needs (GetItem then PutItem); `transact` is what create-account needs;
+//! `get-get` and `get-query` as above. Run `warm` once first (it seeds the key item every
+//! sequence reads) and, for `get-get` and `get-query`, `seed` (the payments they read).
+//!
+//! `seed`: writes the key item and `SEEDED_PAYMENTS` payments of one account, shaped by
+//! `shared::store::items::payment::new_item` like create-payment's (same attributes,
+//! description and idempotency key lengths), so the reads find what the functions find.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -27,14 +38,27 @@ use aws_sdk_dynamodb::Client;
 use serde_json::json;
 
 use shared::config::dynamodb_client;
-use shared::domain::{AccountId, ApiKey, KeyEnvironment, KeyId, PaymentId, Timestamp};
-use shared::store::items::{account, key, PK};
+use shared::domain::{
+    fingerprint, AccountId, Amount, ApiKey, Currency, Description, IdempotencyKey, KeyEnvironment,
+    KeyId, NewPayment, Payment, PaymentId, PaymentStatus, Timestamp,
+};
+use shared::store::items::payment::{ACCOUNT_ATTRIBUTE, BY_ACCOUNT_INDEX};
+use shared::store::items::{account, key, payment, PK};
 
 type Item = HashMap<String, AttributeValue>;
 
 /// Partition key of the seeded key item: a fixed, valid-looking digest so every process
 /// reads the same item.
 const SEEDED_KEY_PK: &str = "KEY#b3e1c0a9d8f7e6d5c4b3a2918f7e6d5c4b3a2918f7e6d5c4b3a2918f7e6d5c4b";
+
+/// The account whose payments `seed` writes and `get-query` lists.
+const SEEDED_ACCOUNT: &str = "acct_BenchReads0000000000";
+/// Enough for a full default page (10) and the one more that tells `has_more`.
+const SEEDED_PAYMENTS: usize = 12;
+/// The default page of `GET /payments`; the function asks for one more to learn `has_more`.
+const DEFAULT_PAGE: i32 = 10;
+
+const SEQUENCES: [&str; 4] = ["get-put", "transact", "get-get", "get-query"];
 
 struct Args {
     mode: String,
@@ -50,9 +74,11 @@ fn parse_args() -> Result<Args, String> {
     let mut argv = std::env::args().skip(1);
     let mode = argv
         .next()
-        .ok_or("usage: bench-raw-dynamodb warm|cold [options]")?;
-    if mode != "warm" && mode != "cold" {
-        return Err(format!("unknown mode {mode:?}; expected warm or cold"));
+        .ok_or("usage: bench-raw-dynamodb warm|cold|seed [options]")?;
+    if !["warm", "cold", "seed"].contains(&mode.as_str()) {
+        return Err(format!(
+            "unknown mode {mode:?}; expected warm, cold or seed"
+        ));
     }
     let mut args = Args {
         mode,
@@ -82,7 +108,9 @@ fn parse_args() -> Result<Args, String> {
     if args.endpoint.is_empty() || args.clients_table.is_empty() || args.payments_table.is_empty() {
         return Err("--endpoint, --clients-table and --payments-table are required".to_owned());
     }
-    if args.sequence != "get-put" && args.sequence != "transact" {
+    if !SEQUENCES.contains(&args.sequence.as_str())
+        || (args.mode == "warm" && args.sequence == "transact")
+    {
         return Err(format!("unknown --sequence {:?}", args.sequence));
     }
     Ok(args)
@@ -239,7 +267,166 @@ async fn transact_account(client: &Client, table: &str) -> Result<f64, String> {
     Ok(ms(started.elapsed()))
 }
 
+/// The `i`th seeded payment of `SEEDED_ACCOUNT`, one second apart, the last the newest.
+fn seeded_payment(i: usize) -> Result<Payment, String> {
+    let new = NewPayment {
+        amount: Amount::parse(1250).map_err(|e| fail("amount", e))?,
+        currency: Currency::parse("USD").map_err(|e| fail("currency", e))?,
+        description: Some(
+            Description::parse("benchmark payment".to_owned())
+                .map_err(|e| fail("description", e))?,
+        ),
+    };
+    let start = Timestamp::parse("2026-01-01T00:00:00Z").ok_or("timestamp")?;
+    Ok(Payment {
+        id: PaymentId::parse(&format!("pay_BenchRead{i:011}")).ok_or("payment id")?,
+        client_id: AccountId::parse(SEEDED_ACCOUNT).ok_or("account id")?,
+        amount: new.amount,
+        currency: new.currency,
+        description: new.description,
+        status: PaymentStatus::Pending,
+        created_at: start.plus(Duration::from_secs(i as u64)),
+        // The length of the harness's idempotency keys (`bench-` and a UUID).
+        idempotency_key: Some(
+            IdempotencyKey::parse(format!("bench-{i:036}").as_bytes())
+                .map_err(|e| fail("idempotency key", e))?,
+        ),
+    })
+}
+
+/// The seeded payment `get-get` reads: the newest, as the harness's get-payment events
+/// read one of their account's payments.
+fn read_payment_id() -> String {
+    format!("pay_BenchRead{:011}", SEEDED_PAYMENTS - 1)
+}
+
+async fn seed(args: &Args) -> Result<serde_json::Value, String> {
+    let client = dynamodb_client(Some(&args.endpoint)).await;
+    client
+        .put_item()
+        .table_name(&args.clients_table)
+        .set_item(Some(key_item(SEEDED_KEY_PK)?))
+        .send()
+        .await
+        .map_err(|e| fail("seed key PutItem", DisplayErrorContext(e)))?;
+    for i in 0..SEEDED_PAYMENTS {
+        let payment = seeded_payment(i)?;
+        let print = fingerprint(&NewPayment {
+            amount: payment.amount,
+            currency: payment.currency,
+            description: payment.description.clone(),
+        });
+        client
+            .put_item()
+            .table_name(&args.payments_table)
+            .set_item(Some(payment::new_item(&payment, &print)))
+            .send()
+            .await
+            .map_err(|e| fail("seed payment PutItem", DisplayErrorContext(e)))?;
+    }
+    Ok(json!({ "mode": "seed", "account": SEEDED_ACCOUNT, "payments": SEEDED_PAYMENTS }))
+}
+
+/// get-payment's second call: the payment by id, strongly consistent.
+async fn get_payment(client: &Client, table: &str) -> Result<f64, String> {
+    let started = Instant::now();
+    let output = client
+        .get_item()
+        .table_name(table)
+        .key(PK, s(read_payment_id()))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| fail("GetItem payment", DisplayErrorContext(e)))?;
+    let elapsed = ms(started.elapsed());
+    if output.item.is_none() {
+        return Err("GetItem found no seeded payment (run `seed` first)".to_owned());
+    }
+    Ok(elapsed)
+}
+
+/// list-payments' second call for a first default page: the account's index partition,
+/// newest first, one more than the page.
+async fn query_page(client: &Client, table: &str) -> Result<f64, String> {
+    let started = Instant::now();
+    let output = client
+        .query()
+        .table_name(table)
+        .index_name(BY_ACCOUNT_INDEX)
+        .key_condition_expression("#account = :account")
+        .expression_attribute_names("#account", ACCOUNT_ATTRIBUTE)
+        .expression_attribute_values(":account", s(SEEDED_ACCOUNT))
+        .scan_index_forward(false)
+        .limit(DEFAULT_PAGE + 1)
+        .send()
+        .await
+        .map_err(|e| fail("Query", DisplayErrorContext(e)))?;
+    let elapsed = ms(started.elapsed());
+    let found = output.items.map_or(0, |items| items.len());
+    if found != (DEFAULT_PAGE + 1) as usize {
+        return Err(format!(
+            "Query found {found} seeded payments, not {} (run `seed` first)",
+            DEFAULT_PAGE + 1
+        ));
+    }
+    Ok(elapsed)
+}
+
+/// One round of a read sequence: the key GetItem, then the second call; both timed.
+async fn read_round(client: &Client, args: &Args) -> Result<(f64, f64), String> {
+    let key = get_key(client, &args.clients_table).await?;
+    let second = if args.sequence == "get-get" {
+        get_payment(client, &args.payments_table).await?
+    } else {
+        query_page(client, &args.payments_table).await?
+    };
+    Ok((key, second))
+}
+
+/// The name of a read sequence's second call in the JSON reports.
+fn second_call(sequence: &str) -> &'static str {
+    if sequence == "get-get" {
+        "get_payment_ms"
+    } else {
+        "query_ms"
+    }
+}
+
+async fn warm_reads(args: &Args) -> Result<serde_json::Value, String> {
+    let started = Instant::now();
+    let client = dynamodb_client(Some(&args.endpoint)).await;
+    let client_build_ms = ms(started.elapsed());
+    // Open the connection: untimed.
+    for _ in 0..3 {
+        read_round(&client, args).await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs_f64(args.max_seconds);
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    let mut truncated = false;
+    for _ in 0..args.iterations {
+        if Instant::now() >= deadline {
+            truncated = true;
+            break;
+        }
+        let (key, other) = read_round(&client, args).await?;
+        first.push(key);
+        second.push(other);
+    }
+    Ok(json!({
+        "mode": "warm",
+        "sequence": args.sequence,
+        "client_build_ms": client_build_ms,
+        "iterations": first.len(),
+        "truncated": truncated,
+        "get_item_ms": first,
+        second_call(&args.sequence): second,
+    }))
+}
+
 async fn warm(args: &Args) -> Result<serde_json::Value, String> {
+    if args.sequence != "get-put" {
+        return warm_reads(args).await;
+    }
     let started = Instant::now();
     let client = dynamodb_client(Some(&args.endpoint)).await;
     let client_build_ms = ms(started.elapsed());
@@ -285,6 +472,9 @@ async fn cold(args: &Args) -> Result<serde_json::Value, String> {
         let first = get_key(&client, &args.clients_table).await?;
         let second = put_payment(&client, &args.payments_table).await?;
         json!({ "get_item_ms": first, "put_item_ms": second })
+    } else if args.sequence != "transact" {
+        let (first, second) = read_round(&client, args).await?;
+        json!({ "get_item_ms": first, second_call(&args.sequence): second })
     } else {
         json!({ "transact_write_items_ms": transact_account(&client, &args.clients_table).await? })
     };
@@ -307,10 +497,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let outcome = if args.mode == "warm" {
-        warm(&args).await
-    } else {
-        cold(&args).await
+    let outcome = match args.mode.as_str() {
+        "warm" => warm(&args).await,
+        "seed" => seed(&args).await,
+        _ => cold(&args).await,
     };
     match outcome {
         Ok(report) => {
