@@ -4,9 +4,44 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::domain::{Clock, Timestamp};
+use crate::domain::{
+    Account, AccountId, AccountName, AccountStatus, ApiKey, Clock, KeyEnvironment, KeyId, Timestamp,
+};
+use crate::store::{CreateAccount, IssuedKey};
 
 pub use crate::store::memory::{MemoryStore, Operation};
+
+/// An active account with one test-environment key, created at `at` in `store`.
+pub async fn account_with_key(store: &MemoryStore, at: Timestamp) -> (ApiKey, AccountId) {
+    let key = ApiKey::generate(KeyEnvironment::Test).expect("OS random source");
+    let account = Account {
+        id: AccountId::generate().expect("OS random source"),
+        name: AccountName::parse("Ada".into()).expect("a valid name"),
+        email: None,
+        status: AccountStatus::Active,
+        created_at: at,
+    };
+    let issued = IssuedKey::new(&key, KeyId::generate().expect("OS random source"), at);
+    store
+        .create_account(&account, &issued)
+        .await
+        .expect("a new account in an empty store");
+    (key, account.id)
+}
+
+/// `request` as Lambda hands it over, with `ms` left before the invocation's deadline
+/// (negative: already past).
+#[cfg(feature = "lambda")]
+pub fn with_deadline_in(request: lambda_http::Request, ms: i64) -> lambda_http::Request {
+    use lambda_http::RequestExt;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as i64;
+    let mut context = lambda_http::Context::default();
+    context.deadline = (now + ms) as u64;
+    request.with_lambda_context(context)
+}
 
 /// A request as API Gateway (HTTP API, payload 2.0) hands it to a function: built from the
 /// event JSON and read by the same code that reads real events, so header names keep the

@@ -4,11 +4,13 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use shared::domain::{
-    Account, AccountId, AccountName, AccountStatus, Amount, ApiKey, Currency, KeyId, KeyLife,
-    KeyStatus, NewPayment, PaymentId, Timestamp,
+    AccountId, AccountStatus, Amount, ApiKey, Currency, KeyLife, KeyStatus, NewPayment, PaymentId,
+    Timestamp,
 };
-use shared::store::{CreateAccount, IssuedKey, StoreError};
-use shared::testing::{api_gateway_request, MemoryStore, Operation};
+use shared::store::StoreError;
+use shared::testing::{
+    account_with_key, api_gateway_request, with_deadline_in, MemoryStore, Operation,
+};
 
 use super::*;
 
@@ -26,16 +28,7 @@ struct Test {
 
 async fn setup(ids: IdSource) -> Test {
     let store = MemoryStore::default();
-    let key = ApiKey::generate(KeyEnvironment::Test).unwrap();
-    let account = Account {
-        id: AccountId::generate().unwrap(),
-        name: AccountName::parse("Ada".into()).unwrap(),
-        email: None,
-        status: AccountStatus::Active,
-        created_at: now(),
-    };
-    let issued = IssuedKey::new(&key, KeyId::generate().unwrap(), now());
-    store.create_account(&account, &issued).await.unwrap();
+    let (key, account) = account_with_key(&store, now()).await;
     Test {
         state: State {
             store,
@@ -44,7 +37,7 @@ async fn setup(ids: IdSource) -> Test {
             ids,
         },
         key,
-        account: account.id,
+        account,
     }
 }
 
@@ -483,17 +476,6 @@ async fn a_write_that_may_have_happened_says_so_with_the_payment_it_targeted() {
     );
 }
 
-/// A request as Lambda hands it over, with `ms` left before the invocation's deadline.
-fn with_deadline_in(request: Request, ms: u64) -> Request {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    let mut context = lambda_http::Context::default();
-    context.deadline = now + ms;
-    lambda_http::RequestExt::with_lambda_context(request, context)
-}
-
 async fn pay_before_deadline(test: &Test, ms: u64) -> (Answer, Duration) {
     let request = api_gateway_request(
         "POST",
@@ -506,7 +488,7 @@ async fn pay_before_deadline(test: &Test, ms: u64) -> (Answer, Duration) {
         &usd(5).to_string(),
     );
     let started = std::time::Instant::now();
-    let answer = send(test, with_deadline_in(request, ms)).await;
+    let answer = send(test, with_deadline_in(request, ms as i64)).await;
     (answer, started.elapsed())
 }
 

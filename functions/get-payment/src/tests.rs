@@ -2,11 +2,13 @@
 
 use serde_json::Value;
 use shared::domain::{
-    fingerprint, Account, AccountId, AccountName, AccountStatus, Amount, ApiKey, Currency,
-    Description, KeyId, NewPayment, PaymentStatus, Timestamp,
+    fingerprint, AccountId, Amount, ApiKey, Currency, Description, NewPayment, PaymentStatus,
+    Timestamp,
 };
-use shared::store::{CreateAccount, IssuedKey, StoreError};
-use shared::testing::{api_gateway_route_request, MemoryStore, Operation};
+use shared::store::StoreError;
+use shared::testing::{
+    account_with_key, api_gateway_route_request, with_deadline_in, MemoryStore, Operation,
+};
 
 use super::*;
 
@@ -21,17 +23,7 @@ struct Test {
 }
 
 async fn account(store: &MemoryStore) -> (ApiKey, AccountId) {
-    let key = ApiKey::generate(KeyEnvironment::Test).unwrap();
-    let account = Account {
-        id: AccountId::generate().unwrap(),
-        name: AccountName::parse("Ada".into()).unwrap(),
-        email: None,
-        status: AccountStatus::Active,
-        created_at: now(),
-    };
-    let issued = IssuedKey::new(&key, KeyId::generate().unwrap(), now());
-    store.create_account(&account, &issued).await.unwrap();
-    (key, account.id)
+    account_with_key(store, now()).await
 }
 
 async fn setup() -> Test {
@@ -225,13 +217,7 @@ async fn a_hanging_read_is_a_503_before_the_invocation_deadline() {
         &[],
         &headers,
     );
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    let mut context = lambda_http::Context::default();
-    context.deadline = now_ms + 1_000;
-    let request = lambda_http::RequestExt::with_lambda_context(request, context);
+    let request = with_deadline_in(request, 1_000);
     test.state.store.hang_next(Operation::GetPayment);
     let started = std::time::Instant::now();
     let response = handle(&test.state, request).await;

@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 use shared::domain::{
-    fingerprint, Account, AccountId, AccountName, AccountStatus, Amount, ApiKey, Currency, KeyId,
-    NewPayment, PaymentId, PaymentStatus, Timestamp,
+    fingerprint, AccountId, Amount, ApiKey, Currency, NewPayment, PaymentId, PaymentStatus,
+    Timestamp,
 };
-use shared::store::{CreateAccount, IssuedKey, StoreError};
-use shared::testing::{api_gateway_request, MemoryStore, Operation};
+use shared::store::StoreError;
+use shared::testing::{account_with_key, api_gateway_request, MemoryStore, Operation};
 
 use super::*;
 
@@ -23,17 +23,7 @@ struct Test {
 }
 
 async fn account(store: &MemoryStore) -> (ApiKey, AccountId) {
-    let key = ApiKey::generate(KeyEnvironment::Test).unwrap();
-    let account = Account {
-        id: AccountId::generate().unwrap(),
-        name: AccountName::parse("Ada".into()).unwrap(),
-        email: None,
-        status: AccountStatus::Active,
-        created_at: start(),
-    };
-    let issued = IssuedKey::new(&key, KeyId::generate().unwrap(), start());
-    store.create_account(&account, &issued).await.unwrap();
-    (key, account.id)
+    account_with_key(store, start()).await
 }
 
 async fn setup() -> Test {

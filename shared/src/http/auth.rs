@@ -68,24 +68,15 @@ pub async fn authenticate<S: FindKey>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Account, AccountName, AccountStatus, KeyLife, KeyStatus};
+    use crate::domain::{AccountStatus, KeyLife, KeyStatus};
     use crate::store::memory::MemoryStore;
-    use crate::store::{CreateAccount, IssuedKey, StoreError};
+    use crate::store::StoreError;
     use std::time::Duration;
 
     async fn store_with_account() -> (MemoryStore, ApiKey, AccountId) {
         let store = MemoryStore::default();
-        let key = ApiKey::generate(KeyEnvironment::Test).unwrap();
-        let account = Account {
-            id: AccountId::generate().unwrap(),
-            name: AccountName::parse("Ada".into()).unwrap(),
-            email: None,
-            status: AccountStatus::Active,
-            created_at: Timestamp::now(),
-        };
-        let issued = IssuedKey::new(&key, KeyId::generate().unwrap(), Timestamp::now());
-        store.create_account(&account, &issued).await.unwrap();
-        (store, key, account.id)
+        let (key, account) = crate::testing::account_with_key(&store, Timestamp::now()).await;
+        (store, key, account)
     }
 
     fn headers(values: &[&str]) -> HeaderMap {

@@ -141,17 +141,7 @@ impl<S: CreateAccount> CreateAccount for Bounded<'_, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::api_gateway_request;
-
-    fn with_deadline_in(request: Request, ms: i64) -> Request {
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64;
-        let mut context = lambda_http::Context::default();
-        context.deadline = (now + ms) as u64;
-        request.with_lambda_context(context)
-    }
+    use crate::testing::{api_gateway_request, with_deadline_in};
 
     #[tokio::test]
     async fn the_deadline_is_the_invocation_s_less_the_margin() {

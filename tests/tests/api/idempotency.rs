@@ -372,12 +372,6 @@ async fn a_write_hanging_after_the_lookup_is_answered_before_the_invocation_dead
     proxy.set(Fault::Hang);
     // The invocation has 3 s left: less than the SDK's own 5 s operation budget, so only
     // the request's deadline can answer in time.
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    let mut context = lambda_http::Context::default();
-    context.deadline = now_ms + 3_000;
     let mut request = json_request(
         "/payments",
         Some(&key),
@@ -386,7 +380,7 @@ async fn a_write_hanging_after_the_lookup_is_answered_before_the_invocation_dead
     request
         .headers_mut()
         .insert("idempotency-key", HeaderValue::from_static("slow-write"));
-    let request = lambda_http::RequestExt::with_lambda_context(request, context);
+    let request = shared::testing::with_deadline_in(request, 3_000);
     let started = std::time::Instant::now();
     let response = TestResponse::from_lambda(create_payment::handle(&state, request).await);
     let took = started.elapsed();
