@@ -274,12 +274,8 @@ impl TestApp {
         idempotency_key: &str,
         body: Value,
     ) -> TestResponse {
-        let mut request = json_request("/payments", Some(api_key), &body);
-        request.headers_mut().insert(
-            "idempotency-key",
-            lambda_http::http::HeaderValue::from_str(idempotency_key).expect("header value"),
-        );
-        self.post_payment(request).await
+        self.post_payment(keyed_request(api_key, idempotency_key, &body))
+            .await
     }
 
     /// Every item of a table. Tests only: the service itself never scans.
@@ -327,6 +323,16 @@ pub fn issued(
         shared::domain::KeyId::generate().expect("random id"),
         now,
     )
+}
+
+/// `POST /payments` with a key and an `Idempotency-Key`, as API Gateway would hand it over.
+pub fn keyed_request(api_key: &str, idempotency_key: &str, body: &Value) -> Request {
+    let mut request = json_request("/payments", Some(api_key), body);
+    request.headers_mut().insert(
+        "idempotency-key",
+        lambda_http::http::HeaderValue::from_str(idempotency_key).expect("header value"),
+    );
+    request
 }
 
 /// A POST with a JSON body, as API Gateway would hand it over.

@@ -1,9 +1,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use lambda_http::http::HeaderValue;
 use payments_tests::proxy::{Fault, FaultProxy};
-use payments_tests::{dynamodb_endpoint, json_request, TestApp, TestResponse};
+use payments_tests::{dynamodb_endpoint, json_request, keyed_request, TestApp, TestResponse};
 use serde_json::json;
 use shared::config::dynamodb_client;
 use shared::domain::Payment;
@@ -293,11 +292,7 @@ async fn a_write_whose_response_was_lost_is_not_repeated() {
     let proxy = FaultProxy::start(&dynamodb_endpoint()).await;
     let state = writes_through(&app, &proxy).await;
     let send = |body: serde_json::Value| {
-        let mut request = json_request("/payments", Some(&key), &body);
-        request
-            .headers_mut()
-            .insert("idempotency-key", HeaderValue::from_static("lost-ack"));
-        create_payment::handle(&state, request)
+        create_payment::handle(&state, keyed_request(&key, "lost-ack", &body))
     };
     let body = json!({"amount": 900, "currency": "EUR"});
 
@@ -372,15 +367,9 @@ async fn a_write_hanging_after_the_lookup_is_answered_before_the_invocation_dead
     proxy.set(Fault::Hang);
     // The invocation has 3 s left: less than the SDK's own 5 s operation budget, so only
     // the request's deadline can answer in time.
-    let mut request = json_request(
-        "/payments",
-        Some(&key),
-        &json!({"amount": 4, "currency": "USD"}),
-    );
-    request
-        .headers_mut()
-        .insert("idempotency-key", HeaderValue::from_static("slow-write"));
-    let request = shared::testing::with_deadline_in(request, 3_000);
+    let body = json!({"amount": 4, "currency": "USD"});
+    let request =
+        shared::testing::with_deadline_in(keyed_request(&key, "slow-write", &body), 3_000);
     let started = std::time::Instant::now();
     let response = TestResponse::from_lambda(create_payment::handle(&state, request).await);
     let took = started.elapsed();
@@ -403,17 +392,7 @@ async fn a_write_hanging_after_the_lookup_is_answered_before_the_invocation_dead
 
     // The hung write never reached DynamoDB; the retry the 503 asks for records it once.
     proxy.set(Fault::None);
-    let request = {
-        let mut request = json_request(
-            "/payments",
-            Some(&key),
-            &json!({"amount": 4, "currency": "USD"}),
-        );
-        request
-            .headers_mut()
-            .insert("idempotency-key", HeaderValue::from_static("slow-write"));
-        request
-    };
+    let request = keyed_request(&key, "slow-write", &body);
     let retry = TestResponse::from_lambda(create_payment::handle(&state, request).await);
     assert_eq!(
         (retry.status, retry.body["id"].as_str()),
