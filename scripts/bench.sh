@@ -79,14 +79,16 @@ ddb_port="$(free_port)"
 start_dynamodb "$ddb_port" -inMemory
 clients_table=bench-clients
 payments_table=bench-payments
+audit_table=bench-audit
 target/debug/payments-admin --endpoint-url "http://127.0.0.1:$ddb_port" \
-    --clients-table "$clients_table" --payments-table "$payments_table" tables create >&2
+    --clients-table "$clients_table" --payments-table "$payments_table" \
+    --audit-table "$audit_table" tables create >&2
 
 log "harness ($mode, $profile binaries)"
 "$PYTHON" tools/bench/harness.py --mode "$mode" ${enforce[@]+"${enforce[@]}"} \
     --repo "$REPO_ROOT" --out "$out" --bin-dir "$REPO_ROOT/target/$profile" --profile "$profile" \
     --dynamodb-port "$ddb_port" --clients-table "$clients_table" \
-    --payments-table "$payments_table" &
+    --payments-table "$payments_table" --audit-table "$audit_table" &
 harness_pid=$!
 status=0
 wait "$harness_pid" || status=$?

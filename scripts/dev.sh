@@ -7,6 +7,7 @@ cd "$REPO_ROOT"
 
 : "${CLIENTS_TABLE:=payments-clients}"
 : "${PAYMENTS_TABLE:=payments-payments}"
+: "${AUDIT_TABLE:=payments-audit}"
 : "${API_KEY_ENVIRONMENT:=test}"
 : "${RUST_LOG:=info}"
 : "${PORT:=9000}"
@@ -21,10 +22,10 @@ if [ -z "${DYNAMODB_ENDPOINT:-}" ]; then
 else
     log "using DynamoDB at $DYNAMODB_ENDPOINT"
 fi
-export DYNAMODB_ENDPOINT CLIENTS_TABLE PAYMENTS_TABLE
+export DYNAMODB_ENDPOINT CLIENTS_TABLE PAYMENTS_TABLE AUDIT_TABLE
 
 cargo run --quiet -p payments-admin -- tables create
 
 log "API on http://127.0.0.1:$PORT  (POST /accounts, POST /payments); Ctrl-C stops it"
 cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$PORT" \
-    --env-vars "CLIENTS_TABLE=$CLIENTS_TABLE,PAYMENTS_TABLE=$PAYMENTS_TABLE,API_KEY_ENVIRONMENT=$API_KEY_ENVIRONMENT,DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT,RUST_LOG=$RUST_LOG"
+    --env-vars "CLIENTS_TABLE=$CLIENTS_TABLE,PAYMENTS_TABLE=$PAYMENTS_TABLE,AUDIT_TABLE=$AUDIT_TABLE,API_KEY_ENVIRONMENT=$API_KEY_ENVIRONMENT,DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT,RUST_LOG=$RUST_LOG"

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::Client;
 
 use crate::domain::KeyEnvironment;
-use crate::store::dynamo::DynamoStore;
+use crate::store::dynamo::{DynamoStore, Tables};
 
 /// DynamoDB answers single-item calls in milliseconds; anything slower than this is a fault,
 /// and failing fast (503, retryable) beats holding the caller until the Lambda timeout.
@@ -20,8 +20,7 @@ const MAX_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    pub clients_table: String,
-    pub payments_table: String,
+    pub tables: Tables,
     pub key_environment: KeyEnvironment,
     /// Set for DynamoDB Local; unset in AWS.
     pub dynamodb_endpoint: Option<String>,
@@ -42,8 +41,11 @@ impl Config {
             .parse::<KeyEnvironment>()
             .map_err(|e| anyhow::anyhow!("API_KEY_ENVIRONMENT: {e}"))?;
         Ok(Config {
-            clients_table: required("CLIENTS_TABLE")?,
-            payments_table: required("PAYMENTS_TABLE")?,
+            tables: Tables {
+                clients: required("CLIENTS_TABLE")?,
+                payments: required("PAYMENTS_TABLE")?,
+                audit: required("AUDIT_TABLE")?,
+            },
             key_environment,
             dynamodb_endpoint: lookup("DYNAMODB_ENDPOINT").filter(|v| !v.trim().is_empty()),
         })
@@ -52,8 +54,7 @@ impl Config {
     pub async fn store(&self) -> DynamoStore {
         DynamoStore::new(
             dynamodb_client(self.dynamodb_endpoint.as_deref()).await,
-            self.clients_table.clone(),
-            self.payments_table.clone(),
+            self.tables.clone(),
         )
     }
 }
@@ -103,12 +104,19 @@ mod tests {
         let config = Config::from_lookup(lookup(&[
             ("CLIENTS_TABLE", "c"),
             ("PAYMENTS_TABLE", "p"),
+            ("AUDIT_TABLE", "a"),
             ("API_KEY_ENVIRONMENT", "live"),
             ("DYNAMODB_ENDPOINT", "http://127.0.0.1:8000"),
         ]))
         .unwrap();
-        assert_eq!(config.clients_table, "c");
-        assert_eq!(config.payments_table, "p");
+        assert_eq!(
+            config.tables,
+            Tables {
+                clients: "c".into(),
+                payments: "p".into(),
+                audit: "a".into()
+            }
+        );
         assert_eq!(config.key_environment, KeyEnvironment::Live);
         assert_eq!(
             config.dynamodb_endpoint.as_deref(),
@@ -121,6 +129,7 @@ mod tests {
         let base = [
             ("CLIENTS_TABLE", "c"),
             ("PAYMENTS_TABLE", "p"),
+            ("AUDIT_TABLE", "a"),
             ("API_KEY_ENVIRONMENT", "test"),
         ];
         for skip in 0..base.len() {
@@ -136,6 +145,7 @@ mod tests {
         let err = Config::from_lookup(lookup(&[
             ("CLIENTS_TABLE", "c"),
             ("PAYMENTS_TABLE", "p"),
+            ("AUDIT_TABLE", "a"),
             ("API_KEY_ENVIRONMENT", "prod"),
         ]))
         .unwrap_err();

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::domain::{
-    Account, AccountId, AccountName, AccountStatus, ApiKey, Clock, KeyEnvironment, KeyId, Timestamp,
+    Account, AccountId, AccountName, AccountStatus, Actor, ApiKey, AuditEvent, Clock, EventId,
+    KeyEnvironment, KeyId, Timestamp,
 };
 use crate::store::{CreateAccount, IssuedKey};
 
@@ -22,8 +23,16 @@ pub async fn account_with_key(store: &MemoryStore, at: Timestamp) -> (ApiKey, Ac
         created_at: at,
     };
     let issued = IssuedKey::new(&key, KeyId::generate().expect("OS random source"), at);
+    let event = AuditEvent::account_created(
+        EventId::generate().expect("OS random source"),
+        Actor::anonymous(),
+        &account.id,
+        account.status,
+        &issued.key_id,
+        at,
+    );
     store
-        .create_account(&account, &issued)
+        .create_account(&account, &issued, &event)
         .await
         .expect("a new account in an empty store");
     (key, account.id)
@@ -71,6 +80,29 @@ pub fn api_gateway_route_request(
     api_gateway_event(method, route, path, path_parameters, query, headers, "")
 }
 
+/// A `POST` on a route with `AWS_IAM` authorization, signed by the IAM principal `user_arn`:
+/// API Gateway puts the principal in the request context.
+#[cfg(feature = "lambda")]
+pub fn api_gateway_iam_request(
+    path: &str,
+    user_arn: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> lambda_http::Request {
+    let mut event = api_gateway_event_json("POST", path, path, &[], &[], headers, body);
+    event["requestContext"]["authorizer"] = serde_json::json!({
+        "iam": {
+            "accessKey": "AKIAIOSFODNN7EXAMPLE",
+            "accountId": "123456789012",
+            "callerId": "AIDACKCEVSQ6C2EXAMPLE",
+            "principalOrgId": null,
+            "userArn": user_arn,
+            "userId": "AIDACKCEVSQ6C2EXAMPLE"
+        }
+    });
+    lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event")
+}
+
 #[cfg(feature = "lambda")]
 fn api_gateway_event(
     method: &str,
@@ -81,6 +113,20 @@ fn api_gateway_event(
     headers: &[(&str, &str)],
     body: &str,
 ) -> lambda_http::Request {
+    let event = api_gateway_event_json(method, route, path, path_parameters, query, headers, body);
+    lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event")
+}
+
+#[cfg(feature = "lambda")]
+fn api_gateway_event_json(
+    method: &str,
+    route: &str,
+    path: &str,
+    path_parameters: &[(&str, &str)],
+    query: &[(&str, &str)],
+    headers: &[(&str, &str)],
+    body: &str,
+) -> serde_json::Value {
     let raw_query = query
         .iter()
         .map(|(name, value)| format!("{name}={value}"))
@@ -123,7 +169,7 @@ fn api_gateway_event(
             .collect::<serde_json::Map<_, _>>()
             .into();
     }
-    lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event")
+    event
 }
 
 /// The real time shifted forward by however far tests have advanced it. Tests move it past

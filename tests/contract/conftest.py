@@ -236,6 +236,7 @@ def stack():
 
         suffix = secrets.token_hex(4)
         clients_table, payments_table = f"contract-clients-{suffix}", f"contract-payments-{suffix}"
+        audit_table = f"contract-audit-{suffix}"
         subprocess.run(
             [
                 str(REPO_ROOT / "target" / "debug" / "payments-admin"),
@@ -245,6 +246,8 @@ def stack():
                 clients_table,
                 "--payments-table",
                 payments_table,
+                "--audit-table",
+                audit_table,
                 "tables",
                 "create",
             ],
@@ -257,6 +260,7 @@ def stack():
         port = free_port()
         env_vars = (
             f"CLIENTS_TABLE={clients_table},PAYMENTS_TABLE={payments_table},"
+            f"AUDIT_TABLE={audit_table},"
             f"API_KEY_ENVIRONMENT=test,DYNAMODB_ENDPOINT={endpoint},RUST_LOG=info"
         )
         watch_log = LOG_DIR / "watch.log"

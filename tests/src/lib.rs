@@ -15,9 +15,10 @@ use serde_json::Value;
 
 use shared::config::dynamodb_client;
 use shared::domain::{IdSource, KeyEnvironment};
-use shared::store::dynamo::{create_tables, DynamoStore};
+use shared::store::dynamo::{create_tables, DynamoStore, Tables};
 use shared::testing::ManualClock;
 
+pub mod calls;
 pub mod dynamodb_local;
 pub mod proxy;
 pub mod stack;
@@ -67,7 +68,7 @@ pub fn dynamodb_endpoint() -> String {
 }
 
 /// Table names unique to one test, so tests run in parallel against one DynamoDB Local.
-pub fn unique_table_names() -> (String, String) {
+pub fn unique_table_names() -> Tables {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
     let tag = format!(
@@ -79,7 +80,7 @@ pub fn unique_table_names() -> (String, String) {
             .unwrap()
             .subsec_nanos()
     );
-    (format!("{tag}-clients"), format!("{tag}-payments"))
+    Tables::with_prefix(&tag)
 }
 
 /// A response reduced to what tests look at.
@@ -126,6 +127,7 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub clients_table: String,
     pub payments_table: String,
+    pub audit_table: String,
     pub client: Client,
     pub accounts: create_account::State<DynamoStore>,
     pub payments: create_payment::State<DynamoStore>,
@@ -142,18 +144,14 @@ impl TestApp {
     /// pointing at a dead endpoint or at tables that do not exist).
     pub async fn spawn_with_endpoint(endpoint: &str, create: bool) -> Self {
         capture_logs();
-        let (clients_table, payments_table) = unique_table_names();
+        let tables = unique_table_names();
         let client = dynamodb_client(Some(endpoint)).await;
         if create {
-            create_tables(&client, &clients_table, &payments_table)
+            create_tables(&client, &tables)
                 .await
                 .expect("create test tables");
         }
-        let store = DynamoStore::new(
-            client.clone(),
-            clients_table.clone(),
-            payments_table.clone(),
-        );
+        let store = DynamoStore::new(client.clone(), tables.clone());
         let clock = ManualClock::new();
         TestApp {
             accounts: create_account::State {
@@ -180,8 +178,17 @@ impl TestApp {
             },
             clock,
             client,
-            clients_table,
-            payments_table,
+            clients_table: tables.clients.clone(),
+            payments_table: tables.payments.clone(),
+            audit_table: tables.audit.clone(),
+        }
+    }
+
+    pub fn tables(&self) -> Tables {
+        Tables {
+            clients: self.clients_table.clone(),
+            payments: self.payments_table.clone(),
+            audit: self.audit_table.clone(),
         }
     }
 
@@ -311,6 +318,11 @@ impl TestApp {
             })
             .collect()
     }
+}
+
+/// The operator named in the audit events that tests cause.
+pub fn operator() -> shared::domain::Actor {
+    shared::domain::Actor::parse("test-operator").expect("a valid actor")
 }
 
 /// How a store records a newly minted key, with a fresh key id.

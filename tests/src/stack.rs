@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::unique_table_names;
 use shared::config::dynamodb_client;
-use shared::store::dynamo::create_tables;
+use shared::store::dynamo::{create_tables, Tables};
 
 /// A child process in its own process group; dropping it stops the whole group.
 pub struct GroupGuard(Child);
@@ -69,14 +69,23 @@ pub fn wait_until_listening(port: u16, timeout: Duration) -> bool {
     false
 }
 
-/// Fresh tables for one stack, returned as (clients, payments).
-pub async fn fresh_tables(dynamodb_endpoint: &str) -> (String, String) {
-    let (clients_table, payments_table) = unique_table_names();
+/// Fresh tables for one stack.
+pub async fn fresh_tables(dynamodb_endpoint: &str) -> Tables {
+    let tables = unique_table_names();
     let client = dynamodb_client(Some(dynamodb_endpoint)).await;
-    create_tables(&client, &clients_table, &payments_table)
+    create_tables(&client, &tables)
         .await
         .expect("create tables");
-    (clients_table, payments_table)
+    tables
+}
+
+/// The functions' table settings, as `NAME=value` pairs.
+pub fn table_env(tables: &Tables) -> [(&'static str, &str); 3] {
+    [
+        ("CLIENTS_TABLE", tables.clients.as_str()),
+        ("PAYMENTS_TABLE", tables.payments.as_str()),
+        ("AUDIT_TABLE", tables.audit.as_str()),
+    ]
 }
 
 /// A running `cargo lambda watch`, stopped (with everything it started) on drop.
@@ -110,13 +119,16 @@ impl LocalStack {
 
     /// As [`LocalStack::start`], with up to `concurrency` instances of each function.
     pub async fn start_with_concurrency(dynamodb_endpoint: &str, concurrency: usize) -> Self {
-        let (clients_table, payments_table) = fresh_tables(dynamodb_endpoint).await;
+        let tables = fresh_tables(dynamodb_endpoint).await;
         let port = free_port();
         let (log_path, log) = log_file(&format!("watch-{port}.log"));
-        let env_vars = format!(
-            "CLIENTS_TABLE={clients_table},PAYMENTS_TABLE={payments_table},\
-             API_KEY_ENVIRONMENT=test,DYNAMODB_ENDPOINT={dynamodb_endpoint},RUST_LOG=trace"
-        );
+        let env_vars = table_env(&tables)
+            .iter()
+            .map(|(name, value)| format!("{name}={value},"))
+            .collect::<String>()
+            + &format!(
+                "API_KEY_ENVIRONMENT=test,DYNAMODB_ENDPOINT={dynamodb_endpoint},RUST_LOG=trace"
+            );
         let mut command = Command::new("cargo");
         command
             .args([
@@ -138,8 +150,8 @@ impl LocalStack {
             ),
             base_url: format!("http://127.0.0.1:{port}"),
             log_path,
-            clients_table,
-            payments_table,
+            clients_table: tables.clients,
+            payments_table: tables.payments,
         };
         assert!(
             wait_until_listening(port, Duration::from_secs(120)),

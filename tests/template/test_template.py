@@ -119,6 +119,33 @@ def grants(cfn, role_name):
     return granted
 
 
+def conditions(cfn, role_name, action):
+    """The Condition blocks of a role's statements that grant `action`."""
+    found = []
+    role = cfn["Resources"][role_name]["Properties"]
+    for policy in role.get("Policies", []):
+        for statement in as_list(policy["PolicyDocument"]["Statement"]):
+            if action in as_list(statement["Action"]):
+                found.append(statement.get("Condition"))
+    return found
+
+
+# The only write the payment functions may make to the clients table: a key's last use.
+KEY_USE_CONDITION = {
+    "ForAllValues:StringEquals": {"dynamodb:Attributes": ["pk", "last_used_at"]},
+    "StringEqualsIfExists": {"dynamodb:ReturnValues": "NONE"},
+}
+
+
+def check_key_use_grants(cfn):
+    problems = []
+    for role in ("CreatePaymentRole", "GetPaymentRole", "ListPaymentsRole"):
+        found = conditions(cfn, role, "dynamodb:UpdateItem")
+        if found != [KEY_USE_CONDITION]:
+            problems.append(f"{role}: UpdateItem conditions {found}")
+    return problems
+
+
 def check_functions(raw):
     problems = []
     functions = resources_of(raw, "AWS::Serverless::Function")
@@ -149,7 +176,7 @@ def check_functions(raw):
             # Above the SDK's 5 s operation timeout, below API Gateway's 30 s limit.
             problems.append(f"{name}: timeout {props.get('Timeout')}")
         variables = props.get("Environment", {}).get("Variables", {})
-        for var in ("CLIENTS_TABLE", "PAYMENTS_TABLE", "API_KEY_ENVIRONMENT", "RUST_LOG"):
+        for var in ("CLIENTS_TABLE", "PAYMENTS_TABLE", "AUDIT_TABLE", "API_KEY_ENVIRONMENT", "RUST_LOG"):
             if var not in variables:
                 problems.append(f"{name}: missing env {var}")
         if "LogGroup" not in props.get("LoggingConfig", {}):
@@ -160,7 +187,7 @@ def check_functions(raw):
 def check_tables(raw):
     problems = []
     tables = resources_of(raw, "AWS::DynamoDB::Table")
-    if set(tables) != {"ClientsTable", "PaymentsTable"}:
+    if set(tables) != {"ClientsTable", "PaymentsTable", "AuditTable"}:
         problems.append(f"tables are {sorted(tables)}")
     for name, table in tables.items():
         props = table["Properties"]
@@ -176,7 +203,10 @@ def check_tables(raw):
         if props.get("DeletionProtectionEnabled") != {"Ref": "TableDeletionProtection"}:
             problems.append(f"{name}: deletion protection not tied to its parameter")
         keys = props.get("KeySchema", [])
-        if keys != [{"AttributeName": "pk", "KeyType": "HASH"}]:
+        expected_keys = [{"AttributeName": "pk", "KeyType": "HASH"}]
+        if name == "AuditTable":
+            expected_keys.append({"AttributeName": "sk", "KeyType": "RANGE"})
+        if keys != expected_keys:
             problems.append(f"{name}: key schema {keys}")
         indexes = props.get("GlobalSecondaryIndexes", [])
         expected_indexes = []
@@ -202,9 +232,10 @@ def check_tables(raw):
         }
         if set(defined) != used or set(defined.values()) != {"S"}:
             problems.append(f"{name}: attribute definitions {defined}")
-    ttl = tables.get("ClientsTable", {}).get("Properties", {}).get("TimeToLiveSpecification", {})
-    if not ttl.get("Enabled") or not ttl.get("AttributeName"):
-        problems.append("ClientsTable: no TTL attribute")
+    for name in ("ClientsTable", "AuditTable"):
+        ttl = tables.get(name, {}).get("Properties", {}).get("TimeToLiveSpecification", {})
+        if not ttl.get("Enabled") or ttl.get("AttributeName") != "ttl":
+            problems.append(f"{name}: no TTL attribute")
     if raw["Parameters"]["TableDeletionProtection"].get("Default") != "true":
         problems.append("deletion protection is not on by default")
     return problems
@@ -288,26 +319,32 @@ def test_iam_is_least_privilege(cfn):
     payment = grants(cfn, "CreatePaymentRole")
     clients = {"Fn::GetAtt": ["ClientsTable", "Arn"]}
     payments = {"Fn::GetAtt": ["PaymentsTable", "Arn"]}
+    audit = {"Fn::GetAtt": ["AuditTable", "Arn"]}
+    assert check_key_use_grants(cfn) == []
+    # Account creation adds audit events; nothing in the stack reads or changes them.
     assert account == {
-        "dynamodb:PutItem": [clients],
+        "dynamodb:PutItem": [clients, audit],
         "logs:CreateLogStream": [{"Fn::GetAtt": ["CreateAccountLogGroup", "Arn"]}],
         "logs:PutLogEvents": [{"Fn::GetAtt": ["CreateAccountLogGroup", "Arn"]}],
     }
     assert payment == {
         "dynamodb:GetItem": [clients],
         "dynamodb:PutItem": [payments],
+        "dynamodb:UpdateItem": [clients],
         "logs:CreateLogStream": [{"Fn::GetAtt": ["CreatePaymentLogGroup", "Arn"]}],
         "logs:PutLogEvents": [{"Fn::GetAtt": ["CreatePaymentLogGroup", "Arn"]}],
     }
     # Retrieve reads; it never writes, queries or scans.
     assert grants(cfn, "GetPaymentRole") == {
         "dynamodb:GetItem": [clients, payments],
+        "dynamodb:UpdateItem": [clients],
         "logs:CreateLogStream": [{"Fn::GetAtt": ["GetPaymentLogGroup", "Arn"]}],
         "logs:PutLogEvents": [{"Fn::GetAtt": ["GetPaymentLogGroup", "Arn"]}],
     }
     # List queries the index only (the account is its partition key), never the table.
     assert grants(cfn, "ListPaymentsRole") == {
         "dynamodb:GetItem": [clients, payments],
+        "dynamodb:UpdateItem": [clients],
         "dynamodb:Query": [{"Fn::Sub": "${PaymentsTable.Arn}/index/by_account"}],
         "logs:CreateLogStream": [{"Fn::GetAtt": ["ListPaymentsLogGroup", "Arn"]}],
         "logs:PutLogEvents": [{"Fn::GetAtt": ["ListPaymentsLogGroup", "Arn"]}],
@@ -337,7 +374,7 @@ def test_api_routes_auth_throttling_and_logs(raw, cfn):
 
 
 def test_outputs(raw):
-    assert {"ApiUrl", "ClientsTableName", "PaymentsTableName"} <= set(raw["Outputs"])
+    assert {"ApiUrl", "ClientsTableName", "PaymentsTableName", "AuditTableName"} <= set(raw["Outputs"])
 
 
 # ---------------------------------------------------------------------------------------
@@ -394,3 +431,17 @@ def test_checks_catch_an_lsi_or_a_missing_index(raw):
     problems = check_tables(broken)
     assert any("local secondary index" in p for p in problems)
     assert any("global secondary indexes" in p for p in problems)
+
+
+def test_checks_catch_an_unrestricted_key_use_grant(cfn):
+    broken = copy.deepcopy(cfn)
+    for policy in broken["Resources"]["GetPaymentRole"]["Properties"]["Policies"]:
+        for statement in as_list(policy["PolicyDocument"]["Statement"]):
+            statement.pop("Condition", None)
+    assert check_key_use_grants(broken) == ["GetPaymentRole: UpdateItem conditions [None]"]
+
+
+def test_checks_catch_an_audit_table_without_retention(raw):
+    broken = copy.deepcopy(raw)
+    del broken["Resources"]["AuditTable"]["Properties"]["TimeToLiveSpecification"]
+    assert "AuditTable: no TTL attribute" in check_tables(broken)

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use payments_tests::dynamodb_endpoint;
 use payments_tests::stack::{
-    free_port, fresh_tables, log_file, wait_until_listening, workspace_root, GroupGuard,
+    free_port, fresh_tables, log_file, table_env, wait_until_listening, workspace_root, GroupGuard,
 };
 use reqwest::Client;
 use serde_json::{json, Value};
@@ -89,7 +89,7 @@ async fn the_arm64_artifacts_serve_the_contract() {
     );
 
     let endpoint = dynamodb_endpoint();
-    let (clients_table, payments_table) = fresh_tables(&endpoint).await;
+    let tables = fresh_tables(&endpoint).await;
     let port = free_port();
     let (emulator_log, log) = log_file(&format!("runtime-api-{port}.log"));
     let mut emulator = Command::new("cargo");
@@ -112,12 +112,11 @@ async fn the_arm64_artifacts_serve_the_contract() {
         std::fs::read_to_string(&emulator_log).unwrap_or_default()
     );
 
-    let env = [
-        ("CLIENTS_TABLE", clients_table.as_str()),
-        ("PAYMENTS_TABLE", payments_table.as_str()),
+    let mut env = table_env(&tables).to_vec();
+    env.extend([
         ("API_KEY_ENVIRONMENT", "test"),
         ("DYNAMODB_ENDPOINT", endpoint.as_str()),
-    ];
+    ]);
     let (_account_fn, account_log) = spawn_function("create-account", &account_binary, port, &env);
     let (_payment_fn, payment_log) = spawn_function("create-payment", &payment_binary, port, &env);
     let (_get_fn, get_log) = spawn_function("get-payment", &get_binary, port, &env);

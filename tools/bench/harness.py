@@ -482,6 +482,7 @@ class Bench:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
             "CLIENTS_TABLE": self.args.clients_table,
             "PAYMENTS_TABLE": self.args.payments_table,
+            "AUDIT_TABLE": self.args.audit_table,
             "API_KEY_ENVIRONMENT": "test",
             "DYNAMODB_ENDPOINT": endpoint,
             # The template's default level: every payment writes its info line, as deployed.
@@ -1781,6 +1782,7 @@ def main() -> int:
     parser.add_argument("--dynamodb-port", type=int, required=True)
     parser.add_argument("--clients-table", required=True)
     parser.add_argument("--payments-table", required=True)
+    parser.add_argument("--audit-table", required=True)
     args = parser.parse_args()
 
     def on_signal(signum, _frame):

@@ -3,10 +3,10 @@
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
-use shared::domain::{Account, AccountStatus, ApiKey, Clock, IdSource, KeyEnvironment};
+use shared::domain::{Account, AccountStatus, ApiKey, AuditEvent, Clock, IdSource, KeyEnvironment};
 use shared::http::body::CreateAccountRequest;
 use shared::http::deadline::Deadline;
-use shared::http::request::{json_body, require_post};
+use shared::http::request::{caller, json_body, require_post};
 use shared::http::response::{serve, Reply};
 use shared::http::ApiError;
 use shared::store::{CreateAccount, IssuedKey, StoreError};
@@ -48,6 +48,7 @@ async fn create_account<S: CreateAccount>(
     let store = Deadline::of(&request).bound(&state.store);
     let new = json_body::<CreateAccountRequest>(&request)?.validate()?;
     let now = state.clock.now();
+    let actor = caller(&request);
     let mut draw = 0;
     loop {
         draw += 1;
@@ -60,12 +61,25 @@ async fn create_account<S: CreateAccount>(
             created_at: now,
         };
         let issued = IssuedKey::new(&key, state.ids.key_id()?, now);
-        match store.create_account(&account, &issued).await {
+        let event = AuditEvent::account_created(
+            state.ids.event_id()?,
+            actor.clone(),
+            &account.id,
+            account.status,
+            &issued.key_id,
+            now,
+        );
+        match store.create_account(&account, &issued, &event).await {
             Ok(()) => {
                 let span = tracing::Span::current();
                 span.record("account_id", account.id.as_str());
                 span.record("key_prefix", issued.prefix.as_str());
-                tracing::info!(key_id = %issued.key_id, "account created");
+                tracing::info!(
+                    key_id = %issued.key_id,
+                    actor = event.actor.as_str(),
+                    event_id = %event.event_id,
+                    "account created"
+                );
                 return Ok(Reply::created(CreatedAccount {
                     account,
                     api_key: key.expose_once().to_owned(),
@@ -84,7 +98,7 @@ async fn create_account<S: CreateAccount>(
 mod tests {
     use super::*;
     use serde_json::Value;
-    use shared::domain::{AccountId, Timestamp};
+    use shared::domain::{AccountId, AuditAction, Timestamp};
     use shared::testing::{api_gateway_request, MemoryStore, Operation};
 
     fn state(ids: IdSource) -> State<MemoryStore> {
@@ -121,6 +135,33 @@ mod tests {
         assert_eq!(body["created_at"], "2026-12-01T10:00:00.000Z");
         let key = ApiKey::parse(body["api_key"].as_str().unwrap(), KeyEnvironment::Test).unwrap();
         assert_eq!(key.display_prefix().environment(), KeyEnvironment::Test);
+    }
+
+    #[tokio::test]
+    async fn creation_is_audited_with_its_caller() {
+        let state = state(IdSource::random());
+        let (status, body) = post(&state, r#"{"name": "Ada"}"#).await;
+        assert_eq!(status, 201);
+        let arn = "arn:aws:iam::123456789012:role/onboarding";
+        let request = shared::testing::api_gateway_iam_request(
+            "/accounts",
+            arn,
+            &[("Content-Type", "application/json")],
+            r#"{"name": "Bob"}"#,
+        );
+        let signed = handle(&state, request).await;
+        assert_eq!(signed.status(), 201);
+        let events = state.store.audit_events();
+        let actors: Vec<&str> = events.iter().map(|e| e.actor.as_str()).collect();
+        assert_eq!(actors, ["anonymous", arn]);
+        let first = &events[0];
+        assert_eq!(first.action, AuditAction::AccountCreated);
+        assert_eq!(first.account_id.as_str(), body["id"].as_str().unwrap());
+        assert_eq!(first.after.account_status, Some(AccountStatus::Active));
+        assert_eq!(first.key_ids.len(), 1);
+        let logged = serde_json::to_string(&events).unwrap();
+        assert!(!logged.contains(body["api_key"].as_str().unwrap()));
+        assert!(!logged.contains("AKIA"), "never the caller's access key");
     }
 
     #[tokio::test]

@@ -13,11 +13,7 @@ use std::time::{Duration, Instant};
 
 use lambda_http::request::LambdaRequest;
 use lambda_http::Request;
-use shared::domain::{
-    Account, AccountId, AccountName, AccountStatus, ApiKey, Clock, IdSource, KeyEnvironment, KeyId,
-    Timestamp,
-};
-use shared::store::{CreateAccount, IssuedKey};
+use shared::domain::{Clock, IdSource, KeyEnvironment, Timestamp};
 use shared::testing::MemoryStore;
 
 const WARM_UP: usize = 500;
@@ -69,20 +65,7 @@ fn p50(samples: &mut [Duration]) -> f64 {
 async fn main() {
     shared::telemetry::init();
     let store = MemoryStore::default();
-    let key = ApiKey::generate(KeyEnvironment::Test).expect("OS random generator");
-    let account = Account {
-        id: AccountId::generate().expect("OS random generator"),
-        name: AccountName::parse("Handler Cost".into()).expect("valid name"),
-        email: None,
-        status: AccountStatus::Active,
-        created_at: Timestamp::now(),
-    };
-    let key_id = KeyId::generate().expect("OS random generator");
-    let issued = IssuedKey::new(&key, key_id, Timestamp::now());
-    store
-        .create_account(&account, &issued)
-        .await
-        .expect("in-memory store");
+    let (key, _) = shared::testing::account_with_key(&store, Timestamp::now()).await;
     let state = create_payment::State {
         store,
         key_environment: KeyEnvironment::Test,

@@ -7,15 +7,15 @@
 use lambda_http::{Body, Request, Response};
 
 use shared::domain::{
-    fingerprint, payment_id_for, Clock, IdSource, KeyEnvironment, Payment, PaymentStatus,
+    fingerprint, payment_id_for, Clock, IdSource, KeyEnvironment, Payment, PaymentStatus, Timestamp,
 };
-use shared::http::auth::authenticate;
+use shared::http::auth::{authenticate, AuthenticatedClient};
 use shared::http::body::CreatePaymentRequest;
 use shared::http::deadline::Deadline;
 use shared::http::request::{idempotency_key, json_body, require_post, REPLAYED_HEADER};
 use shared::http::response::{serve, Reply};
 use shared::http::ApiError;
-use shared::store::{FindKey, InsertOutcome, InsertPayment, StoreError};
+use shared::store::{FindKey, InsertOutcome, InsertPayment, RecordKeyUse, StoreError};
 
 /// How many random payment ids are tried when one is taken. 119 random bits make even a
 /// second draw beyond any real chance; the bound keeps a broken random source from looping.
@@ -29,7 +29,7 @@ pub struct State<S> {
     pub ids: IdSource,
 }
 
-pub async fn handle<S: FindKey + InsertPayment>(
+pub async fn handle<S: FindKey + InsertPayment + RecordKeyUse>(
     state: &State<S>,
     request: Request,
 ) -> Response<Body> {
@@ -39,7 +39,7 @@ pub async fn handle<S: FindKey + InsertPayment>(
     .await
 }
 
-async fn create_payment<S: FindKey + InsertPayment>(
+async fn create_payment<S: FindKey + InsertPayment + RecordKeyUse>(
     state: &State<S>,
     request: Request,
 ) -> Result<Reply<Payment>, ApiError> {
@@ -51,8 +51,23 @@ async fn create_payment<S: FindKey + InsertPayment>(
     // valid requests, and never sees a stored response for an idempotency key.
     let now = state.clock.now();
     let client = authenticate(request.headers(), &store, state.key_environment, now).await?;
+    // The key's use is recorded while the payment is (see `KeyUse::alongside`).
+    let key_use = client.key_use.clone();
+    key_use
+        .alongside(&store, record_payment(state, &store, &request, client, now))
+        .await
+}
+
+/// Everything after the auth step: the body, the idempotency key, the one conditional write.
+async fn record_payment<S>(
+    state: &State<S>,
+    store: &impl InsertPayment,
+    request: &Request,
+    client: AuthenticatedClient,
+    now: Timestamp,
+) -> Result<Reply<Payment>, ApiError> {
     let idempotency_key = idempotency_key(request.headers())?;
-    let new = json_body::<CreatePaymentRequest>(&request)?.validate()?;
+    let new = json_body::<CreatePaymentRequest>(request)?.validate()?;
     let request_fingerprint = fingerprint(&new);
     let mut payment = Payment {
         id: match &idempotency_key {

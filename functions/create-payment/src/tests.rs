@@ -523,3 +523,34 @@ async fn a_hang_on_the_first_call_is_a_plain_503_before_the_deadline() {
     assert!(answer.body["error"].get("payment_id").is_none());
     assert!(test.state.store.payments().is_empty());
 }
+
+#[tokio::test]
+async fn a_key_use_record_that_hangs_or_fails_changes_nothing_for_the_caller() {
+    let test = setup(IdSource::random()).await;
+    test.state.store.hang_next(Operation::RecordKeyUse);
+    let (answer, took) = pay_before_deadline(&test, 1_000).await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    assert!(
+        took < Duration::from_millis(500),
+        "did not wait for it: {took:?}"
+    );
+    assert_eq!(test.state.store.payments().len(), 1);
+
+    let test = setup(IdSource::random()).await;
+    test.state.store.fail_next(
+        Operation::RecordKeyUse,
+        StoreError::OutcomeUnknown(anyhow::anyhow!("timed out")),
+    );
+    let answer = pay_with_key(&test, test.key.expose_once(), usd(5)).await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    assert_eq!(test.state.store.payments().len(), 1);
+}
+
+#[tokio::test]
+async fn a_payment_records_its_key_s_use() {
+    let test = setup(IdSource::random()).await;
+    let answer = pay_with_key(&test, test.key.expose_once(), usd(5)).await;
+    assert_eq!(answer.status, 201);
+    let key = test.state.store.key(&test.key.digest()).unwrap();
+    assert_eq!(key.last_used_at, Some(now()));
+}

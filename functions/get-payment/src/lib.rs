@@ -11,12 +11,12 @@
 use lambda_http::{Body, Request, Response};
 
 use shared::domain::{Clock, KeyEnvironment, Payment, PaymentId};
-use shared::http::auth::authenticate;
+use shared::http::auth::{authenticate, AuthenticatedClient};
 use shared::http::deadline::Deadline;
 use shared::http::request::{path_parameter, require_get};
 use shared::http::response::{serve, Reply};
 use shared::http::ApiError;
-use shared::store::{FindKey, GetPayment};
+use shared::store::{FindKey, GetPayment, RecordKeyUse};
 
 /// What the handler needs, built once per execution environment.
 pub struct State<S> {
@@ -25,14 +25,17 @@ pub struct State<S> {
     pub clock: Clock,
 }
 
-pub async fn handle<S: FindKey + GetPayment>(state: &State<S>, request: Request) -> Response<Body> {
+pub async fn handle<S: FindKey + GetPayment + RecordKeyUse>(
+    state: &State<S>,
+    request: Request,
+) -> Response<Body> {
     serve(request, "get_payment", |request| {
         get_payment(state, request)
     })
     .await
 }
 
-async fn get_payment<S: FindKey + GetPayment>(
+async fn get_payment<S: FindKey + GetPayment + RecordKeyUse>(
     state: &State<S>,
     request: Request,
 ) -> Result<Reply<Payment>, ApiError> {
@@ -46,8 +49,21 @@ async fn get_payment<S: FindKey + GetPayment>(
         state.clock.now(),
     )
     .await?;
+    // The key's use is recorded while the payment is read (see `KeyUse::alongside`).
+    client
+        .key_use
+        .alongside(&store, read_payment(&store, &request, &client))
+        .await
+}
+
+/// Everything after the auth step: the id, the read, the ownership check.
+async fn read_payment(
+    store: &impl GetPayment,
+    request: &Request,
+    client: &AuthenticatedClient,
+) -> Result<Reply<Payment>, ApiError> {
     let not_found = ApiError::PaymentNotFound { param: "id" };
-    let Some(id) = path_parameter(&request, "id").and_then(PaymentId::parse) else {
+    let Some(id) = path_parameter(request, "id").and_then(PaymentId::parse) else {
         tracing::info!("payment id malformed");
         return Err(not_found);
     };

@@ -15,13 +15,15 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
 use shared::domain::{Clock, KeyEnvironment, Payment};
-use shared::http::auth::authenticate;
+use shared::http::auth::{authenticate, AuthenticatedClient};
 use shared::http::deadline::Deadline;
 use shared::http::query::{Cursor, ListQuery};
 use shared::http::request::require_get;
 use shared::http::response::{serve, Reply};
 use shared::http::ApiError;
-use shared::store::{FindKey, GetPayment, ListCursor, ListPayments, ListPosition, ListRange};
+use shared::store::{
+    FindKey, GetPayment, ListCursor, ListPayments, ListPosition, ListRange, RecordKeyUse,
+};
 
 /// What the handler needs, built once per execution environment.
 pub struct State<S> {
@@ -37,7 +39,7 @@ pub struct PaymentList {
     pub has_more: bool,
 }
 
-pub async fn handle<S: FindKey + GetPayment + ListPayments>(
+pub async fn handle<S: FindKey + GetPayment + ListPayments + RecordKeyUse>(
     state: &State<S>,
     request: Request,
 ) -> Response<Body> {
@@ -47,7 +49,7 @@ pub async fn handle<S: FindKey + GetPayment + ListPayments>(
     .await
 }
 
-async fn list_payments<S: FindKey + GetPayment + ListPayments>(
+async fn list_payments<S: FindKey + GetPayment + ListPayments + RecordKeyUse>(
     state: &State<S>,
     request: Request,
 ) -> Result<Reply<PaymentList>, ApiError> {
@@ -63,7 +65,20 @@ async fn list_payments<S: FindKey + GetPayment + ListPayments>(
         state.clock.now(),
     )
     .await?;
-    let query = ListQuery::from_request(&request)?;
+    // The key's use is recorded while the page is read (see `KeyUse::alongside`).
+    client
+        .key_use
+        .alongside(&store, read_page(&store, &request, &client))
+        .await
+}
+
+/// Everything after the auth step: the query, the cursor's payment, the page.
+async fn read_page(
+    store: &(impl GetPayment + ListPayments),
+    request: &Request,
+    client: &AuthenticatedClient,
+) -> Result<Reply<PaymentList>, ApiError> {
+    let query = ListQuery::from_request(request)?;
     let cursor = match &query.cursor {
         None => None,
         Some(cursor) => {

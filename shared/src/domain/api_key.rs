@@ -55,6 +55,20 @@ impl KeyEnvironment {
             .into_iter()
             .find(|env| env.prefix() == prefix)
     }
+
+    /// `test` or `live`, as `API_KEY_ENVIRONMENT` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyEnvironment::Test => "test",
+            KeyEnvironment::Live => "live",
+        }
+    }
+}
+
+impl fmt::Display for KeyEnvironment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl FromStr for KeyEnvironment {

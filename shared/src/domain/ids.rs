@@ -82,6 +82,11 @@ prefixed_id!(
     KeyId,
     "key_"
 );
+prefixed_id!(
+    /// `evt_` + 20 base62 characters: one audit event.
+    EventId,
+    "evt_"
+);
 
 impl PaymentId {
     /// A payment id derived from a digest (for idempotent payments): the first 16 bytes,
@@ -120,9 +125,14 @@ impl IdSource {
         let ids: Vec<String> = ids.into_iter().collect();
         for id in &ids {
             assert!(
-                [AccountId::PREFIX, PaymentId::PREFIX, KeyId::PREFIX]
-                    .iter()
-                    .any(|prefix| is_id(id, prefix)),
+                [
+                    AccountId::PREFIX,
+                    PaymentId::PREFIX,
+                    KeyId::PREFIX,
+                    EventId::PREFIX
+                ]
+                .iter()
+                .any(|prefix| is_id(id, prefix)),
                 "not an id: {id}"
             );
         }
@@ -153,6 +163,10 @@ impl IdSource {
 
     pub fn key_id(&self) -> Result<KeyId, RandomSourceFailed> {
         self.next(KeyId::PREFIX).map(KeyId)
+    }
+
+    pub fn event_id(&self) -> Result<EventId, RandomSourceFailed> {
+        self.next(EventId::PREFIX).map(EventId)
     }
 }
 

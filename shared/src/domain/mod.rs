@@ -52,6 +52,7 @@ macro_rules! string_enum {
 
 mod account;
 mod api_key;
+mod audit;
 mod currency;
 mod ids;
 mod invalid;
@@ -63,8 +64,9 @@ mod time;
 
 pub use account::{Account, AccountStatus, NewAccount};
 pub use api_key::{ApiKey, KeyDigest, KeyEnvironment, KeyPrefix, KEY_LENGTH};
+pub use audit::{Actor, AuditAction, AuditEvent, KeySnapshot, Snapshot, AUDIT_RETENTION};
 pub use currency::Currency;
-pub use ids::{AccountId, IdSource, KeyId, PaymentId};
+pub use ids::{AccountId, EventId, IdSource, KeyId, PaymentId};
 pub use invalid::InvalidValue;
 pub use key::{AuthFailure, KeyLife, KeyState, KeyStatus};
 pub use payment::{
@@ -105,6 +107,7 @@ mod tests {
         );
         check(KeyStatus::ALL, KeyStatus::as_str, KeyStatus::parse);
         check(KeyState::ALL, KeyState::as_str, KeyState::parse);
+        check(AuditAction::ALL, AuditAction::as_str, AuditAction::parse);
         assert_eq!(AccountStatus::Inactive.to_string(), "inactive");
     }
 }

@@ -47,6 +47,14 @@ impl Timestamp {
             .expect("durations the service adds stay within the calendar")
     }
 
+    /// `self - by`, saturating at the start of the calendar the type allows.
+    pub fn minus(self, by: std::time::Duration) -> Self {
+        time::Duration::try_from(by)
+            .ok()
+            .and_then(|by| self.0.checked_sub(by))
+            .map_or(self, Self::from_datetime)
+    }
+
     /// Seconds since the Unix epoch (DynamoDB TTL attributes use this).
     pub fn unix_seconds(self) -> i64 {
         self.0.unix_timestamp()

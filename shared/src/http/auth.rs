@@ -1,12 +1,21 @@
 //! The auth step: `x-api-key` header in, authenticated client out.
 
+use std::future::Future;
+use std::time::Duration;
+
 use lambda_http::http::HeaderMap;
 
 use super::error::ApiError;
-use crate::domain::{AccountId, ApiKey, AuthFailure, KeyEnvironment, KeyId, KeyPrefix, Timestamp};
-use crate::store::FindKey;
+use crate::domain::{
+    AccountId, ApiKey, AuthFailure, KeyDigest, KeyEnvironment, KeyId, KeyPrefix, Timestamp,
+};
+use crate::store::{FindKey, RecordKeyUse};
 
 pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// How precisely a key's `last_used_at` is kept: a use is recorded when the recorded one is
+/// older than this, so a busy key costs at most one extra write per interval.
+pub const KEY_USE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Who is calling, as established by their API key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +23,57 @@ pub struct AuthenticatedClient {
     pub account_id: AccountId,
     pub key_id: KeyId,
     pub key_prefix: KeyPrefix,
+    /// The use of the key this request should record, if any.
+    pub key_use: KeyUse,
+}
+
+/// A use of a key still to be recorded (its stored `last_used_at` is older than
+/// [`KEY_USE_INTERVAL`]), or nothing to do.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeyUse(Option<(KeyDigest, Timestamp)>);
+
+impl KeyUse {
+    fn due(digest: KeyDigest, last_used_at: Option<Timestamp>, now: Timestamp) -> Self {
+        let due = last_used_at.is_none_or(|at| at.plus(KEY_USE_INTERVAL) <= now);
+        KeyUse(due.then_some((digest, now)))
+    }
+
+    pub fn is_due(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Runs `main` (the request's own work) and, at the same time, records the key's use.
+    /// Answers when `main` does: the request never waits for the record, and never fails by
+    /// it (a failure is logged; a record still in flight when `main` ends is dropped, and
+    /// the next request of the key records it).
+    pub async fn alongside<S: RecordKeyUse, T>(
+        &self,
+        store: &S,
+        main: impl Future<Output = T>,
+    ) -> T {
+        let Some((digest, at)) = &self.0 else {
+            return main.await;
+        };
+        let record = async {
+            match store
+                .record_key_use(digest, *at, at.minus(KEY_USE_INTERVAL))
+                .await
+            {
+                Ok(()) => tracing::debug!("key use recorded"),
+                Err(err) => tracing::warn!(error = ?err, "key use not recorded"),
+            }
+        };
+        let mut record = std::pin::pin!(record);
+        let mut main = std::pin::pin!(main);
+        let mut recorded = false;
+        std::future::poll_fn(|cx| {
+            if !recorded && record.as_mut().poll(cx).is_ready() {
+                recorded = true;
+            }
+            main.as_mut().poll(cx)
+        })
+        .await
+    }
 }
 
 /// Authenticates a request by its `x-api-key` header, and only that header: keys in the query
@@ -62,6 +122,7 @@ pub async fn authenticate<S: FindKey>(
         account_id: record.account_id,
         key_id: record.key_id,
         key_prefix: prefix,
+        key_use: KeyUse::due(key.digest(), record.last_used_at, now),
     })
 }
 
@@ -202,5 +263,54 @@ mod tests {
             matches!(result, Err(ApiError::Unavailable(_))),
             "{result:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_use_is_due_when_none_is_recorded_within_the_interval() {
+        let (store, key, _) = store_with_account().await;
+        let map = headers(&[key.expose_once()]);
+        let now = Timestamp::now();
+        let client = authenticate(&map, &store, KeyEnvironment::Test, now)
+            .await
+            .unwrap();
+        assert!(client.key_use.is_due(), "never used");
+        client.key_use.alongside(&store, async {}).await;
+        assert_eq!(store.key(&key.digest()).unwrap().last_used_at, Some(now));
+
+        let soon = now.plus(KEY_USE_INTERVAL - Duration::from_secs(1));
+        let client = authenticate(&map, &store, KeyEnvironment::Test, soon)
+            .await
+            .unwrap();
+        assert!(!client.key_use.is_due(), "recorded within the interval");
+        let later = now.plus(KEY_USE_INTERVAL);
+        let client = authenticate(&map, &store, KeyEnvironment::Test, later)
+            .await
+            .unwrap();
+        assert!(client.key_use.is_due());
+    }
+
+    #[tokio::test]
+    async fn recording_a_use_never_holds_up_or_fails_the_request() {
+        use crate::store::memory::Operation;
+        let (store, key, _) = store_with_account().await;
+        let map = headers(&[key.expose_once()]);
+        let client = authenticate(&map, &store, KeyEnvironment::Test, Timestamp::now())
+            .await
+            .unwrap();
+
+        store.hang_next(Operation::RecordKeyUse);
+        let answer = tokio::time::timeout(
+            Duration::from_secs(1),
+            client.key_use.alongside(&store, async { 7 }),
+        )
+        .await;
+        assert_eq!(answer, Ok(7), "answered while the record hangs");
+
+        store.fail_next(
+            Operation::RecordKeyUse,
+            StoreError::Unavailable(anyhow::anyhow!("down")),
+        );
+        assert_eq!(client.key_use.alongside(&store, async { 8 }).await, 8);
+        assert_eq!(store.key(&key.digest()).unwrap().last_used_at, None);
     }
 }

@@ -10,10 +10,12 @@ use std::time::{Duration, SystemTime};
 use lambda_http::{Request, RequestExt};
 use tokio::time::Instant;
 
-use crate::domain::{Account, AccountId, KeyDigest, Payment, PaymentId, RequestFingerprint};
+use crate::domain::{
+    Account, AccountId, AuditEvent, KeyDigest, Payment, PaymentId, RequestFingerprint, Timestamp,
+};
 use crate::store::{
     CreateAccount, FindKey, GetPayment, InsertOutcome, InsertPayment, IssuedKey, KeyRecord,
-    ListPayments, ListRange, PaymentPage, StoreError, StoredPayment,
+    ListPayments, ListRange, PaymentPage, RecordKeyUse, StoreError, StoredPayment,
 };
 
 /// Kept back from the invocation's deadline to render the error and hand it to the runtime.
@@ -132,9 +134,32 @@ impl<S: ListPayments> ListPayments for Bounded<'_, S> {
 }
 
 impl<S: CreateAccount> CreateAccount for Bounded<'_, S> {
-    async fn create_account(&self, account: &Account, key: &IssuedKey) -> Result<(), StoreError> {
-        self.run(self.store.create_account(account, key), write_cut_short)
-            .await
+    async fn create_account(
+        &self,
+        account: &Account,
+        key: &IssuedKey,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.run(
+            self.store.create_account(account, key, event),
+            write_cut_short,
+        )
+        .await
+    }
+}
+
+impl<S: RecordKeyUse> RecordKeyUse for Bounded<'_, S> {
+    async fn record_key_use(
+        &self,
+        digest: &KeyDigest,
+        at: Timestamp,
+        stale_before: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.run(
+            self.store.record_key_use(digest, at, stale_before),
+            write_cut_short,
+        )
+        .await
     }
 }
 

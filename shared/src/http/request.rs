@@ -5,7 +5,9 @@ use lambda_http::{Body, Request, RequestExt};
 
 use super::body::{parse_body, InvalidRequest, JsonBody};
 use super::error::ApiError;
-use crate::domain::{IdempotencyKey, KeyId};
+use lambda_http::request::RequestContext;
+
+use crate::domain::{Actor, IdempotencyKey, KeyId};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -23,6 +25,22 @@ pub fn request_id(request: &Request) -> String {
                 .map(|id| format!("local-{}", &id.as_str()[KeyId::PREFIX.len()..]))
                 .unwrap_or_else(|_| "local".to_owned())
         })
+}
+
+/// Who called, as API Gateway established it: the IAM principal's ARN on a route with
+/// `AWS_IAM` authorization, `anonymous` otherwise. Taken from the request context, which API
+/// Gateway writes and a caller cannot set; never the caller's access key.
+pub fn caller(request: &Request) -> Actor {
+    let arn = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context
+            .authorizer
+            .as_ref()
+            .and_then(|authorizer| authorizer.iam.as_ref())
+            .and_then(|iam| iam.user_arn.as_deref()),
+        _ => None,
+    };
+    arn.and_then(|arn| Actor::parse(arn).ok())
+        .unwrap_or_else(Actor::anonymous)
 }
 
 pub fn require_post(request: &Request) -> Result<(), ApiError> {

@@ -1,27 +1,58 @@
 //! Key lifecycle and account administration in DynamoDB: each change is the plan from
 //! [`super::lifecycle`] written as one transaction that updates the account item (whose
-//! `version` guards against concurrent changes) together with every key item it affects, so
-//! each change applies in full on the very next request, or not at all. The key items carry
-//! what the auth step decides on (status, expiry, account status), which keeps
-//! `POST /payments` at one read. Each change is logged as an `audit` event: who, what, when,
-//! and never a secret.
+//! `version` guards against concurrent changes), every key item it affects, and the change's
+//! audit event, so each change applies in full on the very next request, with its record, or
+//! not at all. The key items carry what the auth step decides on (status, expiry, account
+//! status), which keeps `POST /payments` at one read.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::TransactWriteItem;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem};
 
-use super::dynamo::{put_new, DynamoStore, FailedCondition};
+use super::dynamo::{classify, put_new, Call, DynamoStore, FailedCondition};
 use super::error::{Entity, StoreError};
-use super::items;
+use super::items::{self, Item, PK};
 use super::lifecycle::{
-    plan_revocation, plan_rotation, plan_status_change, AccountRecord, KeySummary, Revocation,
-    RevocationPlan, Rotation, StatusChange,
+    plan_revocation, plan_rotation, plan_status_change, AccountRecord, AdminError, KeyListing,
+    MalformedKey, RetiringKey, Revocation, RevocationPlan, Rotation, StatusChange, StoredKey,
+    RECENT_USE,
 };
 use super::IssuedKey;
-use crate::domain::{Account, AccountId, AccountStatus, KeyId, Timestamp};
+use crate::domain::{
+    Account, AccountId, AccountStatus, Actor, AuditAction, AuditEvent, EventId, KeyDigest, KeyId,
+    Snapshot, Timestamp,
+};
 
 fn update(update: aws_sdk_dynamodb::types::Update) -> TransactWriteItem {
     TransactWriteItem::builder().update(update).build()
+}
+
+/// DynamoDB's limit on the keys of one `BatchGetItem`.
+const MAX_BATCH_GET: usize = 100;
+
+struct EventFacts<'a> {
+    action: AuditAction,
+    /// The keys the change concerns, in the order an operator reads them.
+    key_ids: Vec<KeyId>,
+    actor: &'a Actor,
+    account_id: &'a AccountId,
+    before: Snapshot,
+    after: Snapshot,
+    at: Timestamp,
+}
+
+fn audit_event(facts: EventFacts<'_>) -> Result<AuditEvent, AdminError> {
+    Ok(AuditEvent {
+        event_id: EventId::generate()?,
+        action: facts.action,
+        actor: facts.actor.clone(),
+        account_id: facts.account_id.clone(),
+        key_ids: facts.key_ids,
+        before: facts.before,
+        after: facts.after,
+        at: facts.at,
+    })
 }
 
 impl DynamoStore {
@@ -45,15 +76,86 @@ impl DynamoStore {
         }
     }
 
-    /// An account and its keys, oldest first, with each key's state as of `now`.
+    /// When each key last authenticated a request, read from the key items (strongly
+    /// consistent). A key whose item is gone (TTL) is absent from the answer.
+    async fn last_uses(
+        &self,
+        keys: &[&StoredKey],
+    ) -> Result<HashMap<KeyId, Option<Timestamp>>, StoreError> {
+        let mut uses = HashMap::new();
+        for chunk in keys.chunks(MAX_BATCH_GET) {
+            let mut pending: Vec<HashMap<String, AttributeValue>> = chunk
+                .iter()
+                .map(|key| {
+                    HashMap::from([(
+                        PK.to_owned(),
+                        AttributeValue::S(items::key::pk(&key.digest)),
+                    )])
+                })
+                .collect();
+            // Unprocessed keys come back to be asked for again; a bounded number of rounds.
+            for _ in 0..5 {
+                if pending.is_empty() {
+                    break;
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .projection_expression("key_id, last_used_at")
+                    .build()
+                    .expect("keys are set");
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.clients_table, request)
+                    .send()
+                    .await
+                    .map_err(|err| classify(err, Call::Read))?;
+                for item in output
+                    .responses
+                    .and_then(|mut tables| tables.remove(&self.clients_table))
+                    .unwrap_or_default()
+                {
+                    let (id, at) = items::key::last_used(&item)?;
+                    uses.insert(id, at);
+                }
+                pending = output
+                    .unprocessed_keys
+                    .and_then(|mut tables| tables.remove(&self.clients_table))
+                    .map(|left| left.keys)
+                    .unwrap_or_default();
+            }
+            if !pending.is_empty() {
+                return Err(StoreError::Unavailable(anyhow::anyhow!(
+                    "{} key items still unprocessed after retries",
+                    pending.len()
+                )));
+            }
+        }
+        Ok(uses)
+    }
+
+    /// An account and its keys, oldest first, with each key's state as of `now` and when it
+    /// was last used.
     pub async fn account_keys(
         &self,
         id: &AccountId,
         now: Timestamp,
-    ) -> Result<(Account, Vec<KeySummary>), StoreError> {
+    ) -> Result<KeyListing, StoreError> {
         let record = self.read_account(id).await?;
-        let keys = record.keys.iter().map(|key| key.summary(now)).collect();
-        Ok((record.account, keys))
+        let uses = self
+            .last_uses(&record.keys.iter().collect::<Vec<_>>())
+            .await?;
+        let keys = record
+            .keys
+            .iter()
+            .map(|key| key.summary(now, uses.get(&key.key_id).copied().flatten()))
+            .collect();
+        Ok(KeyListing {
+            account: record.account,
+            keys,
+            malformed: record.malformed.into_iter().map(|bad| bad.name).collect(),
+        })
     }
 
     /// The account a key belongs to.
@@ -71,39 +173,68 @@ impl DynamoStore {
     /// Issues `new_key` to the account and gives every key that still authenticates a
     /// grace period: it stops at `now + grace` (`grace` = 0: at once). The new key and the
     /// old keys' expiry are written in one transaction, so at no instant is the account
-    /// left without a working key.
+    /// left without a working key. Refused, with nothing written, for a key of another
+    /// environment than the account's keys, or beyond the live-key bound.
     pub async fn rotate_key(
         &self,
         account_id: &AccountId,
         new_key: &IssuedKey,
         grace: Duration,
         now: Timestamp,
-        actor: &str,
-    ) -> Result<Rotation, StoreError> {
+        actor: &Actor,
+    ) -> Result<Rotation, AdminError> {
         let record = self.read_account(account_id).await?;
-        let plan = plan_rotation(&record, grace, now)?;
+        let plan = plan_rotation(&record, new_key, grace, now)?;
+        let retiring_entries: Vec<&StoredKey> = record
+            .keys
+            .iter()
+            .filter(|key| plan.retiring.iter().any(|r| r.key_id == key.key_id))
+            .collect();
+        let uses = self.last_uses(&retiring_entries).await?;
         let table = &self.clients_table;
+        let status = record.account.status;
+        let event = audit_event(EventFacts {
+            action: AuditAction::KeyRotated,
+            key_ids: std::iter::once(&new_key.key_id)
+                .chain(plan.retiring.iter().map(|key| &key.key_id))
+                .chain(plan.pruned.iter().map(|key| &key.key_id))
+                .cloned()
+                .collect(),
+            actor,
+            account_id,
+            before: plan.before.clone(),
+            after: plan.after.clone(),
+            at: now,
+        })?;
         let mut writes = vec![
             update(items::account::rotation_update(
                 table,
                 &record,
                 new_key,
                 &plan.retiring,
+                &plan.pruned,
                 plan.retire_at,
             )),
-            put_new(
-                table,
-                items::key::new_item(account_id, record.account.status, new_key),
-            ),
+            put_new(table, items::key::new_item(account_id, status, new_key)),
             put_new(table, items::key::new_ref_item(account_id, &new_key.key_id)),
+            put_new(&self.audit_table, items::audit::new_item(&event)),
         ];
-        writes.extend(plan.retiring.iter().map(|key| {
-            update(items::key::expiry_update(
-                table,
-                &key.digest,
-                plan.retire_at,
-            ))
-        }));
+        writes.extend(
+            plan.retiring
+                .iter()
+                .chain(plan.pruned.iter().filter(|key| {
+                    // A pruned key that was revoked already needs no write.
+                    record
+                        .keys
+                        .iter()
+                        .any(|old| old.key_id == key.key_id && old.life.status != key.life.status)
+                }))
+                .map(|key| {
+                    update(items::key::projection_update(
+                        table, account_id, status, key,
+                    ))
+                }),
+        );
         self.transact(
             writes,
             Entity::Account,
@@ -112,50 +243,76 @@ impl DynamoStore {
         )
         .await?;
 
-        let retiring: Vec<(KeyId, Timestamp)> = plan
+        let retiring: Vec<RetiringKey> = plan
             .retiring
             .iter()
-            .map(|key| (key.key_id.clone(), plan.retire_at))
+            .map(|key| {
+                let last_used_at = uses.get(&key.key_id).copied().flatten();
+                RetiringKey {
+                    key_id: key.key_id.clone(),
+                    expires_at: plan.retire_at,
+                    last_used_at,
+                    recently_used: last_used_at.is_some_and(|at| at.plus(RECENT_USE) > now),
+                }
+            })
             .collect();
-        tracing::info!(
-            target: "audit",
-            action = "key.rotated",
-            actor,
-            account_id = %account_id,
-            new_key_id = %new_key.key_id,
-            new_key_prefix = %new_key.prefix,
-            retiring = ?retiring.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
-            retire_at = %plan.retire_at.to_rfc3339(),
-            grace_seconds = grace.as_secs(),
-            at = %now.to_rfc3339(),
-            "api key rotated"
-        );
+        log_event(&event);
         Ok(Rotation {
             account_id: account_id.clone(),
             new_key_id: new_key.key_id.clone(),
             new_key_prefix: new_key.prefix.clone(),
             retiring,
+            pruned: plan.pruned.iter().map(|key| key.key_id.clone()).collect(),
         })
     }
 
-    /// Revokes a key: it stops authenticating on the very next request.
+    /// Revokes a key: it stops authenticating on the very next request. A key whose item
+    /// the TTL deleted is revoked all the same (its item is written back, revoked).
     pub async fn revoke_key(
         &self,
         key_id: &KeyId,
         now: Timestamp,
-        actor: &str,
-    ) -> Result<(AccountId, Revocation), StoreError> {
+        actor: &Actor,
+    ) -> Result<(AccountId, Revocation), AdminError> {
         let account_id = self.key_account(key_id).await?;
         let record = self.read_account(&account_id).await?;
-        let key = match plan_revocation(&record, key_id)? {
-            RevocationPlan::AlreadyRevoked => return Ok((account_id, Revocation::AlreadyRevoked)),
-            RevocationPlan::Revoke(key) => key,
-        };
         let table = &self.clients_table;
-        let writes = vec![
-            update(items::account::revocation_update(table, &record, key_id)),
-            update(items::key::revocation_update(table, &key.digest, now)),
-        ];
+        let (mut writes, before, after) = match plan_revocation(&record, key_id, now) {
+            RevocationPlan::AlreadyRevoked => return Ok((account_id, Revocation::AlreadyRevoked)),
+            RevocationPlan::NotOnAccount => {
+                match record
+                    .malformed
+                    .iter()
+                    .find(|bad| bad.name == key_id.as_str())
+                {
+                    Some(bad) => self.malformed_revocation(&record, bad, now).await?,
+                    None => return Ok((account_id, Revocation::AlreadyGone)),
+                }
+            }
+            RevocationPlan::Revoke { key, before, after } => (
+                vec![
+                    update(items::account::revocation_update(table, &record, &key)),
+                    update(items::key::projection_update(
+                        table,
+                        &account_id,
+                        record.account.status,
+                        &key,
+                    )),
+                ],
+                before,
+                after,
+            ),
+        };
+        let event = audit_event(EventFacts {
+            action: AuditAction::KeyRevoked,
+            key_ids: vec![key_id.clone()],
+            actor,
+            account_id: &account_id,
+            before,
+            after,
+            at: now,
+        })?;
+        writes.push(put_new(&self.audit_table, items::audit::new_item(&event)));
         self.transact(
             writes,
             Entity::Account,
@@ -163,44 +320,90 @@ impl DynamoStore {
             FailedCondition::Changed,
         )
         .await?;
-        tracing::info!(
-            target: "audit",
-            action = "key.revoked",
-            actor,
-            account_id = %account_id,
-            key_id = %key_id,
-            key_prefix = %key.prefix,
-            at = %now.to_rfc3339(),
-            "api key revoked"
-        );
+        log_event(&event);
         Ok((account_id, Revocation::Revoked))
     }
 
-    /// Activates or deactivates an account. The account item and every key item (which
-    /// carries a copy of the account status for the auth step) change in one transaction,
-    /// so the change applies to every key on the very next request.
+    /// Whether the key items of malformed entries exist (only those are written to, so that
+    /// no half-formed key item is ever created).
+    async fn existing_items(
+        &self,
+        malformed: &[MalformedKey],
+    ) -> Result<Vec<KeyDigest>, StoreError> {
+        let mut existing = Vec::new();
+        for digest in malformed.iter().filter_map(|bad| bad.digest.as_ref()) {
+            if self
+                .get_consistent(&self.clients_table, items::key::pk(digest))
+                .await?
+                .is_some()
+            {
+                existing.push(digest.clone());
+            }
+        }
+        Ok(existing)
+    }
+
+    async fn malformed_revocation(
+        &self,
+        record: &AccountRecord,
+        bad: &MalformedKey,
+        now: Timestamp,
+    ) -> Result<(Vec<TransactWriteItem>, Snapshot, Snapshot), StoreError> {
+        let table = &self.clients_table;
+        let mut writes = vec![update(items::account::malformed_revocation_update(
+            table, record, &bad.name,
+        ))];
+        for digest in self.existing_items(std::slice::from_ref(bad)).await? {
+            writes.push(update(items::key::revocation_update(table, &digest, now)));
+        }
+        let snapshot = Snapshot {
+            account_status: Some(record.account.status),
+            keys: Default::default(),
+        };
+        Ok((writes, snapshot.clone(), snapshot))
+    }
+
+    /// Activates or deactivates an account. The account item and the item of every key not
+    /// revoked (each carries a copy of the account status for the auth step) change in one
+    /// transaction, so the change applies to every key on the very next request.
     pub async fn set_account_status(
         &self,
         id: &AccountId,
         status: AccountStatus,
         now: Timestamp,
-        actor: &str,
-    ) -> Result<StatusChange, StoreError> {
+        actor: &Actor,
+    ) -> Result<StatusChange, AdminError> {
         let record = self.read_account(id).await?;
-        let Some(keys) = plan_status_change(&record, status, now)? else {
+        let Some(plan) = plan_status_change(&record, status) else {
             return Ok(StatusChange::Unchanged);
         };
         let table = &self.clients_table;
-        let mut writes = vec![update(items::account::status_update(
-            table, &record, status,
-        ))];
-        writes.extend(keys.iter().map(|key| {
-            update(items::key::account_status_update(
-                table,
-                &key.digest,
-                status,
-            ))
-        }));
+        let event = audit_event(EventFacts {
+            key_ids: plan.keys.iter().map(|key| key.key_id.clone()).collect(),
+            action: match status {
+                AccountStatus::Active => AuditAction::AccountReactivated,
+                AccountStatus::Inactive => AuditAction::AccountDeactivated,
+            },
+            actor,
+            account_id: id,
+            before: plan.before,
+            after: plan.after,
+            at: now,
+        })?;
+        let mut writes = vec![
+            update(items::account::status_update(table, &record, status)),
+            put_new(&self.audit_table, items::audit::new_item(&event)),
+        ];
+        writes.extend(
+            plan.keys
+                .iter()
+                .map(|key| update(items::key::projection_update(table, id, status, key))),
+        );
+        for digest in self.existing_items(&record.malformed).await? {
+            writes.push(update(items::key::account_status_update(
+                table, &digest, status,
+            )));
+        }
         self.transact(
             writes,
             Entity::Account,
@@ -208,17 +411,55 @@ impl DynamoStore {
             FailedCondition::Changed,
         )
         .await?;
-        tracing::info!(
-            target: "audit",
-            action = match status {
-                AccountStatus::Active => "account.reactivated",
-                AccountStatus::Inactive => "account.deactivated",
-            },
-            actor,
-            account_id = %id,
-            at = %now.to_rfc3339(),
-            "account status changed"
-        );
+        log_event(&event);
         Ok(StatusChange::Changed)
     }
+
+    /// An account's audit events, newest first, at most `limit`.
+    pub async fn audit_events(
+        &self,
+        id: &AccountId,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut events = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = (limit - events.len()).min(1000) as i32;
+            let output = self
+                .client
+                .query()
+                .table_name(&self.audit_table)
+                .key_condition_expression("#pk = :account")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":account", AttributeValue::S(items::audit::pk(id)))
+                .scan_index_forward(false)
+                .consistent_read(true)
+                .limit(page)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|err| classify(err, Call::Read))?;
+            for item in output.items.unwrap_or_default() {
+                events.push(items::audit::event_from_item(&item)?);
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() || events.len() >= limit {
+                return Ok(events);
+            }
+        }
+    }
+}
+
+/// The change's audit event, also as a log line (operators' stderr, function logs).
+pub(super) fn log_event(event: &AuditEvent) {
+    tracing::info!(
+        target: "audit",
+        event_id = %event.event_id,
+        action = event.action.as_str(),
+        actor = event.actor.as_str(),
+        account_id = %event.account_id,
+        key_ids = ?event.key_ids.iter().map(KeyId::as_str).collect::<Vec<_>>(),
+        at = %event.at.to_rfc3339(),
+        "audit event recorded"
+    );
 }

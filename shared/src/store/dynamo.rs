@@ -22,26 +22,53 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::error::{Entity, StoreError};
-use super::items::{self, Item, NEW_ITEM_ONLY, PK};
+use super::items::{self, Item, NEW_ITEM_ONLY, PK, SK};
+use super::lifecycle::MAX_TRANSACTION_ITEMS;
 use super::{
-    CreateAccount, FindKey, InsertOutcome, InsertPayment, IssuedKey, KeyRecord, StoredPayment,
+    CreateAccount, FindKey, InsertOutcome, InsertPayment, IssuedKey, KeyRecord, RecordKeyUse,
+    StoredPayment,
 };
-use crate::domain::{Account, KeyDigest, Payment, PaymentId, RequestFingerprint};
+use crate::domain::{
+    Account, AuditEvent, KeyDigest, Payment, PaymentId, RequestFingerprint, Timestamp,
+};
 
-/// Both tables, with names read once at start.
+/// The service's tables, by name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tables {
+    /// Accounts, API keys and key references.
+    pub clients: String,
+    pub payments: String,
+    /// Audit events of operator and account changes.
+    pub audit: String,
+}
+
+impl Tables {
+    /// `{prefix}-clients`, `{prefix}-payments`, `{prefix}-audit`.
+    pub fn with_prefix(prefix: &str) -> Self {
+        Tables {
+            clients: format!("{prefix}-clients"),
+            payments: format!("{prefix}-payments"),
+            audit: format!("{prefix}-audit"),
+        }
+    }
+}
+
+/// The tables, with names read once at start.
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
     pub(super) client: Client,
     pub(super) clients_table: String,
     pub(super) payments_table: String,
+    pub(super) audit_table: String,
 }
 
 impl DynamoStore {
-    pub fn new(client: Client, clients_table: String, payments_table: String) -> Self {
+    pub fn new(client: Client, tables: Tables) -> Self {
         DynamoStore {
             client,
-            clients_table,
-            payments_table,
+            clients_table: tables.clients,
+            payments_table: tables.payments,
+            audit_table: tables.audit,
         }
     }
 
@@ -83,6 +110,12 @@ impl DynamoStore {
         id: &str,
         failed_condition: FailedCondition,
     ) -> Result<(), StoreError> {
+        if items.len() > MAX_TRANSACTION_ITEMS {
+            return Err(StoreError::TooManyItems {
+                needed: items.len(),
+                max: MAX_TRANSACTION_ITEMS,
+            });
+        }
         let result = self
             .client
             .transact_write_items()
@@ -220,8 +253,47 @@ pub(super) fn put_new(table: &str, item: Item) -> TransactWriteItem {
     TransactWriteItem::builder().put(put).build()
 }
 
+impl RecordKeyUse for DynamoStore {
+    async fn record_key_use(
+        &self,
+        digest: &KeyDigest,
+        at: Timestamp,
+        stale_before: Timestamp,
+    ) -> Result<(), StoreError> {
+        let update = items::key::use_update(&self.clients_table, digest, at, stale_before);
+        let result = self
+            .client
+            .update_item()
+            .table_name(update.table_name())
+            .set_key(Some(update.key().clone()))
+            .update_expression(update.update_expression())
+            .set_condition_expression(update.condition_expression().map(str::to_owned))
+            .set_expression_attribute_names(update.expression_attribute_names().cloned())
+            .set_expression_attribute_values(update.expression_attribute_values().cloned())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // A use in this interval is recorded already, or the item is gone: nothing to do.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(classify(err, Call::Write)),
+        }
+    }
+}
+
 impl CreateAccount for DynamoStore {
-    async fn create_account(&self, account: &Account, key: &IssuedKey) -> Result<(), StoreError> {
+    async fn create_account(
+        &self,
+        account: &Account,
+        key: &IssuedKey,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
         let table = &self.clients_table;
         // The SDK gives the transaction a client token, so its own retry of a transaction
         // whose response was lost succeeds without applying it twice.
@@ -232,6 +304,7 @@ impl CreateAccount for DynamoStore {
                 items::key::new_item(&account.id, account.status, key),
             ),
             put_new(table, items::key::new_ref_item(&account.id, &key.key_id)),
+            put_new(&self.audit_table, items::audit::new_item(event)),
         ];
         self.transact(
             items,
@@ -418,22 +491,23 @@ fn key_element(name: &str, key_type: KeyType) -> KeySchemaElement {
         .expect("name and key type are set")
 }
 
-/// Creates both tables if they do not exist (local development and tests; in AWS the SAM
-/// template owns them). Same key schema and index as `template.yaml`.
-pub async fn create_tables(
-    client: &Client,
-    clients_table: &str,
-    payments_table: &str,
-) -> Result<(), StoreError> {
+/// Creates the tables if they do not exist (local development and tests; in AWS the SAM
+/// template owns them). Same key schemas and index as `template.yaml`.
+pub async fn create_tables(client: &Client, tables: &Tables) -> Result<(), StoreError> {
     use items::payment::{ACCOUNT_ATTRIBUTE, BY_ACCOUNT_INDEX, LIST_KEY};
-    for table in [clients_table, payments_table] {
+    for table in [&tables.clients, &tables.payments, &tables.audit] {
         let mut create = client
             .create_table()
             .table_name(table)
             .billing_mode(BillingMode::PayPerRequest)
             .attribute_definitions(string_attribute(PK))
             .key_schema(key_element(PK, KeyType::Hash));
-        if table == payments_table {
+        if table == &tables.audit {
+            create = create
+                .attribute_definitions(string_attribute(SK))
+                .key_schema(key_element(SK, KeyType::Range));
+        }
+        if table == &tables.payments {
             create = create
                 .attribute_definitions(string_attribute(ACCOUNT_ATTRIBUTE))
                 .attribute_definitions(string_attribute(LIST_KEY))

@@ -10,6 +10,7 @@ pub enum Entity {
     Key,
     KeyReference,
     Payment,
+    AuditEvent,
 }
 
 impl fmt::Display for Entity {
@@ -19,6 +20,7 @@ impl fmt::Display for Entity {
             Entity::Key => "key",
             Entity::KeyReference => "key reference",
             Entity::Payment => "payment",
+            Entity::AuditEvent => "audit event",
         })
     }
 }

@@ -10,11 +10,11 @@ use std::sync::Mutex;
 use super::error::{Entity, StoreError};
 use super::{
     CreateAccount, FindKey, GetPayment, InsertOutcome, InsertPayment, IssuedKey, KeyRecord,
-    ListCursor, ListPayments, ListPosition, ListRange, PaymentPage, StoredPayment,
+    ListCursor, ListPayments, ListPosition, ListRange, PaymentPage, RecordKeyUse, StoredPayment,
 };
 use crate::domain::{
-    Account, AccountId, AccountStatus, KeyDigest, KeyLife, KeyStatus, Payment, PaymentId,
-    RequestFingerprint,
+    Account, AccountId, AccountStatus, AuditEvent, KeyDigest, KeyLife, KeyStatus, Payment,
+    PaymentId, RequestFingerprint, Timestamp,
 };
 
 #[derive(Default)]
@@ -24,6 +24,7 @@ pub struct MemoryStore {
     /// In insertion order, with an index by payment id.
     payments: Mutex<(Vec<StoredPayment>, HashMap<PaymentId, usize>)>,
     lookups: AtomicUsize,
+    audit: Mutex<Vec<AuditEvent>>,
     /// What the next calls of each operation do instead of their work.
     failures: Mutex<Vec<(Operation, Injected)>>,
 }
@@ -42,6 +43,7 @@ pub enum Operation {
     InsertPayment,
     GetPayment,
     ListPayments,
+    RecordKeyUse,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -66,6 +68,16 @@ impl MemoryStore {
 
     pub fn account(&self, id: &AccountId) -> Option<Account> {
         lock(&self.accounts).get(id).cloned()
+    }
+
+    /// The audit events written, oldest first.
+    pub fn audit_events(&self) -> Vec<AuditEvent> {
+        lock(&self.audit).clone()
+    }
+
+    /// A stored key as the auth step reads it.
+    pub fn key(&self, digest: &KeyDigest) -> Option<KeyRecord> {
+        lock(&self.keys).get(digest).cloned()
     }
 
     /// Makes the next call of `operation` fail with `error`, doing nothing.
@@ -131,8 +143,30 @@ impl FindKey for MemoryStore {
     }
 }
 
+impl RecordKeyUse for MemoryStore {
+    async fn record_key_use(
+        &self,
+        digest: &KeyDigest,
+        at: Timestamp,
+        stale_before: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.injected_failure(Operation::RecordKeyUse).await?;
+        if let Some(record) = lock(&self.keys).get_mut(digest) {
+            if record.last_used_at.is_none_or(|used| used < stale_before) {
+                record.last_used_at = Some(at);
+            }
+        }
+        Ok(())
+    }
+}
+
 impl CreateAccount for MemoryStore {
-    async fn create_account(&self, account: &Account, key: &IssuedKey) -> Result<(), StoreError> {
+    async fn create_account(
+        &self,
+        account: &Account,
+        key: &IssuedKey,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
         self.injected_failure(Operation::CreateAccount).await?;
         let mut keys = lock(&self.keys);
         let mut accounts = lock(&self.accounts);
@@ -155,8 +189,10 @@ impl CreateAccount for MemoryStore {
                 },
                 account_status: account.status,
                 created_at: key.created_at,
+                last_used_at: None,
             },
         );
+        lock(&self.audit).push(event.clone());
         Ok(())
     }
 }

@@ -8,8 +8,8 @@
 use std::future::Future;
 
 use crate::domain::{
-    Account, AccountId, AccountStatus, ApiKey, KeyDigest, KeyId, KeyLife, KeyPrefix, Payment,
-    PaymentId, RequestFingerprint, Timestamp,
+    Account, AccountId, AccountStatus, ApiKey, AuditEvent, KeyDigest, KeyId, KeyLife, KeyPrefix,
+    Payment, PaymentId, RequestFingerprint, Timestamp,
 };
 
 pub mod error;
@@ -37,6 +37,8 @@ pub struct KeyRecord {
     pub life: KeyLife,
     pub account_status: AccountStatus,
     pub created_at: Timestamp,
+    /// When a request last recorded a use of the key (see [`RecordKeyUse`]).
+    pub last_used_at: Option<Timestamp>,
 }
 
 /// A newly minted key as it is stored: digest and display prefix, never the key itself.
@@ -67,13 +69,26 @@ pub trait FindKey: Send + Sync {
     ) -> impl Future<Output = Result<Option<KeyRecord>, StoreError>> + Send;
 }
 
-/// Writes an account and its first key atomically. `ConditionFailed` if the account id or
-/// the key digest is taken.
+/// Records that a key authenticated a request at `at`, unless a use at or after
+/// `stale_before` is recorded already. Best effort: the request never waits for it or fails
+/// by it (see `http::auth::KeyUse`).
+pub trait RecordKeyUse: Send + Sync {
+    fn record_key_use(
+        &self,
+        digest: &KeyDigest,
+        at: Timestamp,
+        stale_before: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Writes an account, its first key and the audit event of its creation atomically.
+/// `ConditionFailed` if the account id or the key digest is taken.
 pub trait CreateAccount: Send + Sync {
     fn create_account(
         &self,
         account: &Account,
         key: &IssuedKey,
+        event: &AuditEvent,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use payments_tests::{issued, TestApp};
+use payments_tests::{issued, operator, TestApp};
 use serde_json::json;
 use shared::domain::{AccountId, AccountStatus, ApiKey, KeyEnvironment};
 
@@ -65,24 +65,25 @@ async fn every_bad_key_gets_the_same_401() {
             &issued(&replacement, now),
             Duration::ZERO,
             now,
-            "test",
+            &operator(),
         )
         .await
         .unwrap();
     let (revoked_account, revoked_key) = app.new_client().await;
     let revoked_account = AccountId::parse(&revoked_account).unwrap();
-    let (_, keys) = app
+    let keys = app
         .store()
         .account_keys(&revoked_account, now)
         .await
-        .unwrap();
+        .unwrap()
+        .keys;
     app.store()
-        .revoke_key(&keys[0].key_id, now, "test")
+        .revoke_key(&keys[0].key_id, now, &operator())
         .await
         .unwrap();
     let account = AccountId::parse(&account_id).unwrap();
     app.store()
-        .set_account_status(&account, AccountStatus::Inactive, now, "test")
+        .set_account_status(&account, AccountStatus::Inactive, now, &operator())
         .await
         .unwrap();
     for (what, refused) in [
@@ -109,7 +110,7 @@ async fn every_bad_key_gets_the_same_401() {
         201
     );
     app.store()
-        .set_account_status(&account, AccountStatus::Active, now, "test")
+        .set_account_status(&account, AccountStatus::Active, now, &operator())
         .await
         .unwrap();
     assert_eq!(app.create_payment(Some(&key), payment()).await.status, 201);

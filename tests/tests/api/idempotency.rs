@@ -6,9 +6,9 @@ use payments_tests::{dynamodb_endpoint, json_request, keyed_request, TestApp, Te
 use serde_json::json;
 use shared::config::dynamodb_client;
 use shared::domain::Payment;
-use shared::domain::{IdSource, KeyDigest, KeyEnvironment, RequestFingerprint};
+use shared::domain::{IdSource, KeyDigest, KeyEnvironment, RequestFingerprint, Timestamp};
 use shared::store::dynamo::DynamoStore;
-use shared::store::{FindKey, InsertOutcome, InsertPayment, KeyRecord, StoreError};
+use shared::store::{FindKey, InsertOutcome, InsertPayment, KeyRecord, RecordKeyUse, StoreError};
 use tokio::task::JoinSet;
 
 fn replayed(response: &TestResponse) -> bool {
@@ -230,6 +230,17 @@ impl InsertPayment for WritesThroughProxy {
     }
 }
 
+impl RecordKeyUse for WritesThroughProxy {
+    async fn record_key_use(
+        &self,
+        digest: &KeyDigest,
+        at: Timestamp,
+        stale_before: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.keys.record_key_use(digest, at, stale_before).await
+    }
+}
+
 /// The payment handler with its key lookups direct and its payment writes through `proxy`.
 async fn writes_through(
     app: &TestApp,
@@ -243,11 +254,7 @@ async fn writes_to(app: &TestApp, endpoint: &str) -> create_payment::State<Write
     create_payment::State {
         store: WritesThroughProxy {
             keys: app.store().clone(),
-            payments: DynamoStore::new(
-                dynamodb_client(Some(endpoint)).await,
-                app.clients_table.clone(),
-                app.payments_table.clone(),
-            ),
+            payments: DynamoStore::new(dynamodb_client(Some(endpoint)).await, app.tables()),
         },
         key_environment: KeyEnvironment::Test,
         clock: shared::domain::Clock::system(),

@@ -1,13 +1,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use payments_tests::issued;
 use payments_tests::TestApp;
+use payments_tests::{issued, operator};
 use serde_json::json;
 use shared::domain::KeyState;
 use shared::domain::{AccountId, AccountStatus, KeyId};
 use shared::domain::{ApiKey, KeyEnvironment};
-use shared::store::lifecycle::Revocation;
+use shared::store::lifecycle::{AdminError, Revocation};
 use shared::store::{Entity, StoreError};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -31,7 +31,7 @@ async fn rotate(app: &TestApp, account: &AccountId, key: &ApiKey, grace: Duratio
             &issued(key, app.clock.clock().now()),
             grace,
             app.clock.clock().now(),
-            "test",
+            &operator(),
         )
         .await
         .unwrap()
@@ -39,11 +39,12 @@ async fn rotate(app: &TestApp, account: &AccountId, key: &ApiKey, grace: Duratio
 }
 
 async fn states(app: &TestApp, account: &AccountId) -> Vec<KeyState> {
-    let (_, keys) = app
+    let keys = app
         .store()
         .account_keys(account, app.clock.clock().now())
         .await
-        .unwrap();
+        .unwrap()
+        .keys;
     keys.iter().map(|k| k.state).collect()
 }
 
@@ -107,7 +108,7 @@ async fn a_second_rotation_does_not_extend_a_shorter_grace() {
             &issued(&third, app.clock.clock().now()),
             60 * MINUTE,
             app.clock.clock().now(),
-            "test",
+            &operator(),
         )
         .await
         .unwrap();
@@ -124,21 +125,25 @@ async fn an_account_whose_keys_are_all_dead_can_be_given_a_new_one() {
     let app = TestApp::spawn().await;
     let (account_id, old) = app.new_client().await;
     let account = AccountId::parse(&account_id).unwrap();
-    let (_, keys) = app
+    let keys = app
         .store()
         .account_keys(&account, app.clock.clock().now())
         .await
-        .unwrap();
+        .unwrap()
+        .keys;
     let old_id = keys[0].key_id.clone();
     let now = app.clock.clock().now();
-    app.store().revoke_key(&old_id, now, "test").await.unwrap();
+    app.store()
+        .revoke_key(&old_id, now, &operator())
+        .await
+        .unwrap();
     assert_eq!(pays(&app, &old).await, 401);
 
     // Nothing left to retire: the rotation only issues the new key.
     let new = new_key();
     let rotation = app
         .store()
-        .rotate_key(&account, &issued(&new, now), 60 * MINUTE, now, "test")
+        .rotate_key(&account, &issued(&new, now), 60 * MINUTE, now, &operator())
         .await
         .unwrap();
     assert!(rotation.retiring.is_empty());
@@ -156,11 +161,19 @@ async fn revocation_applies_on_the_next_request() {
     assert_eq!(pays(&app, new.expose_once()).await, 201);
 
     let now = app.clock.clock().now();
-    let (owner, outcome) = app.store().revoke_key(&new_id, now, "test").await.unwrap();
+    let (owner, outcome) = app
+        .store()
+        .revoke_key(&new_id, now, &operator())
+        .await
+        .unwrap();
     assert_eq!((owner, outcome), (account.clone(), Revocation::Revoked));
     assert_eq!(pays(&app, new.expose_once()).await, 401);
     assert_eq!(pays(&app, &old).await, 201, "other keys unaffected");
-    let again = app.store().revoke_key(&new_id, now, "test").await.unwrap();
+    let again = app
+        .store()
+        .revoke_key(&new_id, now, &operator())
+        .await
+        .unwrap();
     assert_eq!(again.1, Revocation::AlreadyRevoked);
     assert_eq!(
         states(&app, &account).await,
@@ -169,11 +182,11 @@ async fn revocation_applies_on_the_next_request() {
 
     let unknown = KeyId::parse("key_AAAAAAAAAAAAAAAAAAAA").unwrap();
     assert!(matches!(
-        app.store().revoke_key(&unknown, now, "test").await,
-        Err(StoreError::NotFound {
+        app.store().revoke_key(&unknown, now, &operator()).await,
+        Err(AdminError::Store(StoreError::NotFound {
             entity: Entity::Key,
             ..
-        })
+        }))
     ));
 }
 
@@ -187,7 +200,7 @@ async fn deactivation_stops_every_key_and_reactivation_restores_them() {
     let now = app.clock.clock().now();
 
     app.store()
-        .set_account_status(&account, AccountStatus::Inactive, now, "test")
+        .set_account_status(&account, AccountStatus::Inactive, now, &operator())
         .await
         .unwrap();
     assert_eq!(pays(&app, &old).await, 401);
@@ -198,7 +211,7 @@ async fn deactivation_stops_every_key_and_reactivation_restores_them() {
     assert_eq!(pays(&app, during.expose_once()).await, 401);
 
     app.store()
-        .set_account_status(&account, AccountStatus::Active, now, "test")
+        .set_account_status(&account, AccountStatus::Active, now, &operator())
         .await
         .unwrap();
     for key in [old.as_str(), new.expose_once(), during.expose_once()] {
@@ -214,18 +227,18 @@ async fn unknown_accounts_are_not_found() {
     let store = app.store();
     assert!(matches!(
         store
-            .rotate_key(&nobody, &issued(&new_key(), now), MINUTE, now, "t")
+            .rotate_key(&nobody, &issued(&new_key(), now), MINUTE, now, &operator())
             .await,
-        Err(StoreError::NotFound {
+        Err(AdminError::Store(StoreError::NotFound {
             entity: Entity::Account,
             ..
-        })
+        }))
     ));
     assert!(matches!(
         store
-            .set_account_status(&nobody, AccountStatus::Inactive, now, "t")
+            .set_account_status(&nobody, AccountStatus::Inactive, now, &operator())
             .await,
-        Err(StoreError::NotFound { .. })
+        Err(AdminError::Store(StoreError::NotFound { .. }))
     ));
     assert!(matches!(
         store.account_keys(&nobody, now).await,
@@ -245,7 +258,7 @@ async fn concurrent_changes_to_one_account_never_lose_an_update() {
             let key = new_key();
             let now = app.clock.clock().now();
             app.store()
-                .rotate_key(&account, &issued(&key, now), MINUTE, now, "test")
+                .rotate_key(&account, &issued(&key, now), MINUTE, now, &operator())
                 .await
                 .map(|_| key)
         });
@@ -254,7 +267,7 @@ async fn concurrent_changes_to_one_account_never_lose_an_update() {
     while let Some(result) = tasks.join_next().await {
         match result.unwrap() {
             Ok(key) => issued.push(key),
-            Err(StoreError::ChangedConcurrently { .. }) => {}
+            Err(AdminError::Store(StoreError::ChangedConcurrently { .. })) => {}
             Err(other) => panic!("unexpected {other:?}"),
         }
     }

@@ -2,10 +2,12 @@
 //! Each test gets its own tables, so the whole binary runs in parallel.
 
 mod accounts;
+mod audit;
 mod auth;
 mod faults;
 mod idempotency;
 mod keys;
+mod lifecycle;
 mod payments;
 mod reads;
 mod storage;

@@ -12,12 +12,12 @@ use serde_json::{json, Value};
 
 use shared::config::dynamodb_client;
 use shared::domain::{
-    AccountId, AccountStatus, ApiKey, IdSource, KeyEnvironment, KeyId, RandomSourceFailed,
+    AccountId, AccountStatus, Actor, ApiKey, IdSource, KeyEnvironment, KeyId, RandomSourceFailed,
     Timestamp,
 };
-use shared::store::dynamo::{create_tables, DynamoStore};
-use shared::store::lifecycle::{Revocation, StatusChange};
-use shared::store::{IssuedKey, StoreError};
+use shared::store::dynamo::{create_tables, DynamoStore, Tables};
+use shared::store::lifecycle::{AdminError, Refusal, Revocation, StatusChange};
+use shared::store::{Entity, IssuedKey, StoreError};
 
 #[derive(Parser)]
 #[command(
@@ -54,12 +54,20 @@ struct Global {
         default_value = "payments-payments"
     )]
     payments_table: String,
+    /// Audit table name (the stack's AuditTableName output).
+    #[arg(
+        long,
+        global = true,
+        env = "AUDIT_TABLE",
+        default_value = "payments-audit"
+    )]
+    audit_table: String,
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]
     json: bool,
-    /// Who is making the change, for the audit log (default: $USER).
-    #[arg(long, global = true, env = "PAYMENTS_ADMIN_ACTOR")]
-    actor: Option<String>,
+    /// Who is making the change, recorded in the audit trail (default: $USER).
+    #[arg(long, global = true, env = "PAYMENTS_ADMIN_ACTOR", value_parser = parse_actor)]
+    actor: Option<Actor>,
 }
 
 #[derive(Subcommand)]
@@ -73,6 +81,11 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Read an account's audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
     /// Manage tables (local development; in AWS the SAM stack owns the tables).
     Tables {
@@ -114,9 +127,10 @@ enum KeysCommand {
         /// How long the old keys keep working: e.g. 24h (default), 90m, 30s, 7d; 0 = now.
         #[arg(long, value_parser = parse_grace, default_value = "24h")]
         grace: Duration,
-        /// Environment of the new key (must match the deployment's API_KEY_ENVIRONMENT).
-        #[arg(long, env = "API_KEY_ENVIRONMENT", value_parser = parse_environment)]
-        key_environment: KeyEnvironment,
+        /// Environment of the new key (default: that of the account's keys). Refused if it
+        /// differs from theirs, or from API_KEY_ENVIRONMENT when that is set.
+        #[arg(long, value_parser = parse_environment)]
+        key_environment: Option<KeyEnvironment>,
     },
     /// Revoke a key: it stops authenticating on the very next request.
     Revoke {
@@ -126,8 +140,20 @@ enum KeysCommand {
 }
 
 #[derive(Subcommand)]
+enum AuditCommand {
+    /// An account's audit events, newest first.
+    List {
+        #[arg(value_parser = parse_account_id)]
+        account: AccountId,
+        /// At most this many events (1 to 10000).
+        #[arg(long, default_value = "100", value_parser = parse_limit)]
+        limit: usize,
+    },
+}
+
+#[derive(Subcommand)]
 enum TablesCommand {
-    /// Create both tables if they do not exist.
+    /// Create the tables if they do not exist.
     Create,
 }
 
@@ -146,6 +172,18 @@ fn parse_environment(value: &str) -> Result<KeyEnvironment, String> {
     value.parse()
 }
 
+fn parse_actor(value: &str) -> Result<Actor, String> {
+    Actor::parse(value).map_err(|err| err.to_string())
+}
+
+fn parse_limit(value: &str) -> Result<usize, String> {
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=10_000).contains(n))
+        .ok_or_else(|| format!("not a limit (a whole number from 1 to 10000): {value}"))
+}
+
 /// `0`, or a whole number followed by s, m, h or d; at most 30 days.
 fn parse_grace(value: &str) -> Result<Duration, String> {
     const MAX: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -153,14 +191,19 @@ fn parse_grace(value: &str) -> Result<Duration, String> {
     if value == "0" {
         return Ok(Duration::ZERO);
     }
-    let split = value.len().checked_sub(1).ok_or_else(bad)?;
-    let (number, unit) = value.split_at(split);
+    // The unit is the last character, whatever its width in bytes.
+    let mut chars = value.chars();
+    let unit = chars.next_back().ok_or_else(bad)?;
+    let number = chars.as_str();
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
     let number: u64 = number.parse().map_err(|_| bad())?;
     let seconds = match unit {
-        "s" => Some(number),
-        "m" => number.checked_mul(60),
-        "h" => number.checked_mul(3600),
-        "d" => number.checked_mul(86_400),
+        's' => Some(number),
+        'm' => number.checked_mul(60),
+        'h' => number.checked_mul(3600),
+        'd' => number.checked_mul(86_400),
         _ => None,
     }
     .ok_or_else(bad)?;
@@ -191,7 +234,22 @@ enum Failure {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
     Random(#[from] RandomSourceFailed),
+    /// Contradictory or invalid configuration, found after argument parsing (exit 2).
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl From<AdminError> for Failure {
+    fn from(err: AdminError) -> Self {
+        match err {
+            AdminError::Store(err) => Failure::Store(err),
+            AdminError::Refused(refusal) => Failure::Refused(refusal),
+            AdminError::Random(err) => Failure::Random(err),
+        }
+    }
 }
 
 impl Failure {
@@ -204,12 +262,22 @@ impl Failure {
                 StoreError::Unavailable(_) => "storage_unavailable",
                 StoreError::Throttled(_) => "storage_throttled",
                 StoreError::OutcomeUnknown(_) => "outcome_unknown",
-                StoreError::TooManyItems { .. } => "too_many_keys",
+                StoreError::TooManyItems { .. } => "too_many_items",
                 StoreError::Corrupt { .. } => "corrupt_item",
                 StoreError::ConditionFailed { .. } => "condition_failed",
                 StoreError::Unexpected(_) => "storage_error",
             },
+            Failure::Refused(Refusal::TooManyLiveKeys { .. }) => "too_many_live_keys",
+            Failure::Refused(Refusal::EnvironmentMismatch { .. }) => "key_environment_mismatch",
             Failure::Random(_) => "random_source_failed",
+            Failure::Usage(_) => "usage",
+        }
+    }
+
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            Failure::Usage(_) => ExitCode::from(2),
+            _ => ExitCode::FAILURE,
         }
     }
 
@@ -230,18 +298,16 @@ impl Failure {
                 format!("{self}; try again ({self:?})")
             }
             Failure::Store(StoreError::OutcomeUnknown(_)) => format!(
-                "the change may or may not have been applied; check with `accounts show` \
-                 before trying again ({self:?})"
-            ),
-            Failure::Store(StoreError::TooManyItems { needed, max }) => format!(
-                "the account has too many live keys for one change ({needed} items, at most \
-                 {max}); revoke some first"
+                "the change may or may not have been applied; check with `keys list` or \
+                 `audit list` before trying again ({self:?})"
             ),
             Failure::Store(StoreError::Corrupt {
                 entity,
                 id,
                 attribute,
             }) => format!("stored {entity} {id} is malformed ({attribute}); nothing was changed"),
+            Failure::Refused(refusal) => format!("{refusal}; nothing was written"),
+            Failure::Usage(message) => message.clone(),
             other => format!("{other:?}"),
         }
     }
@@ -269,7 +335,7 @@ async fn main() -> ExitCode {
                 );
             }
             eprintln!("error: {message}");
-            ExitCode::FAILURE
+            err.exit_code()
         }
     }
 }
@@ -288,52 +354,100 @@ fn init_audit_log() {
         .init();
 }
 
+/// The environment of a rotation's new key: the flag, else the deployment's, else the
+/// account's own (the store refuses one that differs from the account's keys).
+fn rotation_environment(
+    flag: Option<KeyEnvironment>,
+    deployment: Option<&str>,
+    account: Option<KeyEnvironment>,
+) -> Result<KeyEnvironment, Failure> {
+    let deployment = match deployment.filter(|v| !v.trim().is_empty()) {
+        Some(value) => Some(
+            value
+                .parse::<KeyEnvironment>()
+                .map_err(|err| Failure::Usage(format!("API_KEY_ENVIRONMENT: {err}")))?,
+        ),
+        None => None,
+    };
+    let chosen = flag
+        .or(deployment)
+        .or(account)
+        .unwrap_or(KeyEnvironment::Test);
+    if let Some(deployment) = deployment.filter(|d| *d != chosen) {
+        return Err(Failure::Refused(Refusal::EnvironmentMismatch {
+            requested: chosen,
+            existing: deployment,
+        }));
+    }
+    Ok(chosen)
+}
+
 async fn run(cli: Cli) -> Result<(), Failure> {
     let Global {
         endpoint_url,
         clients_table,
         payments_table,
+        audit_table,
         json,
         actor,
     } = cli.global;
     let out = Output { json };
     let actor = actor
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "unknown".to_owned());
+        .or_else(|| {
+            std::env::var("USER")
+                .ok()
+                .and_then(|user| Actor::parse(&user).ok())
+        })
+        .unwrap_or_else(|| Actor::parse("unknown").expect("a valid actor"));
     let client = dynamodb_client(endpoint_url.as_deref()).await;
-    let store = DynamoStore::new(
-        client.clone(),
-        clients_table.clone(),
-        payments_table.clone(),
-    );
+    let tables = Tables {
+        clients: clients_table,
+        payments: payments_table,
+        audit: audit_table,
+    };
+    let store = DynamoStore::new(client.clone(), tables.clone());
     let now = Timestamp::now();
 
     match cli.command {
         Command::Tables {
             command: TablesCommand::Create,
         } => {
-            create_tables(&client, &clients_table, &payments_table).await?;
+            create_tables(&client, &tables).await?;
             out.print(
-                json!({"clients_table": clients_table, "payments_table": payments_table}),
-                || format!("tables ready: {clients_table} {payments_table}"),
+                json!({
+                    "clients_table": tables.clients,
+                    "payments_table": tables.payments,
+                    "audit_table": tables.audit,
+                }),
+                || {
+                    format!(
+                        "tables ready: {} {} {}",
+                        tables.clients, tables.payments, tables.audit
+                    )
+                },
             );
         }
         Command::Accounts { command } => match command {
             AccountsCommand::Show { account } => {
-                let (account, keys) = store.account_keys(&account, now).await?;
-                let live = keys.iter().filter(|k| k.state.is_live()).count();
-                out.print(json!({"account": account, "keys": keys}), || {
-                    format!(
-                        "{}  {}  status={}  email={}  created={}  keys={} ({} live)",
-                        account.id,
-                        account.name.as_str(),
-                        account.status.as_str(),
-                        account.email.as_ref().map_or("-", |e| e.as_str()),
-                        account.created_at.to_rfc3339(),
-                        keys.len(),
-                        live
-                    )
-                });
+                let listing = store.account_keys(&account, now).await?;
+                let live = listing.keys.iter().filter(|k| k.state.is_live()).count();
+                let account = &listing.account;
+                out.print(
+                    json!({"account": account, "keys": listing.keys, "malformed_keys": listing.malformed}),
+                    || {
+                        format!(
+                            "{}  {}  status={}  email={}  created={}  keys={} ({} live)",
+                            account.id,
+                            account.name.as_str(),
+                            account.status.as_str(),
+                            account.email.as_ref().map_or("-", |e| e.as_str()),
+                            account.created_at.to_rfc3339(),
+                            listing.keys.len(),
+                            live
+                        )
+                    },
+                );
+                warn_malformed(&listing.malformed);
             }
             AccountsCommand::Deactivate { account } => {
                 set_status(&store, &out, &account, AccountStatus::Inactive, now, &actor).await?
@@ -344,46 +458,70 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         },
         Command::Keys { command } => match command {
             KeysCommand::List { account } => {
-                let (_, keys) = store.account_keys(&account, now).await?;
-                out.print(json!({"account_id": account, "keys": keys}), || {
-                    let mut lines = vec![format!(
-                        "{:<24}  {:<12}  {:<8}  {:<24}  {}",
-                        "KEY ID", "PREFIX", "STATE", "CREATED", "EXPIRES"
-                    )];
-                    for key in &keys {
-                        lines.push(format!(
-                            "{:<24}  {:<12}  {:<8}  {:<24}  {}",
-                            key.key_id,
-                            key.prefix,
-                            key.state,
-                            key.created_at.to_rfc3339(),
-                            key.expires_at.map_or("-".to_owned(), Timestamp::to_rfc3339)
-                        ));
-                    }
-                    lines.join("\n")
-                });
+                let listing = store.account_keys(&account, now).await?;
+                let keys = &listing.keys;
+                out.print(
+                    json!({"account_id": account, "keys": keys, "malformed_keys": listing.malformed}),
+                    || {
+                        let row = |cells: [&str; 6]| {
+                            format!(
+                                "{:<24}  {:<12}  {:<8}  {:<24}  {:<24}  {}",
+                                cells[0], cells[1], cells[2], cells[3], cells[4], cells[5]
+                            )
+                        };
+                        let mut lines =
+                            vec![row(["KEY ID", "PREFIX", "STATE", "CREATED", "ENDS", "LAST USED"])];
+                        let time = |at: Option<Timestamp>| at.map_or("-".to_owned(), Timestamp::to_rfc3339);
+                        for key in keys {
+                            lines.push(row([
+                                key.key_id.as_str(),
+                                key.prefix.as_str(),
+                                key.state.as_str(),
+                                &key.created_at.to_rfc3339(),
+                                &time(key.revoked_at.or(key.expires_at)),
+                                &time(key.last_used_at),
+                            ]));
+                        }
+                        lines.join("\n")
+                    },
+                );
+                warn_malformed(&listing.malformed);
             }
             KeysCommand::Rotate {
                 account,
                 grace,
                 key_environment,
             } => {
-                let new_key = ApiKey::generate(key_environment)?;
+                let existing = store
+                    .account_keys(&account, now)
+                    .await?
+                    .keys
+                    .first()
+                    .map(|key| key.prefix.environment());
+                let environment = rotation_environment(
+                    key_environment,
+                    std::env::var("API_KEY_ENVIRONMENT").ok().as_deref(),
+                    existing,
+                )?;
+                let new_key = ApiKey::generate(environment)?;
                 let issued = IssuedKey::new(&new_key, IdSource::random().key_id()?, now);
                 let rotation = store
                     .rotate_key(&account, &issued, grace, now, &actor)
                     .await?;
-                let retiring: Vec<Value> = rotation
+                let still_used: Vec<&KeyId> = rotation
                     .retiring
                     .iter()
-                    .map(|(id, at)| json!({"key_id": id, "expires_at": at.to_rfc3339()}))
+                    .filter(|key| key.recently_used)
+                    .map(|key| &key.key_id)
                     .collect();
                 out.print(
                     json!({
                         "account_id": rotation.account_id,
                         "key_id": rotation.new_key_id,
                         "api_key": new_key.expose_once(),
-                        "retiring": retiring,
+                        "retiring": rotation.retiring,
+                        "recently_used": still_used,
+                        "pruned": rotation.pruned,
                     }),
                     || {
                         let mut lines =
@@ -393,9 +531,33 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                             "  (shown once: hand it to the client now; it cannot be shown again)"
                                 .to_owned(),
                         ];
-                        for (id, at) in &rotation.retiring {
-                            lines
-                                .push(format!("old key {id} stops working at {}", at.to_rfc3339()));
+                        for key in &rotation.retiring {
+                            let used = match key.last_used_at {
+                                Some(at) if key.recently_used => {
+                                    format!("; STILL IN USE, last used {}", at.to_rfc3339())
+                                }
+                                Some(at) => format!("; last used {}", at.to_rfc3339()),
+                                None => "; never used".to_owned(),
+                            };
+                            lines.push(format!(
+                                "old key {} stops working at {}{used}",
+                                key.key_id,
+                                key.expires_at.to_rfc3339()
+                            ));
+                        }
+                        if !still_used.is_empty() {
+                            lines.push(format!(
+                                "{} retiring key(s) authenticated requests in the last 24 h: \
+                                 make sure those clients have the new key before the grace \
+                                 period ends",
+                                still_used.len()
+                            ));
+                        }
+                        for id in &rotation.pruned {
+                            lines.push(format!(
+                                "dead key {id} dropped from the account (its history stays in \
+                                 the audit trail)"
+                            ));
                         }
                         lines.join("\n")
                     },
@@ -403,21 +565,72 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             KeysCommand::Revoke { key } => {
                 let (account_id, outcome) = store.revoke_key(&key, now, &actor).await?;
-                let already = outcome == Revocation::AlreadyRevoked;
+                let already = outcome != Revocation::Revoked;
                 out.print(
-                    json!({"key_id": key, "account_id": account_id, "revoked": true, "already_revoked": already}),
-                    || {
-                        if already {
-                            format!("key {key} was already revoked")
-                        } else {
-                            format!("key {key} of {account_id} revoked")
-                        }
+                    json!({
+                        "key_id": key,
+                        "account_id": account_id,
+                        "revoked": true,
+                        "already_revoked": already,
+                        "already_gone": outcome == Revocation::AlreadyGone,
+                    }),
+                    || match outcome {
+                        Revocation::Revoked => format!("key {key} of {account_id} revoked"),
+                        Revocation::AlreadyRevoked => format!("key {key} was already revoked"),
+                        Revocation::AlreadyGone => format!(
+                            "key {key} is already gone from {account_id} (revoked and pruned)"
+                        ),
                     },
                 );
             }
         },
+        Command::Audit {
+            command: AuditCommand::List { account, limit },
+        } => {
+            let events = store.audit_events(&account, limit).await?;
+            if events.is_empty() && store.get_account(&account).await?.is_none() {
+                return Err(Failure::Store(StoreError::NotFound {
+                    entity: Entity::Account,
+                    id: account.to_string(),
+                }));
+            }
+            out.print(json!({"account_id": account, "events": events}), || {
+                let mut lines = vec![format!(
+                    "{:<24}  {:<20}  {:<24}  {:<32}  {}",
+                    "AT", "ACTION", "EVENT ID", "ACTOR", "KEYS"
+                )];
+                for event in &events {
+                    lines.push(format!(
+                        "{:<24}  {:<20}  {:<24}  {:<32}  {}",
+                        event.at.to_rfc3339(),
+                        event.action.as_str(),
+                        event.event_id,
+                        event.actor.as_str(),
+                        event
+                            .key_ids
+                            .iter()
+                            .map(KeyId::as_str)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ));
+                }
+                lines.join("\n")
+            });
+        }
     }
     Ok(())
+}
+
+fn warn_malformed(malformed: &[String]) {
+    if !malformed.is_empty() {
+        eprintln!(
+            "warning: {} key entr{} on this account did not read back and {} not shown: {}",
+            malformed.len(),
+            if malformed.len() == 1 { "y" } else { "ies" },
+            if malformed.len() == 1 { "is" } else { "are" },
+            malformed.join(", ")
+        );
+    }
 }
 
 async fn set_status(
@@ -426,7 +639,7 @@ async fn set_status(
     account: &AccountId,
     status: AccountStatus,
     now: Timestamp,
-    actor: &str,
+    actor: &Actor,
 ) -> Result<(), Failure> {
     let change = store
         .set_account_status(account, status, now, actor)
@@ -448,6 +661,7 @@ async fn set_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use shared::store::lifecycle::DEFAULT_ROTATION_GRACE;
 
     #[test]
@@ -461,13 +675,74 @@ mod tests {
             "",
             "h",
             "-1h",
+            "+1h",
             "1.5h",
             "24",
             "1w",
             "31d",
+            "1é",
+            "é",
+            "１h",
             "99999999999999999999d",
         ] {
             assert!(parse_grace(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_rotation_environment_never_contradicts_the_deployment() {
+        use KeyEnvironment::{Live, Test};
+        assert_eq!(rotation_environment(None, None, Some(Live)).unwrap(), Live);
+        assert_eq!(
+            rotation_environment(None, Some("test"), Some(Live)).unwrap(),
+            Test
+        );
+        assert_eq!(
+            rotation_environment(Some(Live), Some(""), None).unwrap(),
+            Live
+        );
+        assert!(matches!(
+            rotation_environment(Some(Test), Some("live"), None),
+            Err(Failure::Refused(Refusal::EnvironmentMismatch { .. }))
+        ));
+        assert!(rotation_environment(None, Some("prod"), None).is_err());
+    }
+
+    proptest! {
+        // Whatever an operator types, each parser answers Ok or Err: never a panic.
+        #[test]
+        fn parsers_never_panic(input in any::<String>()) {
+            let _ = parse_grace(&input);
+            let _ = parse_account_id(&input);
+            let _ = parse_key_id(&input);
+            let _ = parse_environment(&input);
+            let _ = parse_actor(&input);
+            let _ = parse_limit(&input);
+        }
+
+        #[test]
+        fn near_valid_durations_never_panic(
+            number in "[0-9]{0,22}",
+            unit in prop::sample::select(vec!["s", "m", "h", "d", "é", "ß", "", "w", "１"]),
+        ) {
+            let text = format!("{number}{unit}");
+            if let Ok(grace) = parse_grace(&text) {
+                prop_assert!(grace <= Duration::from_secs(30 * 86_400));
+            }
+        }
+
+        #[test]
+        fn whole_command_lines_never_panic(args in prop::collection::vec(
+            prop_oneof![
+                Just("keys".to_owned()), Just("rotate".to_owned()), Just("revoke".to_owned()),
+                Just("list".to_owned()), Just("accounts".to_owned()), Just("audit".to_owned()),
+                Just("--grace".to_owned()), Just("--limit".to_owned()),
+                Just("--key-environment".to_owned()), Just("--actor".to_owned()),
+                Just("acct_AAAAAAAAAAAAAAAAAAAA".to_owned()), any::<String>(),
+            ],
+            0..7,
+        )) {
+            let _ = Cli::try_parse_from(std::iter::once("payments-admin".to_owned()).chain(args));
         }
     }
 

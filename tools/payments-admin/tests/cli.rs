@@ -20,6 +20,7 @@ impl Cli<'_> {
             .args(["--endpoint-url", &payments_tests::dynamodb_endpoint()])
             .args(["--clients-table", &self.app.clients_table])
             .args(["--payments-table", &self.app.payments_table])
+            .args(["--audit-table", &self.app.audit_table])
             .args(["--actor", "cli-test"])
             .args(args)
             .env_remove("API_KEY_ENVIRONMENT")
@@ -162,6 +163,70 @@ async fn every_command_end_to_end() {
     assert!(!stderr.contains(&printed_key[12..]), "key in the audit log");
     assert_eq!(pays(&app, &printed_key).await, 201);
     assert_eq!(pays(&app, &new_key).await, 401, "grace 0 retires at once");
+
+    // audit list: the durable trail, newest first
+    let trail = cli.json(&["audit", "list", &account]);
+    let events = trail["events"].as_array().unwrap();
+    let actions: Vec<&str> = events
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "key.rotated",
+            "account.reactivated",
+            "account.deactivated",
+            "key.revoked",
+            "key.rotated",
+            "account.created",
+        ]
+    );
+    for event in events {
+        assert!(
+            event["at"].is_string() && event["actor"].is_string(),
+            "{event}"
+        );
+    }
+    assert_eq!(events[0]["actor"], "cli-test");
+    assert_eq!(events[5]["actor"], "anonymous");
+    let limited = cli.json(&["audit", "list", &account, "--limit", "2"]);
+    assert_eq!(limited["events"].as_array().unwrap().len(), 2);
+    let human = cli.run(&["audit", "list", &account]);
+    assert!(text(&human.stdout).contains("account.deactivated"));
+    for secret in [&first_key[12..], &new_key[12..], &printed_key[12..]] {
+        assert!(!trail.to_string().contains(secret));
+    }
+}
+
+#[tokio::test]
+async fn keys_show_when_they_were_last_used_and_rotation_names_those_still_in_use() {
+    let app = TestApp::spawn().await;
+    let cli = Cli { app: &app };
+    let (account, used) = app.new_client().await;
+    let listed = cli.json(&["keys", "list", &account]);
+    assert!(listed["keys"][0]["last_used_at"].is_null(), "{listed}");
+
+    assert_eq!(pays(&app, &used).await, 201);
+    let listed = cli.json(&["keys", "list", &account]);
+    assert!(listed["keys"][0]["last_used_at"].is_string(), "{listed}");
+    let used_id = listed["keys"][0]["key_id"].as_str().unwrap().to_owned();
+
+    // The first rotation retires a key in use; the second retires one never used.
+    let rotated = cli.json(&["keys", "rotate", &account, "--grace", "1h"]);
+    assert_eq!(rotated["retiring"][0]["key_id"], used_id.as_str());
+    assert_eq!(rotated["retiring"][0]["recently_used"], true);
+    assert_eq!(rotated["recently_used"], json!([used_id]));
+    let unused_id = rotated["key_id"].as_str().unwrap().to_owned();
+    let output = cli.run(&["keys", "rotate", &account, "--grace", "30m"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains(&format!("old key {unused_id} stops working at"))
+            && stdout.contains("never used"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("STILL IN USE"), "{stdout}");
 }
 
 #[tokio::test]
@@ -234,10 +299,6 @@ async fn errors_are_clear_and_exit_non_zero() {
             "not a duration",
         ),
         (
-            vec!["keys", "rotate", account.as_str(), "--grace", "1h"],
-            "--key-environment",
-        ),
-        (
             vec![
                 "keys",
                 "rotate",
@@ -279,6 +340,8 @@ fn every_command_has_help() {
         vec!["keys", "list", "--help"],
         vec!["keys", "rotate", "--help"],
         vec!["keys", "revoke", "--help"],
+        vec!["audit", "--help"],
+        vec!["audit", "list", "--help"],
         vec!["tables", "--help"],
         vec!["tables", "create", "--help"],
     ] {
@@ -288,5 +351,84 @@ fn every_command_has_help() {
             .unwrap();
         assert!(output.status.success(), "{args:?}");
         assert!(text(&output.stdout).contains("Usage:"), "{args:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_rotation_to_another_key_environment_is_refused_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let cli = Cli { app: &app };
+    let (account, key) = app.new_client().await;
+    let rotate = ["keys", "rotate", account.as_str(), "--grace", "0"];
+
+    // The account's keys are test keys: a live key would be refused by this stack.
+    let output = cli.run(&[&rotate[..], &["--key-environment", "live"]].concat());
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("environment"),
+        "{}",
+        text(&output.stderr)
+    );
+    // The deployment's environment disagrees with the flag.
+    let output = Command::new(env!("CARGO_BIN_EXE_payments-admin"))
+        .args(["--endpoint-url", &payments_tests::dynamodb_endpoint()])
+        .args(["--clients-table", &app.clients_table])
+        .args(["--payments-table", &app.payments_table])
+        .args(["--audit-table", &app.audit_table])
+        .args(rotate)
+        .args(["--key-environment", "test"])
+        .env("API_KEY_ENVIRONMENT", "live")
+        .output()
+        .unwrap();
+    assert_ne!(output.status.code(), Some(0), "{}", text(&output.stderr));
+
+    assert_eq!(pays(&app, &key).await, 201, "the old key still works");
+    let listed = cli.json(&["keys", "list", &account]);
+    assert_eq!(
+        listed["keys"].as_array().unwrap().len(),
+        1,
+        "nothing written"
+    );
+}
+
+#[test]
+fn malformed_arguments_are_usage_errors_never_panics() {
+    for args in [
+        vec![
+            "keys",
+            "rotate",
+            "acct_AAAAAAAAAAAAAAAAAAAA",
+            "--grace",
+            "1é",
+        ],
+        vec![
+            "keys",
+            "rotate",
+            "acct_AAAAAAAAAAAAAAAAAAAA",
+            "--grace",
+            "é",
+        ],
+        vec!["keys", "revoke", "key_ééééééééééééééééééé"],
+        vec!["accounts", "show", "acct_\u{7}"],
+        vec!["audit", "list", "acct_AAAAAAAAAAAAAAAAAAAA", "--limit", "0"],
+        vec![
+            "--actor",
+            "\u{1b}[2J",
+            "accounts",
+            "show",
+            "acct_AAAAAAAAAAAAAAAAAAAA",
+        ],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_payments-admin"))
+            .args(&args)
+            .args(["--key-environment", "test"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
     }
 }

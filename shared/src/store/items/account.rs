@@ -10,7 +10,7 @@ use crate::domain::{
     KeyStatus, Timestamp,
 };
 use crate::store::error::{Entity, StoreError};
-use crate::store::lifecycle::{AccountRecord, StoredKey};
+use crate::store::lifecycle::{AccountRecord, MalformedKey, StoredKey};
 use crate::store::IssuedKey;
 
 pub fn pk(id: &AccountId) -> String {
@@ -52,37 +52,37 @@ fn key_entry(key: &IssuedKey) -> AttributeValue {
     ]))
 }
 
-fn key_from_entry(
-    account: &Reader<'_>,
-    key_id: &str,
-    entry: &AttributeValue,
-) -> Result<StoredKey, StoreError> {
-    let corrupt = || account.corrupt("keys");
-    let AttributeValue::M(fields) = entry else {
-        return Err(corrupt());
-    };
+/// One entry of the `keys` map, or what can be salvaged of a malformed one.
+fn key_from_entry(key_id: &str, entry: &AttributeValue) -> Result<StoredKey, MalformedKey> {
+    let fields = entry.as_m().ok();
     let get = |name: &str| {
         fields
-            .get(name)
+            .and_then(|fields| fields.get(name))
             .and_then(|v| v.as_s().ok())
             .map(String::as_str)
     };
+    let optional_time = |name: &str| match get(name) {
+        Some(at) => Timestamp::parse(at).map(Some),
+        None => Some(None),
+    };
+    let digest = get("digest").and_then(KeyDigest::from_hex);
     let parse = || -> Option<StoredKey> {
         Some(StoredKey {
             key_id: KeyId::parse(key_id)?,
-            digest: KeyDigest::from_hex(get("digest")?)?,
+            digest: digest.clone()?,
             prefix: KeyPrefix::parse(get("prefix")?)?,
             life: KeyLife {
                 status: KeyStatus::parse(get("status")?)?,
-                expires_at: match get("expires_at") {
-                    Some(at) => Some(Timestamp::parse(at)?),
-                    None => None,
-                },
+                expires_at: optional_time("expires_at")?,
             },
             created_at: Timestamp::parse(get("created_at")?)?,
+            revoked_at: optional_time("revoked_at")?,
         })
     };
-    parse().ok_or_else(corrupt)
+    parse().ok_or_else(|| MalformedKey {
+        name: key_id.to_owned(),
+        digest,
+    })
 }
 
 pub fn account_from_item(item: &Item) -> Result<Account, StoreError> {
@@ -101,16 +101,29 @@ pub fn record_from_item(item: &Item) -> Result<AccountRecord, StoreError> {
     let account = account_from_item(item)?;
     let read = Reader::new(item, Entity::Account, "account_id");
     let version = read.number("version")?;
-    let mut keys = read
-        .map("keys")?
-        .iter()
-        .map(|(key_id, entry)| key_from_entry(&read, key_id, entry))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut keys = Vec::new();
+    let mut malformed = Vec::new();
+    for (key_id, entry) in read.map("keys")? {
+        match key_from_entry(key_id, entry) {
+            Ok(key) => keys.push(key),
+            Err(bad) => {
+                tracing::warn!(
+                    account_id = %account.id,
+                    entry = %bad.name,
+                    digest_readable = bad.digest.is_some(),
+                    "malformed key entry on account item"
+                );
+                malformed.push(bad);
+            }
+        }
+    }
     keys.sort_by(|a, b| (a.created_at, &a.key_id).cmp(&(b.created_at, &b.key_id)));
+    malformed.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(AccountRecord {
         account,
         version,
         keys,
+        malformed,
     })
 }
 
@@ -118,6 +131,7 @@ pub fn record_from_item(item: &Item) -> Result<AccountRecord, StoreError> {
 /// was read, and bumps the version.
 struct VersionedUpdate {
     sets: Vec<String>,
+    removes: Vec<String>,
     names: HashMap<String, String>,
     values: HashMap<String, AttributeValue>,
 }
@@ -126,6 +140,7 @@ impl VersionedUpdate {
     fn new(version: u64) -> Self {
         VersionedUpdate {
             sets: vec!["#version = #version + :one".to_owned()],
+            removes: Vec::new(),
             names: HashMap::from([("#version".to_owned(), "version".to_owned())]),
             values: HashMap::from([
                 (":one".to_owned(), n(1)),
@@ -136,6 +151,11 @@ impl VersionedUpdate {
 
     fn set(mut self, expression: String) -> Self {
         self.sets.push(expression);
+        self
+    }
+
+    fn remove(mut self, path: String) -> Self {
+        self.removes.push(path);
         self
     }
 
@@ -150,10 +170,14 @@ impl VersionedUpdate {
     }
 
     fn build(self, table: &str, account: &AccountId) -> Update {
+        let mut expression = format!("SET {}", self.sets.join(", "));
+        if !self.removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", self.removes.join(", ")));
+        }
         Update::builder()
             .table_name(table)
             .key(PK, s(pk(account)))
-            .update_expression(format!("SET {}", self.sets.join(", ")))
+            .update_expression(expression)
             .condition_expression("#version = :expected")
             .set_expression_attribute_names(Some(self.names))
             .set_expression_attribute_values(Some(self.values))
@@ -162,12 +186,14 @@ impl VersionedUpdate {
     }
 }
 
-/// Adds `new_key` to the account and gives each retiring key its end.
+/// Adds `new_key` to the account, gives each retiring key its end, and drops the pruned
+/// entries.
 pub fn rotation_update(
     table: &str,
     record: &AccountRecord,
     new_key: &IssuedKey,
-    retiring: &[&StoredKey],
+    retiring: &[StoredKey],
+    pruned: &[StoredKey],
     retire_at: Timestamp,
 ) -> Update {
     let mut update = VersionedUpdate::new(record.version)
@@ -187,13 +213,34 @@ pub fn rotation_update(
             .name(format!("#k{i}"), key.key_id.as_str())
             .set(format!("#keys.#k{i}.#expires = :retire"));
     }
+    for (i, key) in pruned.iter().enumerate() {
+        update = update
+            .name(format!("#p{i}"), key.key_id.as_str())
+            .remove(format!("#keys.#p{i}"));
+    }
     update.build(table, &record.account.id)
 }
 
-pub fn revocation_update(table: &str, record: &AccountRecord, key_id: &KeyId) -> Update {
+/// Marks the key's entry revoked, with when.
+pub fn revocation_update(table: &str, record: &AccountRecord, key: &StoredKey) -> Update {
+    let revoked_at = key.revoked_at.expect("a revoked entry has its time");
     VersionedUpdate::new(record.version)
         .name("#keys", "keys")
-        .name("#key", key_id.as_str())
+        .name("#key", key.key_id.as_str())
+        .name("#status", "status")
+        .name("#revoked_at", "revoked_at")
+        .value(":revoked", s(KeyStatus::Revoked.as_str()))
+        .value(":at", s(revoked_at.to_rfc3339()))
+        .set("#keys.#key.#status = :revoked".to_owned())
+        .set("#keys.#key.#revoked_at = :at".to_owned())
+        .build(table, &record.account.id)
+}
+
+/// Marks a malformed entry revoked (its other attributes cannot be trusted to rewrite).
+pub fn malformed_revocation_update(table: &str, record: &AccountRecord, name: &str) -> Update {
+    VersionedUpdate::new(record.version)
+        .name("#keys", "keys")
+        .name("#key", name)
         .name("#status", "status")
         .value(":revoked", s(KeyStatus::Revoked.as_str()))
         .set("#keys.#key.#status = :revoked".to_owned())
@@ -256,24 +303,33 @@ mod tests {
     }
 
     #[test]
-    fn a_malformed_key_entry_makes_the_account_item_corrupt() {
+    fn a_malformed_key_entry_is_set_apart_and_the_rest_reads() {
         let (account, key) = sample();
         let mut item = new_item(&account, &key);
         let AttributeValue::M(keys) = item.get_mut("keys").unwrap() else {
             unreachable!()
         };
         keys.insert("key_BBBBBBBBBBBBBBBBBBBB".into(), s("not a map"));
-        let err = record_from_item(&item).unwrap_err();
-        assert!(
-            matches!(
-                &err,
-                StoreError::Corrupt {
-                    entity: Entity::Account,
-                    attribute: "keys",
-                    ..
-                }
-            ),
-            "{err:?}"
+        let mut damaged = key_entry(&key);
+        if let AttributeValue::M(fields) = &mut damaged {
+            fields.insert("created_at".into(), s("yesterday"));
+        }
+        keys.insert("key_CCCCCCCCCCCCCCCCCCCC".into(), damaged);
+        let record = record_from_item(&item).unwrap();
+        assert_eq!(record.keys.len(), 1);
+        assert_eq!(record.keys[0].key_id, key.key_id);
+        assert_eq!(
+            record.malformed,
+            vec![
+                MalformedKey {
+                    name: "key_BBBBBBBBBBBBBBBBBBBB".into(),
+                    digest: None
+                },
+                MalformedKey {
+                    name: "key_CCCCCCCCCCCCCCCCCCCC".into(),
+                    digest: Some(key.digest.clone())
+                },
+            ]
         );
         let mut item = new_item(&account, &key);
         item.insert("version".into(), s("1"));
@@ -291,14 +347,22 @@ mod tests {
         let (account, key) = sample();
         let record = record_from_item(&new_item(&account, &key)).unwrap();
         let (_, new_key) = sample();
-        let update = rotation_update("t", &record, &new_key, &[], Timestamp::now());
+        let update = rotation_update("t", &record, &new_key, &[], &[], Timestamp::now());
         let names = update.expression_attribute_names().unwrap();
         assert!(!names.contains_key("#expires"));
-        let retiring: Vec<&StoredKey> = record.keys.iter().collect();
-        let update = rotation_update("t", &record, &new_key, &retiring, Timestamp::now());
+        assert!(!update.update_expression().contains("REMOVE"));
+        let update = rotation_update(
+            "t",
+            &record,
+            &new_key,
+            &record.keys,
+            &record.keys,
+            Timestamp::now(),
+        );
         assert!(update
             .update_expression()
             .contains("#keys.#k0.#expires = :retire"));
+        assert!(update.update_expression().ends_with(" REMOVE #keys.#p0"));
         assert_eq!(
             update.expression_attribute_names().unwrap()["#k0"],
             key.key_id.as_str()

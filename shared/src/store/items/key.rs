@@ -11,6 +11,7 @@ use crate::domain::{
     AccountId, AccountStatus, KeyDigest, KeyId, KeyLife, KeyPrefix, KeyStatus, Timestamp,
 };
 use crate::store::error::{Entity, StoreError};
+use crate::store::lifecycle::StoredKey;
 use crate::store::{IssuedKey, KeyRecord};
 
 /// How long DynamoDB keeps a dead key item before its TTL deletes it. Auth refuses the key
@@ -52,6 +53,7 @@ pub fn record_from_item(item: &Item) -> Result<KeyRecord, StoreError> {
         },
         account_status: read.parse("account_status", AccountStatus::parse)?,
         created_at: read.parse("created_at", Timestamp::parse)?,
+        last_used_at: read.parse_opt(LAST_USED, Timestamp::parse)?,
     })
 }
 
@@ -72,21 +74,85 @@ fn ttl_after(at: Timestamp) -> aws_sdk_dynamodb::types::AttributeValue {
     n(at.plus(DEAD_KEY_RETENTION).unix_seconds())
 }
 
-/// Sets the key's end (a rotation's grace period) and schedules the dead item's deletion.
-pub fn expiry_update(table: &str, digest: &KeyDigest, at: Timestamp) -> Update {
-    Update::builder()
+/// Writes the key item as its account entry and the account's status make it: every
+/// attribute the auth step reads, and the TTL once the key's end is decided. An upsert, with
+/// no condition: it applies whether or not the TTL already deleted the item (a deleted one
+/// comes back dead, and is deleted again), so no change depends on whether the TTL ran.
+/// `last_used_at` is left as it is.
+pub fn projection_update(
+    table: &str,
+    account_id: &AccountId,
+    account_status: AccountStatus,
+    key: &StoredKey,
+) -> Update {
+    let mut sets = vec![
+        "#entity = :entity",
+        "#key_id = :key_id",
+        "#account_id = :account_id",
+        "#prefix = :prefix",
+        "#status = :status",
+        "#account_status = :account_status",
+        "#created_at = :created_at",
+    ];
+    let mut removes = vec![];
+    let mut update = Update::builder()
         .table_name(table)
-        .key(PK, s(pk(digest)))
-        .update_expression("SET #expires = :at, #ttl = :ttl")
-        .condition_expression("attribute_exists(pk)")
+        .key(PK, s(pk(&key.digest)))
+        .expression_attribute_names("#entity", "entity")
+        .expression_attribute_names("#key_id", "key_id")
+        .expression_attribute_names("#account_id", "account_id")
+        .expression_attribute_names("#prefix", "prefix")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_names("#account_status", "account_status")
+        .expression_attribute_names("#created_at", "created_at")
         .expression_attribute_names("#expires", "expires_at")
         .expression_attribute_names("#ttl", "ttl")
-        .expression_attribute_values(":at", s(at.to_rfc3339()))
-        .expression_attribute_values(":ttl", ttl_after(at))
+        .expression_attribute_values(":entity", s("api_key"))
+        .expression_attribute_values(":key_id", s(key.key_id.as_str()))
+        .expression_attribute_values(":account_id", s(account_id.as_str()))
+        .expression_attribute_values(":prefix", s(key.prefix.as_str()))
+        .expression_attribute_values(":status", s(key.life.status.as_str()))
+        .expression_attribute_values(":account_status", s(account_status.as_str()))
+        .expression_attribute_values(":created_at", s(key.created_at.to_rfc3339()));
+    match key.life.expires_at {
+        Some(at) => {
+            sets.push("#expires = :expires");
+            update = update.expression_attribute_values(":expires", s(at.to_rfc3339()));
+        }
+        None => removes.push("#expires"),
+    }
+    match key.end() {
+        Some(end) => {
+            sets.push("#ttl = :ttl");
+            update = update.expression_attribute_values(":ttl", ttl_after(end));
+        }
+        None => removes.push("#ttl"),
+    }
+    let mut expression = format!("SET {}", sets.join(", "));
+    if !removes.is_empty() {
+        expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+    }
+    update
+        .update_expression(expression)
         .build()
         .expect("table, key and expression are set")
 }
 
+/// For a key whose entry is malformed: only what is known, and only on an item that exists
+/// (the caller has just read it), so nothing half-formed is ever created.
+pub fn account_status_update(table: &str, digest: &KeyDigest, status: AccountStatus) -> Update {
+    Update::builder()
+        .table_name(table)
+        .key(PK, s(pk(digest)))
+        .update_expression("SET #status = :status")
+        .condition_expression("attribute_exists(pk)")
+        .expression_attribute_names("#status", "account_status")
+        .expression_attribute_values(":status", s(status.as_str()))
+        .build()
+        .expect("table, key and expression are set")
+}
+
+/// Revokes the item of a key whose entry is malformed (see [`account_status_update`]).
 pub fn revocation_update(table: &str, digest: &KeyDigest, now: Timestamp) -> Update {
     Update::builder()
         .table_name(table)
@@ -101,17 +167,39 @@ pub fn revocation_update(table: &str, digest: &KeyDigest, now: Timestamp) -> Upd
         .expect("table, key and expression are set")
 }
 
-/// The key item's copy of its account's status.
-pub fn account_status_update(table: &str, digest: &KeyDigest, status: AccountStatus) -> Update {
+/// Attribute of the key item that records when the key last authenticated a request.
+pub const LAST_USED: &str = "last_used_at";
+
+/// Records a use of the key at `at`, unless a use at or after `stale_before` is already
+/// recorded (another execution environment got there first) or the item is gone: so at most
+/// one such write succeeds per key per interval.
+pub fn use_update(
+    table: &str,
+    digest: &KeyDigest,
+    at: Timestamp,
+    stale_before: Timestamp,
+) -> Update {
     Update::builder()
         .table_name(table)
         .key(PK, s(pk(digest)))
-        .update_expression("SET #status = :status")
-        .condition_expression("attribute_exists(pk)")
-        .expression_attribute_names("#status", "account_status")
-        .expression_attribute_values(":status", s(status.as_str()))
+        .update_expression("SET #used = :at")
+        .condition_expression(
+            "attribute_exists(pk) AND (attribute_not_exists(#used) OR #used < :stale)",
+        )
+        .expression_attribute_names("#used", LAST_USED)
+        .expression_attribute_values(":at", s(at.to_rfc3339()))
+        .expression_attribute_values(":stale", s(stale_before.to_rfc3339()))
         .build()
         .expect("table, key and expression are set")
+}
+
+/// `last_used_at` of a key item, as `(key id, when)`.
+pub fn last_used(item: &Item) -> Result<(KeyId, Option<Timestamp>), StoreError> {
+    let read = Reader::new(item, Entity::Key, "key_id");
+    Ok((
+        read.parse("key_id", KeyId::parse)?,
+        read.parse_opt(LAST_USED, Timestamp::parse)?,
+    ))
 }
 
 #[cfg(test)]
@@ -161,6 +249,7 @@ mod tests {
             ("account_status", s("ACTIVE")),
             ("created_at", s("yesterday")),
             ("expires_at", s("soon")),
+            ("last_used_at", s("recently")),
             ("status", n(1)),
         ] {
             let mut item = good.clone();

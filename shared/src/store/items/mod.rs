@@ -8,13 +8,16 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::error::{Entity, StoreError};
 
 pub mod account;
+pub mod audit;
 pub mod key;
 pub mod payment;
 
 pub type Item = HashMap<String, AttributeValue>;
 
-/// Partition key attribute of both tables.
+/// Partition key attribute of every table.
 pub const PK: &str = "pk";
+/// Sort key attribute of the audit table.
+pub const SK: &str = "sk";
 /// The condition of every write that creates an item.
 pub const NEW_ITEM_ONLY: &str = "attribute_not_exists(pk)";
 
