@@ -1583,7 +1583,7 @@ def markdown(r: dict) -> str:
     for label, s in (("warm GetItem (consistent)", raw["get_item_ms"]),
                      ("warm PutItem (conditional)", raw["put_item_ms"]),
                      ("warm GetItem + PutItem", raw["get_plus_put_ms"]),
-                     ("warm TransactWriteItems (3 puts)", raw["transact_write_items_ms"]),
+                     ("warm TransactWriteItems (4 puts)", raw["transact_write_items_ms"]),
                      ("warm GetItem + PutItem, through the proxy",
                       raw["proxied_get_plus_put_ms"]),
                      ("fresh client: build + GetItem + PutItem", rc["cold_get_put"]["total_ms"]),

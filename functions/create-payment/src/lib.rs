@@ -3,13 +3,14 @@
 //!
 //! Request path budget: one strongly consistent read (the key lookup) and one conditional
 //! write (the payment), replays included.
+//! Off the path: at most once an hour per key, a background write of the key's last use.
 
 use lambda_http::{Body, Request, Response};
 
 use shared::domain::{
-    fingerprint, payment_id_for, Clock, IdSource, KeyEnvironment, Payment, PaymentStatus, Timestamp,
+    fingerprint, payment_id_for, Clock, IdSource, KeyEnvironment, Payment, PaymentStatus,
 };
-use shared::http::auth::{authenticate, AuthenticatedClient};
+use shared::http::auth::authenticate;
 use shared::http::body::CreatePaymentRequest;
 use shared::http::deadline::Deadline;
 use shared::http::request::{idempotency_key, json_body, require_post, REPLAYED_HEADER};
@@ -29,7 +30,7 @@ pub struct State<S> {
     pub ids: IdSource,
 }
 
-pub async fn handle<S: FindKey + InsertPayment + RecordKeyUse>(
+pub async fn handle<S: FindKey + InsertPayment + RecordKeyUse + Clone + 'static>(
     state: &State<S>,
     request: Request,
 ) -> Response<Body> {
@@ -39,7 +40,7 @@ pub async fn handle<S: FindKey + InsertPayment + RecordKeyUse>(
     .await
 }
 
-async fn create_payment<S: FindKey + InsertPayment + RecordKeyUse>(
+async fn create_payment<S: FindKey + InsertPayment + RecordKeyUse + Clone + 'static>(
     state: &State<S>,
     request: Request,
 ) -> Result<Reply<Payment>, ApiError> {
@@ -51,23 +52,10 @@ async fn create_payment<S: FindKey + InsertPayment + RecordKeyUse>(
     // valid requests, and never sees a stored response for an idempotency key.
     let now = state.clock.now();
     let client = authenticate(request.headers(), &store, state.key_environment, now).await?;
-    // The key's use is recorded while the payment is (see `KeyUse::alongside`).
-    let key_use = client.key_use.clone();
-    key_use
-        .alongside(&store, record_payment(state, &store, &request, client, now))
-        .await
-}
-
-/// Everything after the auth step: the body, the idempotency key, the one conditional write.
-async fn record_payment<S>(
-    state: &State<S>,
-    store: &impl InsertPayment,
-    request: &Request,
-    client: AuthenticatedClient,
-    now: Timestamp,
-) -> Result<Reply<Payment>, ApiError> {
+    // Recorded in the background, once an hour per key at most (see `KeyUse`).
+    client.key_use.record_in_background(&state.store);
     let idempotency_key = idempotency_key(request.headers())?;
-    let new = json_body::<CreatePaymentRequest>(request)?.validate()?;
+    let new = json_body::<CreatePaymentRequest>(&request)?.validate()?;
     let request_fingerprint = fingerprint(&new);
     let mut payment = Payment {
         id: match &idempotency_key {

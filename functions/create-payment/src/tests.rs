@@ -551,6 +551,9 @@ async fn a_payment_records_its_key_s_use() {
     let test = setup(IdSource::random()).await;
     let answer = pay_with_key(&test, test.key.expose_once(), usd(5)).await;
     assert_eq!(answer.status, 201);
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
     let key = test.state.store.key(&test.key.digest()).unwrap();
     assert_eq!(key.last_used_at, Some(now()));
 }

@@ -3,6 +3,7 @@
 //!
 //! Request path budget: two strongly consistent reads (the key lookup, then the payment), so
 //! a payment can be read on the request right after the one that created it.
+//! Off the path: at most once an hour per key, a background write of the key's last use.
 //!
 //! A payment that does not exist, another account's payment and an id that is not a payment
 //! id all get the same 404, byte for byte apart from `request_id`: no caller learns whether
@@ -11,7 +12,7 @@
 use lambda_http::{Body, Request, Response};
 
 use shared::domain::{Clock, KeyEnvironment, Payment, PaymentId};
-use shared::http::auth::{authenticate, AuthenticatedClient};
+use shared::http::auth::authenticate;
 use shared::http::deadline::Deadline;
 use shared::http::request::{path_parameter, require_get};
 use shared::http::response::{serve, Reply};
@@ -25,7 +26,7 @@ pub struct State<S> {
     pub clock: Clock,
 }
 
-pub async fn handle<S: FindKey + GetPayment + RecordKeyUse>(
+pub async fn handle<S: FindKey + GetPayment + RecordKeyUse + Clone + 'static>(
     state: &State<S>,
     request: Request,
 ) -> Response<Body> {
@@ -35,7 +36,7 @@ pub async fn handle<S: FindKey + GetPayment + RecordKeyUse>(
     .await
 }
 
-async fn get_payment<S: FindKey + GetPayment + RecordKeyUse>(
+async fn get_payment<S: FindKey + GetPayment + RecordKeyUse + Clone + 'static>(
     state: &State<S>,
     request: Request,
 ) -> Result<Reply<Payment>, ApiError> {
@@ -49,21 +50,10 @@ async fn get_payment<S: FindKey + GetPayment + RecordKeyUse>(
         state.clock.now(),
     )
     .await?;
-    // The key's use is recorded while the payment is read (see `KeyUse::alongside`).
-    client
-        .key_use
-        .alongside(&store, read_payment(&store, &request, &client))
-        .await
-}
-
-/// Everything after the auth step: the id, the read, the ownership check.
-async fn read_payment(
-    store: &impl GetPayment,
-    request: &Request,
-    client: &AuthenticatedClient,
-) -> Result<Reply<Payment>, ApiError> {
+    // Recorded in the background, once an hour per key at most (see `KeyUse`).
+    client.key_use.record_in_background(&state.store);
     let not_found = ApiError::PaymentNotFound { param: "id" };
-    let Some(id) = path_parameter(request, "id").and_then(PaymentId::parse) else {
+    let Some(id) = path_parameter(&request, "id").and_then(PaymentId::parse) else {
         tracing::info!("payment id malformed");
         return Err(not_found);
     };

@@ -6,6 +6,7 @@
 //! when there is a cursor, and one `Query` of the account's index partition. The index is
 //! eventually consistent: a payment shows up in lists shortly after its `201` (typically
 //! within a second), while `GET /payments/{id}` finds it at once.
+//! Off the path: at most once an hour per key, a background write of the key's last use.
 //!
 //! Only the account's own payments, ever: the account is the index's partition key. A
 //! cursor naming another account's payment gets the same 404 as an unknown one, so cursors
@@ -15,7 +16,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
 use shared::domain::{Clock, KeyEnvironment, Payment};
-use shared::http::auth::{authenticate, AuthenticatedClient};
+use shared::http::auth::authenticate;
 use shared::http::deadline::Deadline;
 use shared::http::query::{Cursor, ListQuery};
 use shared::http::request::require_get;
@@ -39,7 +40,7 @@ pub struct PaymentList {
     pub has_more: bool,
 }
 
-pub async fn handle<S: FindKey + GetPayment + ListPayments + RecordKeyUse>(
+pub async fn handle<S: FindKey + GetPayment + ListPayments + RecordKeyUse + Clone + 'static>(
     state: &State<S>,
     request: Request,
 ) -> Response<Body> {
@@ -49,7 +50,7 @@ pub async fn handle<S: FindKey + GetPayment + ListPayments + RecordKeyUse>(
     .await
 }
 
-async fn list_payments<S: FindKey + GetPayment + ListPayments + RecordKeyUse>(
+async fn list_payments<S: FindKey + GetPayment + ListPayments + RecordKeyUse + Clone + 'static>(
     state: &State<S>,
     request: Request,
 ) -> Result<Reply<PaymentList>, ApiError> {
@@ -65,20 +66,9 @@ async fn list_payments<S: FindKey + GetPayment + ListPayments + RecordKeyUse>(
         state.clock.now(),
     )
     .await?;
-    // The key's use is recorded while the page is read (see `KeyUse::alongside`).
-    client
-        .key_use
-        .alongside(&store, read_page(&store, &request, &client))
-        .await
-}
-
-/// Everything after the auth step: the query, the cursor's payment, the page.
-async fn read_page(
-    store: &(impl GetPayment + ListPayments),
-    request: &Request,
-    client: &AuthenticatedClient,
-) -> Result<Reply<PaymentList>, ApiError> {
-    let query = ListQuery::from_request(request)?;
+    // Recorded in the background, once an hour per key at most (see `KeyUse`).
+    client.key_use.record_in_background(&state.store);
+    let query = ListQuery::from_request(&request)?;
     let cursor = match &query.cursor {
         None => None,
         Some(cursor) => {

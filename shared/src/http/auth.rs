@@ -1,6 +1,5 @@
 //! The auth step: `x-api-key` header in, authenticated client out.
 
-use std::future::Future;
 use std::time::Duration;
 
 use lambda_http::http::HeaderMap;
@@ -42,37 +41,26 @@ impl KeyUse {
         self.0.is_some()
     }
 
-    /// Runs `main` (the request's own work) and, at the same time, records the key's use.
-    /// Answers when `main` does: the request never waits for the record, and never fails by
-    /// it (a failure is logged; a record still in flight when `main` ends is dropped, and
-    /// the next request of the key records it).
-    pub async fn alongside<S: RecordKeyUse, T>(
-        &self,
-        store: &S,
-        main: impl Future<Output = T>,
-    ) -> T {
-        let Some((digest, at)) = &self.0 else {
-            return main.await;
+    /// Records the key's use in a task of its own, and returns at once: the request never
+    /// waits for it and never fails by it (a failure is logged, and the next request of the
+    /// key records the use instead). On the single-threaded runtime the task runs when the
+    /// request's own work waits on DynamoDB, and finishes in the background if the response
+    /// is ready first (in Lambda, before the runtime's next poll, or when the execution
+    /// environment thaws for its next invocation).
+    pub fn record_in_background<S: RecordKeyUse + Clone + 'static>(&self, store: &S) {
+        let Some((digest, at)) = self.0.clone() else {
+            return;
         };
-        let record = async {
+        let store = store.clone();
+        tokio::spawn(async move {
             match store
-                .record_key_use(digest, *at, at.minus(KEY_USE_INTERVAL))
+                .record_key_use(&digest, at, at.minus(KEY_USE_INTERVAL))
                 .await
             {
                 Ok(()) => tracing::debug!("key use recorded"),
                 Err(err) => tracing::warn!(error = ?err, "key use not recorded"),
             }
-        };
-        let mut record = std::pin::pin!(record);
-        let mut main = std::pin::pin!(main);
-        let mut recorded = false;
-        std::future::poll_fn(|cx| {
-            if !recorded && record.as_mut().poll(cx).is_ready() {
-                recorded = true;
-            }
-            main.as_mut().poll(cx)
-        })
-        .await
+        });
     }
 }
 
@@ -265,6 +253,13 @@ mod tests {
         );
     }
 
+    /// Lets the background tasks of this single-threaded test runtime run.
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
     #[tokio::test]
     async fn a_use_is_due_when_none_is_recorded_within_the_interval() {
         let (store, key, _) = store_with_account().await;
@@ -274,7 +269,8 @@ mod tests {
             .await
             .unwrap();
         assert!(client.key_use.is_due(), "never used");
-        client.key_use.alongside(&store, async {}).await;
+        client.key_use.record_in_background(&store);
+        settle().await;
         assert_eq!(store.key(&key.digest()).unwrap().last_used_at, Some(now));
 
         let soon = now.plus(KEY_USE_INTERVAL - Duration::from_secs(1));
@@ -298,19 +294,19 @@ mod tests {
             .await
             .unwrap();
 
+        // Returns at once, whether the record hangs or fails.
         store.hang_next(Operation::RecordKeyUse);
-        let answer = tokio::time::timeout(
-            Duration::from_secs(1),
-            client.key_use.alongside(&store, async { 7 }),
-        )
-        .await;
-        assert_eq!(answer, Ok(7), "answered while the record hangs");
-
+        client.key_use.record_in_background(&store);
         store.fail_next(
             Operation::RecordKeyUse,
             StoreError::Unavailable(anyhow::anyhow!("down")),
         );
-        assert_eq!(client.key_use.alongside(&store, async { 8 }).await, 8);
+        client.key_use.record_in_background(&store);
+        settle().await;
         assert_eq!(store.key(&key.digest()).unwrap().last_used_at, None);
+        // The next one records.
+        client.key_use.record_in_background(&store);
+        settle().await;
+        assert!(store.key(&key.digest()).unwrap().last_used_at.is_some());
     }
 }

@@ -116,8 +116,13 @@ impl DynamoStore {
                     .and_then(|mut tables| tables.remove(&self.clients_table))
                     .unwrap_or_default()
                 {
-                    let (id, at) = items::key::last_used(&item)?;
-                    uses.insert(id, at);
+                    // A damaged key item costs its own `last_used_at`, not the listing.
+                    match items::key::last_used(&item) {
+                        Ok((id, at)) => {
+                            uses.insert(id, at);
+                        }
+                        Err(err) => tracing::warn!(error = ?err, "key item unreadable"),
+                    }
                 }
                 pending = output
                     .unprocessed_keys

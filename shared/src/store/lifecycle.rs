@@ -202,9 +202,12 @@ pub fn plan_rotation(
     now: Timestamp,
 ) -> Result<RotationPlan, Refusal> {
     let requested = new_key.prefix.environment();
+    // The keys that work say which environment the account is in (a dead key of the other
+    // environment, minted by mistake and revoked since, does not block the account).
     if let Some(existing) = record
         .keys
         .iter()
+        .filter(|key| key.life.state_at(now).is_live())
         .map(|key| key.prefix.environment())
         .find(|env| *env != requested)
     {
@@ -245,10 +248,12 @@ pub fn plan_rotation(
         });
     }
     let entries = record.keys.len() + record.malformed.len() + 1;
+    // A key retiring now (grace 0) is not pruned by the same change: its entry is updated.
     let pruned: Vec<StoredKey> = record
         .keys
         .iter()
         .filter(|key| !after_change(key).state_at(now).is_live())
+        .filter(|key| retiring.iter().all(|r| r.key_id != key.key_id))
         .take(entries.saturating_sub(MAX_KEY_ENTRIES))
         .map(|key| match key.life.status {
             KeyStatus::Revoked => key.clone(),
@@ -476,6 +481,40 @@ mod tests {
         );
         assert!(
             plan_rotation(&record, &new_key(KeyEnvironment::Test), Duration::ZERO, now).is_ok()
+        );
+    }
+
+    #[test]
+    fn a_dead_key_of_another_environment_does_not_block_rotation() {
+        let now = at("2026-06-01T12:00:00Z");
+        let mut stray = key(1, KeyStatus::Revoked, None);
+        let live = ApiKey::generate(KeyEnvironment::Live).unwrap();
+        stray.prefix = live.display_prefix();
+        let record = record(
+            AccountStatus::Active,
+            vec![key(0, KeyStatus::Active, None), stray],
+        );
+        assert!(
+            plan_rotation(&record, &new_key(KeyEnvironment::Test), Duration::ZERO, now).is_ok()
+        );
+    }
+
+    #[test]
+    fn a_key_retired_at_once_is_updated_not_pruned_by_the_same_rotation() {
+        let now = at("2026-06-01T12:00:00Z");
+        let mut full = record(AccountStatus::Active, vec![key(0, KeyStatus::Active, None)]);
+        full.malformed = (0..MAX_KEY_ENTRIES)
+            .map(|n| MalformedKey {
+                name: format!("bad{n}"),
+                digest: None,
+            })
+            .collect();
+        let plan =
+            plan_rotation(&full, &new_key(KeyEnvironment::Test), Duration::ZERO, now).unwrap();
+        assert_eq!(ids(&plan.retiring), vec![key_id(0)]);
+        assert!(
+            plan.pruned.is_empty(),
+            "one path is never both set and removed"
         );
     }
 

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::error::{Entity, StoreError};
 use super::{
@@ -17,8 +17,21 @@ use crate::domain::{
     PaymentId, RequestFingerprint, Timestamp,
 };
 
+/// Cheap to clone: clones share one store (as clones of a DynamoDB client share tables).
+#[derive(Default, Clone)]
+pub struct MemoryStore(Arc<Stored>);
+
+impl std::ops::Deref for MemoryStore {
+    type Target = Stored;
+
+    fn deref(&self) -> &Stored {
+        &self.0
+    }
+}
+
+/// What a [`MemoryStore`] holds.
 #[derive(Default)]
-pub struct MemoryStore {
+pub struct Stored {
     keys: Mutex<HashMap<KeyDigest, KeyRecord>>,
     accounts: Mutex<HashMap<AccountId, Account>>,
     /// In insertion order, with an index by payment id.

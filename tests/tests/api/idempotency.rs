@@ -207,6 +207,7 @@ async fn dynamodb_unreachable_then_back_yields_exactly_one_payment() {
 }
 
 /// Key lookups go straight to DynamoDB; payment writes go through the fault proxy.
+#[derive(Clone)]
 struct WritesThroughProxy {
     keys: DynamoStore,
     payments: DynamoStore,

@@ -218,6 +218,21 @@ async fn last_used(app: &TestApp, id: &AccountId) -> Option<shared::domain::Time
     app.store().account_keys(id, now).await.unwrap().keys[0].last_used_at
 }
 
+/// The key's `last_used_at` once the background record of a use has landed (bounded wait).
+async fn recorded_use(
+    app: &TestApp,
+    id: &AccountId,
+    after: Option<shared::domain::Timestamp>,
+) -> shared::domain::Timestamp {
+    for _ in 0..100 {
+        if let Some(at) = last_used(app, id).await.filter(|at| Some(*at) > after) {
+            return at;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no use recorded after {after:?}");
+}
+
 #[tokio::test]
 async fn a_key_records_its_use_at_most_once_an_interval() {
     let app = TestApp::spawn().await;
@@ -237,24 +252,56 @@ async fn a_key_records_its_use_at_most_once_an_interval() {
     };
 
     let first_at = app.clock.clock().now();
-    for n in 0..5 {
+    assert_eq!(pay(0).await.status(), 201);
+    let recorded = recorded_use(&app, &id, None).await;
+    assert!(recorded >= first_at && recorded <= app.clock.clock().now());
+    for n in 1..6 {
         assert_eq!(pay(n).await.status(), 201);
     }
-    assert_eq!(calls.of("PutItem"), 5);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(calls.of("PutItem"), 6);
     assert_eq!(
         calls.of("UpdateItem"),
         1,
-        "one recorded use for five requests"
+        "one recorded use for six requests"
     );
-    let recorded = last_used(&app, &id).await.expect("the use was recorded");
-    assert!(recorded >= first_at && recorded <= app.clock.clock().now());
+    assert_eq!(
+        last_used(&app, &id).await,
+        Some(recorded),
+        "not rewritten within the hour"
+    );
 
     // Past the interval, the next request records again; the ones after it do not.
     app.clock
         .advance(shared::http::auth::KEY_USE_INTERVAL + Duration::from_secs(1));
-    for n in 5..8 {
+    assert_eq!(pay(6).await.status(), 201);
+    let again = recorded_use(&app, &id, Some(recorded)).await;
+    for n in 7..10 {
         assert_eq!(pay(n).await.status(), 201);
     }
+    tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(calls.of("UpdateItem"), 2);
-    assert!(last_used(&app, &id).await.unwrap() > recorded);
+    assert_eq!(last_used(&app, &id).await, Some(again));
+}
+
+#[tokio::test]
+async fn a_damaged_key_item_costs_its_last_use_not_the_listing() {
+    let app = TestApp::spawn().await;
+    let (id, key) = account(&app).await;
+    app.client
+        .update_item()
+        .table_name(&app.clients_table)
+        .key("pk", AttributeValue::S(key_pk(&key)))
+        .update_expression("SET last_used_at = :bad")
+        .expression_attribute_values(":bad", AttributeValue::N("1".into()))
+        .send()
+        .await
+        .unwrap();
+    let listing = app
+        .store()
+        .account_keys(&id, app.clock.clock().now())
+        .await
+        .expect("keys list still works");
+    assert_eq!(listing.keys.len(), 1);
+    assert_eq!(listing.keys[0].last_used_at, None);
 }

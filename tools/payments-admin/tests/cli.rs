@@ -208,7 +208,15 @@ async fn keys_show_when_they_were_last_used_and_rotation_names_those_still_in_us
     assert!(listed["keys"][0]["last_used_at"].is_null(), "{listed}");
 
     assert_eq!(pays(&app, &used).await, 201);
-    let listed = cli.json(&["keys", "list", &account]);
+    // The use is recorded in the background: give it a moment to land.
+    let mut listed = cli.json(&["keys", "list", &account]);
+    for _ in 0..50 {
+        if listed["keys"][0]["last_used_at"].is_string() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        listed = cli.json(&["keys", "list", &account]);
+    }
     assert!(listed["keys"][0]["last_used_at"].is_string(), "{listed}");
     let used_id = listed["keys"][0]["key_id"].as_str().unwrap().to_owned();
 
