@@ -47,12 +47,16 @@ impl Timestamp {
             .expect("durations the service adds stay within the calendar")
     }
 
-    /// `self - by`, saturating at the start of the calendar the type allows.
+    /// `self - by`, or `None` before the start of the calendar.
+    pub fn checked_minus(self, by: std::time::Duration) -> Option<Self> {
+        let by = time::Duration::try_from(by).ok()?;
+        self.0.checked_sub(by).map(Self::from_datetime)
+    }
+
+    /// `self - by` for durations the service itself chooses (the key-use interval).
     pub fn minus(self, by: std::time::Duration) -> Self {
-        time::Duration::try_from(by)
-            .ok()
-            .and_then(|by| self.0.checked_sub(by))
-            .map_or(self, Self::from_datetime)
+        self.checked_minus(by)
+            .expect("durations the service subtracts stay within the calendar")
     }
 
     /// Seconds since the Unix epoch (DynamoDB TTL attributes use this).

@@ -492,11 +492,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 grace,
                 key_environment,
             } => {
-                let existing = store
-                    .account_keys(&account, now)
-                    .await?
-                    .keys
-                    .first()
+                // The account's environment: that of its newest working key, else its newest.
+                let keys = store.account_keys(&account, now).await?.keys;
+                let existing = keys
+                    .iter()
+                    .rev()
+                    .find(|key| key.state.is_live())
+                    .or(keys.last())
                     .map(|key| key.prefix.environment());
                 let environment = rotation_environment(
                     key_environment,
