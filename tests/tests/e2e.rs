@@ -253,6 +253,37 @@ async fn the_whole_flow_over_http() {
     }
     assert_eq!(bodies[0], bodies[1]);
 
+    // Each request left one metrics line (EMF) in its function's output, with its outcome.
+    let log = stack.log();
+    let metrics: Vec<Value> = log
+        .lines()
+        .filter_map(|line| line.find("{\"").map(|at| &line[at..]))
+        .filter_map(|json| serde_json::from_str::<Value>(json).ok())
+        .filter(|doc| doc.get("_aws").is_some())
+        .collect();
+    let outcome_of = |function: &str, outcome: &str| {
+        metrics
+            .iter()
+            .any(|m| m["Function"] == function && m["Outcome"] == outcome)
+    };
+    for (function, outcome) in [
+        ("create_account", "created"),
+        ("create_payment", "created"),
+        ("create_payment", "replayed"),
+        ("create_payment", "idempotency_key_reused"),
+        ("create_payment", "missing_api_key"),
+        ("get_payment", "ok"),
+        ("list_payments", "ok"),
+    ] {
+        assert!(
+            outcome_of(function, outcome),
+            "no metrics line for {function} {outcome}"
+        );
+    }
+    assert!(metrics
+        .iter()
+        .any(|m| m["Reason"] == "unknown_key" && m["AuthRefusals"] == 1));
+
     // The key in the query string is not a key, under any of the usual names, and such a
     // request writes nothing.
     let database = dynamodb_client(Some(&dynamodb_endpoint())).await;

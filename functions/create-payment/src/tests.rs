@@ -557,3 +557,70 @@ async fn a_payment_records_its_key_s_use() {
     let key = test.state.store.key(&test.key.digest()).unwrap();
     assert_eq!(key.last_used_at, Some(now()));
 }
+
+#[tokio::test]
+async fn every_request_writes_one_metrics_line_with_its_outcome() {
+    use shared::http::metrics;
+    let test = setup(IdSource::random()).await;
+    metrics::capture();
+    let key = test.key.expose_once();
+    let keyed = [("x-api-key", key), ("idempotency-key", "metrics-1")];
+    assert_eq!(pay(&test, &keyed, usd(5)).await.status, 201);
+    assert_eq!(pay(&test, &keyed, usd(5)).await.status, 201);
+    let unknown = ApiKey::generate(shared::domain::KeyEnvironment::Test).unwrap();
+    assert_eq!(
+        pay_with_key(&test, unknown.expose_once(), usd(5))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(pay(&test, &[], usd(5)).await.status, 401);
+    test.state.store.fail_next(
+        Operation::InsertPayment,
+        StoreError::Unavailable(anyhow::anyhow!("down")),
+    );
+    assert_eq!(pay_with_key(&test, key, usd(5)).await.status, 503);
+
+    let lines = metrics::captured();
+    let docs: Vec<Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let outcomes: Vec<(&str, &str)> = docs
+        .iter()
+        .map(|d| {
+            (
+                d["Outcome"].as_str().unwrap(),
+                d["StatusClass"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("created", "2xx"),
+            ("replayed", "2xx"),
+            ("invalid_api_key", "4xx"),
+            ("missing_api_key", "4xx"),
+            ("service_unavailable", "5xx"),
+        ]
+    );
+    let reasons: Vec<Option<&str>> = docs.iter().map(|d| d["Reason"].as_str()).collect();
+    assert_eq!(
+        reasons,
+        [None, None, Some("unknown_key"), Some("missing"), None]
+    );
+    // The key lookup and the payment write, each timed; a missing key costs no call.
+    let calls: Vec<u64> = docs
+        .iter()
+        .map(|d| d["DynamoDbCalls"].as_u64().unwrap())
+        .collect();
+    assert_eq!(calls, [2, 2, 1, 0, 2]);
+    for line in &lines {
+        assert!(!line.contains(&key[12..]), "no key in a metrics line");
+        assert!(
+            !line.contains(test.account.as_str()),
+            "no account id either"
+        );
+    }
+}

@@ -77,10 +77,13 @@ impl<S> Bounded<'_, S> {
         call: impl std::future::Future<Output = Result<T, StoreError>>,
         cut_short: impl FnOnce() -> StoreError,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout_at(self.deadline.0, call).await {
+        let started = Instant::now();
+        let result = match tokio::time::timeout_at(self.deadline.0, call).await {
             Ok(result) => result,
             Err(_) => Err(cut_short()),
-        }
+        };
+        super::metrics::record_dynamodb_call(started.elapsed());
+        result
     }
 }
 

@@ -1,5 +1,6 @@
 //! The HTTP edge: request ids, content type and size checks, query strings, the auth step, the one error
-//! type ([`ApiError`]) and its one mapping to a response. Only this layer knows status codes.
+//! type ([`ApiError`]) and its one mapping to a response, and the per-request metrics. Only
+//! this layer knows status codes.
 //!
 //! [`body`] is pure (bytes in, validated values or a precise error out) and builds without
 //! the Lambda runtime, so it can be fuzzed on its own; the rest needs feature `lambda`.
@@ -12,6 +13,8 @@ pub mod auth;
 pub mod deadline;
 #[cfg(feature = "lambda")]
 pub mod error;
+#[cfg(feature = "lambda")]
+pub mod metrics;
 #[cfg(feature = "lambda")]
 pub mod query;
 #[cfg(feature = "lambda")]

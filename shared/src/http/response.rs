@@ -8,7 +8,8 @@ use std::future::Future;
 use tracing::Instrument;
 
 use super::error::ApiError;
-use super::request::{request_id, REQUEST_ID_HEADER};
+use super::metrics;
+use super::request::{request_id, REPLAYED_HEADER, REQUEST_ID_HEADER};
 
 /// Renders a JSON response. `no-store` because responses can carry a freshly minted key.
 pub fn json_response<T: Serialize>(
@@ -109,9 +110,45 @@ where
         key_prefix = tracing::field::Empty,
     );
     async move {
-        let outcome = handler(request).await;
-        respond(outcome, &request_id)
+        let started = std::time::Instant::now();
+        let (outcome, recorded) = metrics::measured(handler(request)).await;
+        let (status, label) = outcome_label(&outcome);
+        let auth_refusal = match &outcome {
+            Err(ApiError::MissingApiKey) => Some(metrics::reason_label(None)),
+            Err(ApiError::InvalidApiKey(reason)) => Some(metrics::reason_label(Some(*reason))),
+            _ => None,
+        };
+        let response = respond(outcome, &request_id);
+        metrics::emit(metrics::emf_line(&metrics::RequestRecord {
+            function: operation,
+            status,
+            outcome: label,
+            latency: started.elapsed(),
+            metrics: recorded,
+            auth_refusal,
+            cold_start: metrics::take_cold_start(),
+            timestamp_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_millis() as u64),
+        }));
+        response
     }
     .instrument(span)
     .await
+}
+
+/// The status and the metrics' `Outcome` of a handler's outcome: `created` or `replayed`
+/// for a 201, `ok` for another success, the error code for an error.
+fn outcome_label<T>(outcome: &Result<Reply<T>, ApiError>) -> (StatusCode, &'static str) {
+    match outcome {
+        Ok(reply) if reply.status == StatusCode::CREATED => {
+            let replayed = reply
+                .headers
+                .iter()
+                .any(|(name, _)| *name == REPLAYED_HEADER);
+            (reply.status, if replayed { "replayed" } else { "created" })
+        }
+        Ok(reply) => (reply.status, "ok"),
+        Err(err) => (err.status(), err.code()),
+    }
 }

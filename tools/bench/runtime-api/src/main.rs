@@ -71,6 +71,9 @@ struct State {
 
 struct Emulator {
     function_name: String,
+    /// The trace header's `Sampled` flag: `1` as Lambda sends it for a request that active
+    /// tracing samples, `0` otherwise (`BENCH_TRACE_SAMPLED=1` to measure the difference).
+    trace_sampled: u8,
     state: Mutex<State>,
     ready: Condvar,
     out: Mutex<io::Stdout>,
@@ -285,8 +288,10 @@ fn hand_out(emulator: &Emulator, stream: &mut TcpStream) -> io::Result<bool> {
             ),
             (
                 "lambda-runtime-trace-id",
-                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0"
-                    .to_owned(),
+                format!(
+                    "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled={}",
+                    emulator.trace_sampled
+                ),
             ),
         ],
         &invocation.event,
@@ -407,6 +412,7 @@ fn main() -> ExitCode {
     };
     let emulator = Arc::new(Emulator {
         function_name,
+        trace_sampled: u8::from(std::env::var("BENCH_TRACE_SAMPLED").as_deref() == Ok("1")),
         state: Mutex::new(State::default()),
         ready: Condvar::new(),
         out: Mutex::new(io::stdout()),

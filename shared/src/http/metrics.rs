@@ -1,0 +1,392 @@
+//! Metrics as CloudWatch Embedded Metric Format (EMF): one JSON line per request on stdout,
+//! which Lambda ships to CloudWatch Logs and CloudWatch turns into metrics. No network call,
+//! no client, no dependency beyond `serde_json`.
+//!
+//! Per request, namespace `METRICS_NAMESPACE` (default `PaymentsApi`):
+//! - `Requests` (Count) and `Latency` (Milliseconds) by `Function` and `StatusClass`
+//!   (`2xx`, `4xx`, `5xx`), by `Function` and `Outcome` (`created`, `replayed`, `ok`, or the
+//!   error code), and by `StatusClass` alone (the service's error rate);
+//! - `DynamoDbCallLatency` (Milliseconds, one value per call) and `DynamoDbCalls` (Count)
+//!   by `Function`;
+//! - `AuthRefusals` (Count) by `Reason` (one of [`AuthFailure::ALL`]) and in total, when the
+//!   key was refused;
+//! - `ColdStart` (Count, 1) by `Function`, on an execution environment's first request only.
+//!
+//! Every dimension takes its value from a fixed, small set: never a key prefix, an account
+//! id or a payment id, so the number of metrics (and their cost) is bounded.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use lambda_http::http::StatusCode;
+use serde_json::{json, Map, Value};
+
+use crate::domain::AuthFailure;
+
+/// What one request recorded while it ran.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RequestMetrics {
+    /// Milliseconds, one per DynamoDB call the request made (deadline-bounded calls).
+    pub dynamodb_calls_ms: Vec<f64>,
+}
+
+tokio::task_local! {
+    static CURRENT: RefCell<RequestMetrics>;
+}
+
+/// Runs `request` with a fresh [`RequestMetrics`] that the store wrapper records into, and
+/// hands it back with the request's output.
+pub async fn measured<F: std::future::Future>(request: F) -> (F::Output, RequestMetrics) {
+    CURRENT
+        .scope(RefCell::new(RequestMetrics::default()), async {
+            let output = request.await;
+            let metrics = CURRENT.with(|m| m.take());
+            (output, metrics)
+        })
+        .await
+}
+
+/// Records one DynamoDB call of the current request (outside a request: nothing).
+pub fn record_dynamodb_call(elapsed: Duration) {
+    let _ = CURRENT.try_with(|m| {
+        m.borrow_mut()
+            .dynamodb_calls_ms
+            .push(elapsed.as_secs_f64() * 1e3)
+    });
+}
+
+/// The low-cardinality label of a refusal reason; `None` is a request without a key.
+pub fn reason_label(reason: Option<AuthFailure>) -> &'static str {
+    let Some(reason) = reason else {
+        return "missing";
+    };
+    match reason {
+        AuthFailure::Malformed => "malformed",
+        AuthFailure::WrongEnvironment => "wrong_environment",
+        AuthFailure::BadChecksum => "bad_checksum",
+        AuthFailure::UnknownKey => "unknown_key",
+        AuthFailure::KeyInactive => "key_revoked",
+        AuthFailure::KeyExpired => "key_expired",
+        AuthFailure::AccountInactive => "account_inactive",
+    }
+}
+
+static COLD: AtomicBool = AtomicBool::new(true);
+
+/// `true` on the first call in this execution environment, `false` after.
+pub fn take_cold_start() -> bool {
+    COLD.swap(false, Ordering::Relaxed)
+}
+
+const DEFAULT_NAMESPACE: &str = "PaymentsApi";
+
+fn namespace() -> &'static str {
+    static NAMESPACE: OnceLock<String> = OnceLock::new();
+    NAMESPACE.get_or_init(|| {
+        std::env::var("METRICS_NAMESPACE")
+            .ok()
+            .filter(|ns| !ns.trim().is_empty() && ns.len() <= 255)
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned())
+    })
+}
+
+/// One request, as its metrics describe it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestRecord<'a> {
+    pub function: &'static str,
+    pub status: StatusCode,
+    /// `created`, `replayed`, `ok`, or the error code.
+    pub outcome: &'a str,
+    pub latency: Duration,
+    pub metrics: RequestMetrics,
+    /// Why the key was refused (see [`reason_label`]), when it was.
+    pub auth_refusal: Option<&'static str>,
+    pub cold_start: bool,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+}
+
+fn directive(dimensions: Value, metrics: &[(&str, &str)]) -> Value {
+    json!({
+        "Namespace": namespace(),
+        "Dimensions": dimensions,
+        "Metrics": metrics
+            .iter()
+            .map(|(name, unit)| json!({"Name": name, "Unit": unit}))
+            .collect::<Vec<_>>(),
+    })
+}
+
+fn status_class(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        200..=299 => "2xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
+    }
+}
+
+/// The EMF document of one request: one JSON object, rendered on one line.
+pub fn emf_line(record: &RequestRecord<'_>) -> String {
+    let mut directives = vec![
+        directive(
+            json!([
+                ["Function", "StatusClass"],
+                ["Function", "Outcome"],
+                ["StatusClass"]
+            ]),
+            &[("Requests", "Count"), ("Latency", "Milliseconds")],
+        ),
+        directive(
+            json!([["Function"]]),
+            &[
+                ("DynamoDbCallLatency", "Milliseconds"),
+                ("DynamoDbCalls", "Count"),
+            ],
+        ),
+    ];
+    let mut root = Map::new();
+    root.insert("Function".into(), json!(record.function));
+    root.insert("StatusClass".into(), json!(status_class(record.status)));
+    root.insert("Outcome".into(), json!(record.outcome));
+    root.insert("Requests".into(), json!(1));
+    root.insert("Latency".into(), json!(record.latency.as_secs_f64() * 1e3));
+    // At most 100 values per metric (EMF); a request makes a handful of calls.
+    let calls: Vec<f64> = record
+        .metrics
+        .dynamodb_calls_ms
+        .iter()
+        .take(100)
+        .copied()
+        .collect();
+    root.insert(
+        "DynamoDbCalls".into(),
+        json!(record.metrics.dynamodb_calls_ms.len()),
+    );
+    root.insert("DynamoDbCallLatency".into(), json!(calls));
+    if calls.is_empty() {
+        // A metric whose value array is empty is no value: leave it out.
+        directives[1] = directive(json!([["Function"]]), &[("DynamoDbCalls", "Count")]);
+        root.remove("DynamoDbCallLatency");
+    }
+    if let Some(reason) = record.auth_refusal {
+        directives.push(directive(
+            json!([["Reason"], []]),
+            &[("AuthRefusals", "Count")],
+        ));
+        root.insert("Reason".into(), json!(reason));
+        root.insert("AuthRefusals".into(), json!(1));
+    }
+    if record.cold_start {
+        directives.push(directive(json!([["Function"]]), &[("ColdStart", "Count")]));
+        root.insert("ColdStart".into(), json!(1));
+    }
+    root.insert(
+        "_aws".into(),
+        json!({"Timestamp": record.timestamp_ms, "CloudWatchMetrics": directives}),
+    );
+    Value::Object(root).to_string()
+}
+
+#[cfg(any(test, feature = "test-support"))]
+thread_local! {
+    static CAPTURED: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+}
+
+/// Captures the EMF lines this thread emits from now on instead of printing them (tests).
+#[cfg(any(test, feature = "test-support"))]
+pub fn capture() {
+    CAPTURED.with(|c| *c.borrow_mut() = Some(Vec::new()));
+}
+
+/// The lines captured since [`capture`], and clears them.
+#[cfg(any(test, feature = "test-support"))]
+pub fn captured() -> Vec<String> {
+    CAPTURED.with(|c| {
+        c.borrow_mut()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    })
+}
+
+/// Writes one EMF line to stdout, where Lambda picks it up.
+pub fn emit(line: String) {
+    #[cfg(any(test, feature = "test-support"))]
+    {
+        let captured = CAPTURED.with(|c| {
+            c.borrow_mut()
+                .as_mut()
+                .map(|lines| lines.push(line.clone()))
+                .is_some()
+        });
+        if captured {
+            return;
+        }
+    }
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    // A metric that cannot be written is not worth failing a request for.
+    let _ = writeln!(out, "{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Checks one line against the EMF specification's rules.
+    pub(crate) fn check_emf(line: &str) -> Result<Value, String> {
+        let doc: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+        let root = doc.as_object().ok_or("root is not an object")?;
+        let aws = root["_aws"].as_object().ok_or("no _aws object")?;
+        aws.get("Timestamp")
+            .and_then(Value::as_u64)
+            .ok_or("Timestamp is not integer milliseconds")?;
+        let directives = aws["CloudWatchMetrics"]
+            .as_array()
+            .ok_or("CloudWatchMetrics is not an array")?;
+        const UNITS: &[&str] = &["Count", "Milliseconds", "Seconds", "None", "Percent"];
+        for d in directives {
+            let ns = d["Namespace"].as_str().ok_or("no Namespace")?;
+            if ns.is_empty() || ns.len() > 255 {
+                return Err(format!("namespace length {}", ns.len()));
+            }
+            let sets = d["Dimensions"]
+                .as_array()
+                .ok_or("Dimensions not an array")?;
+            if sets.is_empty() {
+                return Err("no dimension set".into());
+            }
+            for set in sets {
+                let keys = set.as_array().ok_or("dimension set not an array")?;
+                if keys.len() > 30 {
+                    return Err("more than 30 dimensions".into());
+                }
+                for key in keys {
+                    let key = key.as_str().ok_or("dimension key not a string")?;
+                    let value = root
+                        .get(key)
+                        .and_then(Value::as_str)
+                        .ok_or(format!("dimension {key} has no string value"))?;
+                    if value.is_empty() || value.len() > 1024 {
+                        return Err(format!("dimension {key} value length"));
+                    }
+                }
+            }
+            let metrics = d["Metrics"].as_array().ok_or("Metrics not an array")?;
+            if metrics.is_empty() || metrics.len() > 100 {
+                return Err("0 or more than 100 metrics".into());
+            }
+            for m in metrics {
+                let name = m["Name"].as_str().ok_or("metric without a name")?;
+                if !UNITS.contains(&m["Unit"].as_str().unwrap_or("None")) {
+                    return Err(format!("{name}: unit {}", m["Unit"]));
+                }
+                match root.get(name) {
+                    Some(Value::Number(_)) => {}
+                    Some(Value::Array(values))
+                        if !values.is_empty()
+                            && values.len() <= 100
+                            && values.iter().all(Value::is_number) => {}
+                    other => return Err(format!("metric {name} has value {other:?}")),
+                }
+            }
+        }
+        Ok(doc)
+    }
+
+    fn record(status: u16, outcome: &str) -> RequestRecord<'_> {
+        RequestRecord {
+            function: "create_payment",
+            status: StatusCode::from_u16(status).unwrap(),
+            outcome,
+            latency: Duration::from_micros(3_250),
+            metrics: RequestMetrics {
+                dynamodb_calls_ms: vec![1.5, 2.25],
+            },
+            auth_refusal: None,
+            cold_start: false,
+            timestamp_ms: 1_796_083_200_000,
+        }
+    }
+
+    #[test]
+    fn a_request_is_one_valid_emf_document() {
+        let doc = check_emf(&emf_line(&record(201, "created"))).unwrap();
+        assert_eq!(doc["Function"], "create_payment");
+        assert_eq!(doc["StatusClass"], "2xx");
+        assert_eq!(doc["Outcome"], "created");
+        assert_eq!(doc["Requests"], 1);
+        assert_eq!(doc["Latency"], 3.25);
+        assert_eq!(doc["DynamoDbCallLatency"], json!([1.5, 2.25]));
+        assert_eq!(doc["DynamoDbCalls"], 2);
+        assert!(doc.get("ColdStart").is_none() && doc.get("AuthRefusals").is_none());
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "PaymentsApi"
+        );
+    }
+
+    #[test]
+    fn refusals_cold_starts_and_calls_are_valid_too() {
+        let reasons = AuthFailure::ALL.iter().map(|r| Some(*r)).chain([None]);
+        for reason in reasons.clone() {
+            let mut r = record(401, "invalid_api_key");
+            r.auth_refusal = Some(reason_label(reason));
+            r.metrics.dynamodb_calls_ms.clear();
+            r.cold_start = true;
+            let doc = check_emf(&emf_line(&r)).unwrap();
+            assert_eq!(doc["Reason"], reason_label(reason));
+            assert_eq!(doc["AuthRefusals"], 1);
+            assert_eq!(doc["ColdStart"], 1);
+            assert_eq!(doc["StatusClass"], "4xx");
+            assert!(doc.get("DynamoDbCallLatency").is_none());
+        }
+        let labels: std::collections::HashSet<_> = reasons.map(reason_label).collect();
+        assert_eq!(
+            labels.len(),
+            AuthFailure::ALL.len() + 1,
+            "one label per reason"
+        );
+        let mut many = record(503, "service_unavailable");
+        many.metrics.dynamodb_calls_ms = vec![1.0; 150];
+        let doc = check_emf(&emf_line(&many)).unwrap();
+        assert_eq!(doc["DynamoDbCallLatency"].as_array().unwrap().len(), 100);
+        assert_eq!(doc["DynamoDbCalls"], 150);
+        assert_eq!(doc["StatusClass"], "5xx");
+    }
+
+    #[test]
+    fn the_checker_catches_what_the_specification_forbids() {
+        let good = emf_line(&record(200, "ok"));
+        let mut doc: Value = serde_json::from_str(&good).unwrap();
+        doc.as_object_mut().unwrap().remove("Function");
+        assert!(
+            check_emf(&doc.to_string()).is_err(),
+            "dimension without value"
+        );
+        let mut doc: Value = serde_json::from_str(&good).unwrap();
+        doc["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"] = json!("Requests");
+        assert!(check_emf(&doc.to_string()).is_err(), "unknown unit");
+        let mut doc: Value = serde_json::from_str(&good).unwrap();
+        doc["Latency"] = json!("fast");
+        assert!(check_emf(&doc.to_string()).is_err(), "non-numeric value");
+        let mut doc: Value = serde_json::from_str(&good).unwrap();
+        doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"] =
+            json!([(0..31).map(|i| format!("d{i}")).collect::<Vec<_>>()]);
+        assert!(check_emf(&doc.to_string()).is_err(), "31 dimensions");
+    }
+
+    #[tokio::test]
+    async fn a_request_s_calls_are_recorded_in_its_own_scope() {
+        let ((), metrics) = measured(async {
+            record_dynamodb_call(Duration::from_millis(2));
+        })
+        .await;
+        assert_eq!(metrics.dynamodb_calls_ms, vec![2.0]);
+        // Outside a request: nothing recorded, nothing panics.
+        record_dynamodb_call(Duration::from_millis(2));
+    }
+}
