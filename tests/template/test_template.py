@@ -193,6 +193,9 @@ def check_functions(raw):
                 problems.append(f"{name}: missing env {var}")
         if "LogGroup" not in props.get("LoggingConfig", {}):
             problems.append(f"{name}: no dedicated log group")
+        if props.get("LoggingConfig", {}).get("ApplicationLogLevel") != "TRACE":
+            # Lambda's own filter would drop the EMF metrics lines at WARN or ERROR.
+            problems.append(f"{name}: application log level filtered by Lambda")
         if props.get("LoggingConfig", {}).get("SystemLogLevel") != "INFO":
             # WARN would drop the REPORT lines (duration, memory, init) of healthy requests.
             problems.append(f"{name}: system log level {props.get('LoggingConfig', {}).get('SystemLogLevel')}")
