@@ -52,15 +52,20 @@ impl KeyUse {
             return;
         };
         let store = store.clone();
-        tokio::spawn(async move {
-            match store
-                .record_key_use(&digest, at, at.minus(KEY_USE_INTERVAL))
-                .await
-            {
-                Ok(()) => tracing::debug!("key use recorded"),
-                Err(err) => tracing::warn!(error = ?err, "key use not recorded"),
-            }
-        });
+        // In the request's span, so a failure is logged with its request id.
+        let span = tracing::Span::current();
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                match store
+                    .record_key_use(&digest, at, at.minus(KEY_USE_INTERVAL))
+                    .await
+                {
+                    Ok(()) => tracing::debug!("key use recorded"),
+                    Err(err) => tracing::warn!(error = ?err, "key use not recorded"),
+                }
+            },
+            span,
+        ));
     }
 }
 
