@@ -63,7 +63,15 @@ pub fn api_gateway_request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> lambda_http::Request {
-    api_gateway_event(method, path, path, &[], query, headers, body)
+    from_event(api_gateway_event_json(
+        method,
+        path,
+        path,
+        &[],
+        query,
+        headers,
+        body,
+    ))
 }
 
 /// A `GET` of a route with path parameters (`/payments/{id}`), as API Gateway hands it
@@ -77,7 +85,15 @@ pub fn api_gateway_route_request(
     query: &[(&str, &str)],
     headers: &[(&str, &str)],
 ) -> lambda_http::Request {
-    api_gateway_event(method, route, path, path_parameters, query, headers, "")
+    from_event(api_gateway_event_json(
+        method,
+        route,
+        path,
+        path_parameters,
+        query,
+        headers,
+        "",
+    ))
 }
 
 /// A `POST` on a route with `AWS_IAM` authorization, signed by the IAM principal `user_arn`:
@@ -100,20 +116,11 @@ pub fn api_gateway_iam_request(
             "userId": "AIDACKCEVSQ6C2EXAMPLE"
         }
     });
-    lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event")
+    from_event(event)
 }
 
 #[cfg(feature = "lambda")]
-fn api_gateway_event(
-    method: &str,
-    route: &str,
-    path: &str,
-    path_parameters: &[(&str, &str)],
-    query: &[(&str, &str)],
-    headers: &[(&str, &str)],
-    body: &str,
-) -> lambda_http::Request {
-    let event = api_gateway_event_json(method, route, path, path_parameters, query, headers, body);
+fn from_event(event: serde_json::Value) -> lambda_http::Request {
     lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event")
 }
 

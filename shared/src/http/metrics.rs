@@ -130,6 +130,19 @@ fn status_class(status: StatusCode) -> &'static str {
 
 /// The EMF document of one request: one JSON object, rendered on one line.
 pub fn emf_line(record: &RequestRecord<'_>) -> String {
+    // At most 100 values per metric (EMF); a request makes a handful of calls. A metric
+    // with no value (no call) is left out rather than given an empty array.
+    let calls: Vec<f64> = record
+        .metrics
+        .dynamodb_calls_ms
+        .iter()
+        .take(100)
+        .copied()
+        .collect();
+    let mut call_metrics = vec![("DynamoDbCalls", "Count")];
+    if !calls.is_empty() {
+        call_metrics.insert(0, ("DynamoDbCallLatency", "Milliseconds"));
+    }
     let mut directives = vec![
         directive(
             json!([
@@ -139,13 +152,7 @@ pub fn emf_line(record: &RequestRecord<'_>) -> String {
             ]),
             &[("Requests", "Count"), ("Latency", "Milliseconds")],
         ),
-        directive(
-            json!([["Function"]]),
-            &[
-                ("DynamoDbCallLatency", "Milliseconds"),
-                ("DynamoDbCalls", "Count"),
-            ],
-        ),
+        directive(json!([["Function"]]), &call_metrics),
     ];
     let mut root = Map::new();
     root.insert("Function".into(), json!(record.function));
@@ -153,23 +160,12 @@ pub fn emf_line(record: &RequestRecord<'_>) -> String {
     root.insert("Outcome".into(), json!(record.outcome));
     root.insert("Requests".into(), json!(1));
     root.insert("Latency".into(), json!(record.latency.as_secs_f64() * 1e3));
-    // At most 100 values per metric (EMF); a request makes a handful of calls.
-    let calls: Vec<f64> = record
-        .metrics
-        .dynamodb_calls_ms
-        .iter()
-        .take(100)
-        .copied()
-        .collect();
     root.insert(
         "DynamoDbCalls".into(),
         json!(record.metrics.dynamodb_calls_ms.len()),
     );
-    root.insert("DynamoDbCallLatency".into(), json!(calls));
-    if calls.is_empty() {
-        // A metric whose value array is empty is no value: leave it out.
-        directives[1] = directive(json!([["Function"]]), &[("DynamoDbCalls", "Count")]);
-        root.remove("DynamoDbCallLatency");
+    if !calls.is_empty() {
+        root.insert("DynamoDbCallLatency".into(), json!(calls));
     }
     if let Some(reason) = record.auth_refusal {
         directives.push(directive(

@@ -20,8 +20,8 @@ use super::lifecycle::{
 };
 use super::IssuedKey;
 use crate::domain::{
-    Account, AccountId, AccountStatus, Actor, AuditAction, AuditEvent, EventId, KeyDigest, KeyId,
-    Snapshot, Timestamp,
+    Account, AccountId, AccountStatus, Actor, AuditAction, AuditEvent, EventId, KeyDigest,
+    KeyEnvironment, KeyId, Snapshot, Timestamp,
 };
 
 fn update(update: aws_sdk_dynamodb::types::Update) -> TransactWriteItem {
@@ -161,6 +161,23 @@ impl DynamoStore {
             keys,
             malformed: record.malformed.into_iter().map(|bad| bad.name).collect(),
         })
+    }
+
+    /// The environment of the account's keys: that of its newest working key, else of its
+    /// newest key; `None` for an account without a readable key. One read.
+    pub async fn account_environment(
+        &self,
+        id: &AccountId,
+        now: Timestamp,
+    ) -> Result<Option<KeyEnvironment>, StoreError> {
+        let record = self.read_account(id).await?;
+        Ok(record
+            .keys
+            .iter()
+            .rev()
+            .find(|key| key.life.state_at(now).is_live())
+            .or(record.keys.last())
+            .map(|key| key.prefix.environment()))
     }
 
     /// The account a key belongs to.

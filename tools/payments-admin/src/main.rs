@@ -492,19 +492,18 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 grace,
                 key_environment,
             } => {
-                // The account's environment: that of its newest working key, else its newest.
-                let keys = store.account_keys(&account, now).await?.keys;
-                let existing = keys
-                    .iter()
-                    .rev()
-                    .find(|key| key.state.is_live())
-                    .or(keys.last())
-                    .map(|key| key.prefix.environment());
-                let environment = rotation_environment(
-                    key_environment,
-                    std::env::var("API_KEY_ENVIRONMENT").ok().as_deref(),
-                    existing,
-                )?;
+                let deployment = std::env::var("API_KEY_ENVIRONMENT")
+                    .ok()
+                    .filter(|value| !value.trim().is_empty());
+                // Only asked for when neither the flag nor the deployment says; the store
+                // refuses a key of another environment than the account's either way.
+                let existing = if key_environment.is_none() && deployment.is_none() {
+                    store.account_environment(&account, now).await?
+                } else {
+                    None
+                };
+                let environment =
+                    rotation_environment(key_environment, deployment.as_deref(), existing)?;
                 let new_key = ApiKey::generate(environment)?;
                 let issued = IssuedKey::new(&new_key, IdSource::random().key_id()?, now);
                 let rotation = store
