@@ -5,11 +5,15 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
-use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_dynamodb::config::{Credentials, SharedHttpClient};
 use aws_sdk_dynamodb::Client;
+use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
+use aws_smithy_http_client::tls::Provider;
+use aws_smithy_http_client::{proxy::ProxyConfig, Builder, ConnectorBuilder};
 
 use crate::domain::KeyEnvironment;
 use crate::store::dynamo::{DynamoStore, Tables};
+use crate::store::usage::Usage;
 
 /// DynamoDB answers single-item calls in milliseconds; anything slower than this is a fault,
 /// and failing fast (503, retryable) beats holding the caller until the Lambda timeout.
@@ -59,11 +63,13 @@ impl Config {
     }
 }
 
-/// Builds the DynamoDB client with explicit timeouts and retries. With an endpoint override
+/// Builds the DynamoDB client with explicit timeouts and retries, recording what each call
+/// consumes ([`Usage`]). With an endpoint override
 /// (DynamoDB Local) it also supplies a region and placeholder credentials when none are set,
 /// so local runs never wait on the instance-metadata credential probe.
 pub async fn dynamodb_client(endpoint: Option<&str>) -> Client {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(CONNECT_TIMEOUT)
@@ -83,7 +89,39 @@ pub async fn dynamodb_client(endpoint: Option<&str>) -> Client {
             loader = loader.credentials_provider(Credentials::for_tests_with_session_token());
         }
     }
-    Client::new(&loader.load().await)
+    let config = aws_sdk_dynamodb::config::Builder::from(&loader.load().await)
+        .interceptor(Usage)
+        .build();
+    Client::from_conf(config)
+}
+
+#[cfg(not(any(feature = "tls-aws-lc", feature = "tls-ring")))]
+compile_error!("the `aws` feature needs a TLS crypto: enable `tls-aws-lc` or `tls-ring`");
+
+/// The TLS crypto this build links (the crate's `tls-ring` or `tls-aws-lc` feature).
+#[cfg(feature = "tls-ring")]
+pub const TLS_CRYPTO: &str = "ring";
+#[cfg(all(feature = "tls-aws-lc", not(feature = "tls-ring")))]
+pub const TLS_CRYPTO: &str = "aws-lc-rs";
+
+#[cfg(feature = "tls-ring")]
+const CRYPTO_MODE: CryptoMode = CryptoMode::Ring;
+#[cfg(all(feature = "tls-aws-lc", not(feature = "tls-ring")))]
+const CRYPTO_MODE: CryptoMode = CryptoMode::AwsLc;
+
+/// The SDK's default HTTPS client (hyper 1 and rustls, proxy settings from the environment,
+/// the connect timeout and sleep of the client's own configuration), with the crypto this
+/// build picks. The trusted roots are the system's, or those `SSL_CERT_FILE` names.
+fn https_client() -> SharedHttpClient {
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector = ConnectorBuilder::default().tls_provider(Provider::Rustls(CRYPTO_MODE));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 #[cfg(test)]
