@@ -283,6 +283,22 @@ async fn the_whole_flow_over_http() {
     assert!(metrics
         .iter()
         .any(|m| m["Reason"] == "unknown_key" && m["AuthRefusals"] == 1));
+    // What each request spent, as the client's interceptor saw it: a new payment is the key's
+    // strongly consistent GetItem (1 read unit) and the payment's PutItem.
+    let created = metrics
+        .iter()
+        .find(|m| m["Function"] == "create_payment" && m["Outcome"] == "created")
+        .unwrap();
+    assert_eq!(created["DynamoDbOperations"], json!(["GetItem", "PutItem"]));
+    assert_eq!(created["DynamoDbAttempts"], 2);
+    assert_eq!(created["DynamoDbReadUnits"], 1.0);
+    assert!(created["DynamoDbWriteUnits"].as_f64().unwrap() >= 1.0);
+    // The warm-up call made during init is reported by the environment's first request.
+    let cold = metrics
+        .iter()
+        .find(|m| m["Function"] == "create_payment" && m["ColdStart"] == 1)
+        .unwrap();
+    assert_eq!(cold["OutsideRequests"]["DynamoDbOperations"][0], "GetItem");
 
     // The key in the query string is not a key, under any of the usual names, and such a
     // request writes nothing.

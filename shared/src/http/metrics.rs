@@ -7,7 +7,14 @@
 //!   (`2xx`, `4xx`, `5xx`), by `Function` and `Outcome` (`created`, `replayed`, `ok`, or the
 //!   error code), and by `StatusClass` alone (the service's error rate);
 //! - `DynamoDbCallLatency` (Milliseconds, one value per call) and `DynamoDbCalls` (Count)
-//!   by `Function`;
+//!   by `Function`; `DynamoDbAttempts` (Count, each attempt the SDK sent, retries included)
+//!   and the capacity DynamoDB reported, `DynamoDbReadUnits` and `DynamoDbWriteUnits`
+//!   (Count), by `Function`, with the attempts' operations in order as the property
+//!   `DynamoDbOperations` (see [`crate::store::usage`]);
+//! - the calls the execution environment made outside any request since the previous line
+//!   (the warm-up call during init, a key's use recorded in the background), when there were
+//!   any, as the property `OutsideRequests`
+//!   (`{"DynamoDbOperations": [...], "ReadUnits": r, "WriteUnits": w}`);
 //! - `AuthRefusals` (Count) by `Reason` (one of [`AuthFailure::ALL`]) and in total, when the
 //!   key was refused;
 //! - `ColdStart` (Count, 1) by `Function`, on an execution environment's first request only.
@@ -24,12 +31,17 @@ use lambda_http::http::StatusCode;
 use serde_json::{json, Map, Value};
 
 use crate::domain::AuthFailure;
+use crate::store::usage::{self, CallLog};
 
 /// What one request recorded while it ran.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct RequestMetrics {
     /// Milliseconds, one per DynamoDB call the request made (deadline-bounded calls).
     pub dynamodb_calls_ms: Vec<f64>,
+    /// The attempts the DynamoDB client sent and the capacity they consumed.
+    pub calls: CallLog,
+    /// What the client spent outside any request since the previous request's metrics.
+    pub outside: CallLog,
 }
 
 tokio::task_local! {
@@ -41,8 +53,10 @@ tokio::task_local! {
 pub async fn measured<F: std::future::Future>(request: F) -> (F::Output, RequestMetrics) {
     CURRENT
         .scope(RefCell::new(RequestMetrics::default()), async {
-            let output = request.await;
-            let metrics = CURRENT.with(|m| m.take());
+            let (output, calls) = usage::scoped(request).await;
+            let mut metrics = CURRENT.with(|m| m.take());
+            metrics.calls = calls;
+            metrics.outside = usage::take_outside();
             (output, metrics)
         })
         .await
@@ -139,7 +153,12 @@ pub fn emf_line(record: &RequestRecord<'_>) -> String {
         .take(100)
         .copied()
         .collect();
-    let mut call_metrics = vec![("DynamoDbCalls", "Count")];
+    let mut call_metrics = vec![
+        ("DynamoDbCalls", "Count"),
+        ("DynamoDbAttempts", "Count"),
+        ("DynamoDbReadUnits", "Count"),
+        ("DynamoDbWriteUnits", "Count"),
+    ];
     if !calls.is_empty() {
         call_metrics.insert(0, ("DynamoDbCallLatency", "Milliseconds"));
     }
@@ -166,6 +185,22 @@ pub fn emf_line(record: &RequestRecord<'_>) -> String {
     );
     if !calls.is_empty() {
         root.insert("DynamoDbCallLatency".into(), json!(calls));
+    }
+    let spent = &record.metrics.calls;
+    root.insert("DynamoDbAttempts".into(), json!(spent.attempts.len()));
+    root.insert("DynamoDbReadUnits".into(), json!(spent.read_units));
+    root.insert("DynamoDbWriteUnits".into(), json!(spent.write_units));
+    root.insert("DynamoDbOperations".into(), json!(spent.attempts));
+    let outside = &record.metrics.outside;
+    if !outside.is_empty() {
+        root.insert(
+            "OutsideRequests".into(),
+            json!({
+                "DynamoDbOperations": outside.attempts,
+                "ReadUnits": outside.read_units,
+                "WriteUnits": outside.write_units,
+            }),
+        );
     }
     if let Some(reason) = record.auth_refusal {
         directives.push(directive(
@@ -301,6 +336,12 @@ mod tests {
             latency: Duration::from_micros(3_250),
             metrics: RequestMetrics {
                 dynamodb_calls_ms: vec![1.5, 2.25],
+                calls: CallLog {
+                    attempts: vec!["GetItem", "PutItem", "PutItem"],
+                    read_units: 1.0,
+                    write_units: 2.0,
+                },
+                outside: CallLog::default(),
             },
             auth_refusal: None,
             cold_start: false,
@@ -318,6 +359,20 @@ mod tests {
         assert_eq!(doc["Latency"], 3.25);
         assert_eq!(doc["DynamoDbCallLatency"], json!([1.5, 2.25]));
         assert_eq!(doc["DynamoDbCalls"], 2);
+        assert_eq!(
+            doc["DynamoDbAttempts"], 3,
+            "a retried PutItem is two attempts"
+        );
+        assert_eq!(
+            doc["DynamoDbOperations"],
+            json!(["GetItem", "PutItem", "PutItem"])
+        );
+        assert_eq!(doc["DynamoDbReadUnits"], 1.0);
+        assert_eq!(doc["DynamoDbWriteUnits"], 2.0);
+        assert!(
+            doc.get("OutsideRequests").is_none(),
+            "nothing outside: no property"
+        );
         assert!(doc.get("ColdStart").is_none() && doc.get("AuthRefusals").is_none());
         assert_eq!(
             doc["_aws"]["CloudWatchMetrics"][0]["Namespace"],
@@ -333,7 +388,13 @@ mod tests {
             r.auth_refusal = Some(reason_label(reason));
             r.metrics.dynamodb_calls_ms.clear();
             r.cold_start = true;
+            r.metrics.outside.attempts = vec!["GetItem"];
+            r.metrics.outside.read_units = 0.5;
             let doc = check_emf(&emf_line(&r)).unwrap();
+            assert_eq!(
+                doc["OutsideRequests"],
+                json!({"DynamoDbOperations": ["GetItem"], "ReadUnits": 0.5, "WriteUnits": 0.0})
+            );
             assert_eq!(doc["Reason"], reason_label(reason));
             assert_eq!(doc["AuthRefusals"], 1);
             assert_eq!(doc["ColdStart"], 1);

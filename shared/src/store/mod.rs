@@ -25,6 +25,8 @@ pub mod items;
 pub mod memory;
 #[cfg(feature = "aws")]
 mod reads;
+#[cfg(any(feature = "aws", feature = "lambda"))]
+pub mod usage;
 
 pub use error::{Entity, StoreError};
 
