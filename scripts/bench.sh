@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # `make bench`: benchmarks the four functions the way Lambda runs them (release binaries
-# against a Runtime API emulator, DynamoDB Local behind a counting proxy), against baselines
-# measured in the same run: a bare lambda_runtime function and raw DynamoDB calls.
+# against a Runtime API emulator, DynamoDB Local behind TLS on loopback), against baselines
+# and a peer measured in the same run: a bare lambda_runtime function, the raw DynamoDB calls,
+# create-payment built with ring, and create-payment on Node.js 20 (tools/bench/node-peer).
 #
-#   scripts/bench.sh            full run (20 cold starts, 2000 warm invocations per function)
+#   scripts/bench.sh            full run (20 cold starts, 2000 warm invocations per subject)
 #   scripts/bench.sh --smoke    tiny counts for CI: fails only if something breaks; runs the
-#                               debug binaries in target/debug (no release build)
+#                               debug binaries in target/debug (no release build, no sam build)
 #   scripts/bench.sh --enforce  full run that exits 3 when a target is missed
 #
 # Writes target/bench/results.json, results.md and latency.png. See tools/bench/harness.py.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
-
 
 mode=full
 enforce=()
@@ -21,7 +21,7 @@ for arg in "$@"; do
         --smoke) mode=smoke ;;
         --enforce) enforce=(--enforce) ;;
         -h | --help)
-            sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *) die "unknown argument $arg (expected --smoke or --enforce)" ;;
@@ -32,33 +32,63 @@ started=$SECONDS
 PYTHON="$TOOLS_DIR/venv/bin/python"
 [ -x "$PYTHON" ] || die "$PYTHON is missing; run 'make tools'"
 "$PYTHON" -c 'import matplotlib' 2>/dev/null || die "matplotlib is missing from .tools/venv; run 'make tools'"
+for tool in valgrind openssl node; do
+    command -v "$tool" >/dev/null || die "$tool is missing; run 'make system-deps' (node: see README)"
+done
+[ -d tools/bench/node-peer/node_modules ] || die "the peer's packages are missing; run 'make tools'"
 
 export CARGO_TARGET_DIR="$REPO_ROOT/target"
+out="$REPO_ROOT/target/bench"
+variants="$out/variants"
+mkdir -p "$out" "$variants"
+rm -rf "$out/logs" "$out/zips" "$out/ca" "$out/results.json" "$out/results.md" "$out/latency.png"
+mkdir -p "$out/zips"
+
+# The ring builds of create-payment and of the raw baseline first, copied aside: the default
+# builds that follow put the binaries the rest of the run uses back in place (the compiled
+# dependencies of both feature sets stay in the target dir, so switching is a relink).
+ring=(-p create-payment -p bench-raw-dynamodb --no-default-features --features tls-ring)
 if [ "$mode" = smoke ]; then
     # The smoke run's numbers are never judged, so it runs the debug binaries, built by the
-    # very command scripts/test.sh runs before the tests: after that build this one is a
-    # no-op, and run on its own it still never runs stale binaries. (A `-p` build of just
-    # these packages would not be a no-op: it unifies a different feature set, so it would
-    # recompile part of the dependency tree.) Unlike the release build's separate
-    # invocations below, features are unified across the whole workspace here.
+    # very command scripts/test.sh runs before the tests (so that build is a no-op here).
     profile=debug
-    log "cargo build --workspace --bins (debug; the smoke run builds no release binaries)"
+    log "cargo build (debug): the ring variants, then --workspace --bins"
+    cargo build --quiet "${ring[@]}"
+    cp target/debug/create-payment "$variants/create-payment-ring"
+    cp target/debug/bench-raw-dynamodb "$variants/bench-raw-dynamodb-ring"
     cargo build --quiet --workspace --bins
 else
     # Separate cargo invocations on purpose: building the baselines in the same invocation
     # would unify features (lambda_runtime's default `tracing`) into the functions' binaries.
     profile=release
-    log "cargo build --release (functions, then baselines and the Runtime API emulator)"
+    log "cargo build --release: the ring variants, the functions, the baselines and tools"
+    cargo build --release --quiet "${ring[@]}"
+    cp target/release/create-payment "$variants/create-payment-ring"
+    cp target/release/bench-raw-dynamodb "$variants/bench-raw-dynamodb-ring"
     cargo build --release --quiet -p create-account -p create-payment -p get-payment -p list-payments
     cargo build --release --quiet -p bench-raw-dynamodb
     cargo build --release --quiet -p bench-hello-lambda
-    cargo build --release --quiet -p bench-runtime-api
+    cargo build --release --quiet -p bench-runtime-api -p bench-tls-front
     cargo build --quiet -p payments-admin
+    # The arm64 zips `sam deploy` would upload, and create-payment's ring build zipped the same
+    # way, for the size rows.
+    scripts/package.sh
+    log "cargo lambda build --arm64: create-payment with ring"
+    PATH="$TOOLS_DIR/venv/bin:$PATH" cargo lambda build --quiet --release --arm64 \
+        -p create-payment --no-default-features --features tls-ring --lambda-dir "$variants/lambda"
+    python3 scripts/zip-bootstrap.py "$variants/lambda/create-payment/bootstrap" \
+        "$out/zips/create-payment-ring.zip"
+    echo "create-payment-ring $(stat -c %s "$out/zips/create-payment-ring.zip")" >>"$out/zips/sizes.txt"
 fi
 
-out="$REPO_ROOT/target/bench"
-mkdir -p "$out"
-rm -rf "$out/logs" "$out/zips" "$out/results.json" "$out/results.md" "$out/latency.png"
+log "the peer: bundle and zip (tools/bench/node-peer/build.sh)"
+tools/bench/node-peer/build.sh "$out/zips" >"$out/zips/node-peer.txt"
+for zip in node-peer-bundled node-peer-handler-only; do
+    echo "$zip $(stat -c %s "$out/zips/$zip.zip")" >>"$out/zips/sizes.txt"
+done
+
+log "a throwaway CA for TLS on loopback (tools/bench/make-ca.sh)"
+tools/bench/make-ca.sh "$out/ca"
 
 harness_pid=""
 cleanup() {
@@ -87,6 +117,7 @@ target/debug/payments-admin --endpoint-url "http://127.0.0.1:$ddb_port" \
 log "harness ($mode, $profile binaries)"
 "$PYTHON" tools/bench/harness.py --mode "$mode" ${enforce[@]+"${enforce[@]}"} \
     --repo "$REPO_ROOT" --out "$out" --bin-dir "$REPO_ROOT/target/$profile" --profile "$profile" \
+    --variant-dir "$variants" --ca-dir "$out/ca" \
     --dynamodb-port "$ddb_port" --clients-table "$clients_table" \
     --payments-table "$payments_table" --audit-table "$audit_table" &
 harness_pid=$!

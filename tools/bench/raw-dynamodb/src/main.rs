@@ -3,7 +3,7 @@
 //! shaped like the ones the functions read and write. Prints one JSON document on stdout.
 //!
 //! ```text
-//! bench-raw-dynamodb warm [--sequence get-put|get-get|get-query] --endpoint URL \
+//! bench-raw-dynamodb warm [--sequence get-put|payment|transact|get-get|get-query] --endpoint URL \
 //!     --clients-table T --payments-table T [--iterations N] [--max-seconds S]
 //! bench-raw-dynamodb cold --sequence get-put|transact|get-get|get-query --endpoint URL ...
 //! bench-raw-dynamodb seed --endpoint URL ...
@@ -12,7 +12,9 @@
 //! `warm`: one client; warms the connection (untimed), then times up to N rounds. With
 //! `get-put` (the default) each round is GetItem (strongly consistent, the auth lookup),
 //! PutItem (conditional new payment) and TransactWriteItems (four conditional puts, the
-//! account creation); `warm get-put` first seeds the key item. With `get-get` (what
+//! account creation); `warm get-put` first seeds the key item. `payment` is the same without
+//! the transaction: exactly create-payment's two calls per round; `transact` is the
+//! transaction alone, create-account's one call. With `get-get` (what
 //! get-payment needs) each round is the key GetItem then a strongly consistent GetItem of a
 //! seeded payment; with `get-query` (what list-payments needs for a first page) the key
 //! GetItem then a Query of the seeded account's `by_account` partition, newest first, with
@@ -23,6 +25,10 @@
 //! create-payment needs (GetItem then PutItem); `transact` is what create-account needs;
 //! `get-get` and `get-query` as above. Run `warm` once first (it seeds the key item every
 //! sequence reads) and, for `get-get` and `get-query`, `seed` (the payments they read).
+//!
+//! `warm` and `cold` also report what the timed calls spent (`dynamodb`: attempts by
+//! operation and the capacity DynamoDB reported, recorded by the client's own interceptor,
+//! `shared::store::usage`).
 //!
 //! `seed`: writes the key item and `SEEDED_PAYMENTS` payments of one account, shaped by
 //! `shared::store::items::payment::new_item` like create-payment's (same attributes,
@@ -44,6 +50,7 @@ use shared::domain::{
 };
 use shared::store::items::payment::{ACCOUNT_ATTRIBUTE, BY_ACCOUNT_INDEX};
 use shared::store::items::{account, key, payment, PK};
+use shared::store::usage::{take_outside, CallLog};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -58,7 +65,7 @@ const SEEDED_PAYMENTS: usize = 12;
 /// The default page of `GET /payments`; the function asks for one more to learn `has_more`.
 const DEFAULT_PAGE: i32 = 10;
 
-const SEQUENCES: [&str; 4] = ["get-put", "transact", "get-get", "get-query"];
+const SEQUENCES: [&str; 5] = ["get-put", "payment", "transact", "get-get", "get-query"];
 
 struct Args {
     mode: String,
@@ -109,11 +116,20 @@ fn parse_args() -> Result<Args, String> {
         return Err("--endpoint, --clients-table and --payments-table are required".to_owned());
     }
     if !SEQUENCES.contains(&args.sequence.as_str())
-        || (args.mode == "warm" && args.sequence == "transact")
+        || (args.mode == "cold" && args.sequence == "payment")
     {
         return Err(format!("unknown --sequence {:?}", args.sequence));
     }
     Ok(args)
+}
+
+/// The attempts by operation and the capacity units in `log`.
+fn spent(log: CallLog) -> serde_json::Value {
+    let mut attempts: HashMap<&str, usize> = HashMap::new();
+    for operation in log.attempts {
+        *attempts.entry(operation).or_default() += 1;
+    }
+    json!({"attempts": attempts, "read_units": log.read_units, "write_units": log.write_units})
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
@@ -429,6 +445,7 @@ async fn warm_reads(args: &Args) -> Result<serde_json::Value, String> {
     for _ in 0..3 {
         read_round(&client, args).await?;
     }
+    take_outside();
     let deadline = Instant::now() + Duration::from_secs_f64(args.max_seconds);
     let (mut first, mut second) = (Vec::new(), Vec::new());
     let mut truncated = false;
@@ -449,13 +466,16 @@ async fn warm_reads(args: &Args) -> Result<serde_json::Value, String> {
         "truncated": truncated,
         "get_item_ms": first,
         second_call(&args.sequence): second,
+        "dynamodb": spent(take_outside()),
     }))
 }
 
 async fn warm(args: &Args) -> Result<serde_json::Value, String> {
-    if args.sequence != "get-put" {
+    if !["get-put", "payment", "transact"].contains(&args.sequence.as_str()) {
         return warm_reads(args).await;
     }
+    let with_payment = args.sequence != "transact";
+    let with_transact = args.sequence != "payment";
     let started = Instant::now();
     let client = dynamodb_client(Some(&args.endpoint)).await;
     let client_build_ms = ms(started.elapsed());
@@ -470,6 +490,7 @@ async fn warm(args: &Args) -> Result<serde_json::Value, String> {
     for _ in 0..3 {
         get_key(&client, &args.clients_table).await?;
     }
+    take_outside();
     let deadline = Instant::now() + Duration::from_secs_f64(args.max_seconds);
     let (mut get, mut put, mut transact) = (Vec::new(), Vec::new(), Vec::new());
     let mut truncated = false;
@@ -478,18 +499,23 @@ async fn warm(args: &Args) -> Result<serde_json::Value, String> {
             truncated = true;
             break;
         }
-        get.push(get_key(&client, &args.clients_table).await?);
-        put.push(put_payment(&client, &args.payments_table).await?);
-        transact.push(transact_account(&client, &args.clients_table).await?);
+        if with_payment {
+            get.push(get_key(&client, &args.clients_table).await?);
+            put.push(put_payment(&client, &args.payments_table).await?);
+        }
+        if with_transact {
+            transact.push(transact_account(&client, &args.clients_table).await?);
+        }
     }
     Ok(json!({
         "mode": "warm",
         "client_build_ms": client_build_ms,
-        "iterations": get.len(),
+        "iterations": get.len().max(transact.len()),
         "truncated": truncated,
         "get_item_ms": get,
         "put_item_ms": put,
         "transact_write_items_ms": transact,
+        "dynamodb": spent(take_outside()),
     }))
 }
 
@@ -514,6 +540,7 @@ async fn cold(args: &Args) -> Result<serde_json::Value, String> {
         "calls": calls,
         // From before the client is built to the last call's answer.
         "total_ms": ms(started.elapsed()),
+        "dynamodb": spent(take_outside()),
     }))
 }
 
