@@ -22,7 +22,6 @@
 //! Every dimension takes its value from a fixed, small set: never a key prefix, an account
 //! id or a payment id, so the number of metrics (and their cost) is bounded.
 
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -36,39 +35,26 @@ use crate::store::usage::{self, CallLog};
 /// What one request recorded while it ran.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct RequestMetrics {
-    /// Milliseconds, one per DynamoDB call the request made (deadline-bounded calls).
-    pub dynamodb_calls_ms: Vec<f64>,
-    /// The attempts the DynamoDB client sent and the capacity they consumed.
+    /// The request's DynamoDB calls: each store call's time (deadline-bounded calls), each
+    /// attempt the client sent, and the capacity they consumed.
     pub calls: CallLog,
     /// What the client spent outside any request since the previous request's metrics.
     pub outside: CallLog,
 }
 
-tokio::task_local! {
-    static CURRENT: RefCell<RequestMetrics>;
-}
-
-/// Runs `request` with a fresh [`RequestMetrics`] that the store wrapper records into, and
-/// hands it back with the request's output.
+/// Runs `request` with a fresh call log that the store wrapper and the client record into,
+/// and hands its metrics back with the request's output.
 pub async fn measured<F: std::future::Future>(request: F) -> (F::Output, RequestMetrics) {
-    CURRENT
-        .scope(RefCell::new(RequestMetrics::default()), async {
-            let (output, calls) = usage::scoped(request).await;
-            let mut metrics = CURRENT.with(|m| m.take());
-            metrics.calls = calls;
-            metrics.outside = usage::take_outside();
-            (output, metrics)
-        })
-        .await
+    // On the heap: a handler's future, with the SDK's inside it, is tens of kilobytes in a
+    // debug build, and whatever awaits it (a test thread's 2 MB stack) holds only a pointer.
+    let (output, calls) = usage::scoped(Box::pin(request)).await;
+    let outside = usage::take_outside();
+    (output, RequestMetrics { calls, outside })
 }
 
-/// Records one DynamoDB call of the current request (outside a request: nothing).
+/// Records one DynamoDB call of the current request (outside a request: the environment's).
 pub fn record_dynamodb_call(elapsed: Duration) {
-    let _ = CURRENT.try_with(|m| {
-        m.borrow_mut()
-            .dynamodb_calls_ms
-            .push(elapsed.as_secs_f64() * 1e3)
-    });
+    usage::record_call(elapsed);
 }
 
 /// The low-cardinality label of a refusal reason; `None` is a request without a key.
@@ -148,7 +134,8 @@ pub fn emf_line(record: &RequestRecord<'_>) -> String {
     // with no value (no call) is left out rather than given an empty array.
     let calls: Vec<f64> = record
         .metrics
-        .dynamodb_calls_ms
+        .calls
+        .call_ms
         .iter()
         .take(100)
         .copied()
@@ -181,7 +168,7 @@ pub fn emf_line(record: &RequestRecord<'_>) -> String {
     root.insert("Latency".into(), json!(record.latency.as_secs_f64() * 1e3));
     root.insert(
         "DynamoDbCalls".into(),
-        json!(record.metrics.dynamodb_calls_ms.len()),
+        json!(record.metrics.calls.call_ms.len()),
     );
     if !calls.is_empty() {
         root.insert("DynamoDbCallLatency".into(), json!(calls));
@@ -223,7 +210,7 @@ pub fn emf_line(record: &RequestRecord<'_>) -> String {
 
 #[cfg(any(test, feature = "test-support"))]
 thread_local! {
-    static CAPTURED: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+    static CAPTURED: std::cell::RefCell<Option<Vec<String>>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Captures the EMF lines this thread emits from now on instead of printing them (tests).
@@ -335,11 +322,11 @@ mod tests {
             outcome,
             latency: Duration::from_micros(3_250),
             metrics: RequestMetrics {
-                dynamodb_calls_ms: vec![1.5, 2.25],
                 calls: CallLog {
                     attempts: vec!["GetItem", "PutItem", "PutItem"],
                     read_units: 1.0,
                     write_units: 2.0,
+                    call_ms: vec![1.5, 2.25],
                 },
                 outside: CallLog::default(),
             },
@@ -386,7 +373,7 @@ mod tests {
         for reason in reasons.clone() {
             let mut r = record(401, "invalid_api_key");
             r.auth_refusal = Some(reason_label(reason));
-            r.metrics.dynamodb_calls_ms.clear();
+            r.metrics.calls.call_ms.clear();
             r.cold_start = true;
             r.metrics.outside.attempts = vec!["GetItem"];
             r.metrics.outside.read_units = 0.5;
@@ -408,7 +395,7 @@ mod tests {
             "one label per reason"
         );
         let mut many = record(503, "service_unavailable");
-        many.metrics.dynamodb_calls_ms = vec![1.0; 150];
+        many.metrics.calls.call_ms = vec![1.0; 150];
         let doc = check_emf(&emf_line(&many)).unwrap();
         assert_eq!(doc["DynamoDbCallLatency"].as_array().unwrap().len(), 100);
         assert_eq!(doc["DynamoDbCalls"], 150);
@@ -442,8 +429,11 @@ mod tests {
             record_dynamodb_call(Duration::from_millis(2));
         })
         .await;
-        assert_eq!(metrics.dynamodb_calls_ms, vec![2.0]);
-        // Outside a request: nothing recorded, nothing panics.
-        record_dynamodb_call(Duration::from_millis(2));
+        assert_eq!(metrics.calls.call_ms, vec![2.0]);
+        // Outside a request: the environment's log, reported with the next request.
+        record_dynamodb_call(Duration::from_millis(3));
+        let ((), next) = measured(async {}).await;
+        assert!(next.calls.is_empty());
+        assert_eq!(next.outside.call_ms, vec![3.0]);
     }
 }

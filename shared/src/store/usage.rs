@@ -11,6 +11,7 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// The calls recorded in one scope.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -21,11 +22,17 @@ pub struct CallLog {
     pub read_units: f64,
     /// Write capacity units DynamoDB reported.
     pub write_units: f64,
+    /// Milliseconds of each store call, retries included, as its caller timed it
+    /// ([`record_call`]).
+    pub call_ms: Vec<f64>,
 }
 
 impl CallLog {
     pub fn is_empty(&self) -> bool {
-        self.attempts.is_empty() && self.read_units == 0.0 && self.write_units == 0.0
+        self.attempts.is_empty()
+            && self.read_units == 0.0
+            && self.write_units == 0.0
+            && self.call_ms.is_empty()
     }
 }
 
@@ -37,6 +44,7 @@ static OUTSIDE: Mutex<CallLog> = Mutex::new(CallLog {
     attempts: Vec::new(),
     read_units: 0.0,
     write_units: 0.0,
+    call_ms: Vec::new(),
 });
 
 /// Runs `work` with a fresh [`CallLog`] that every call it makes records into, and hands
@@ -57,6 +65,11 @@ pub fn take_outside() -> CallLog {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()),
     )
+}
+
+/// Records how long one store call took, all its attempts together.
+pub fn record_call(elapsed: Duration) {
+    record(|log| log.call_ms.push(elapsed.as_secs_f64() * 1e3));
 }
 
 fn record(update: impl FnOnce(&mut CallLog)) {
