@@ -100,11 +100,6 @@ compile_error!("the `aws` feature needs a TLS crypto: enable `tls-aws-lc` or `tl
 
 /// The TLS crypto this build links (the crate's `tls-ring` or `tls-aws-lc` feature).
 #[cfg(feature = "tls-ring")]
-pub const TLS_CRYPTO: &str = "ring";
-#[cfg(all(feature = "tls-aws-lc", not(feature = "tls-ring")))]
-pub const TLS_CRYPTO: &str = "aws-lc-rs";
-
-#[cfg(feature = "tls-ring")]
 const CRYPTO_MODE: CryptoMode = CryptoMode::Ring;
 #[cfg(all(feature = "tls-aws-lc", not(feature = "tls-ring")))]
 const CRYPTO_MODE: CryptoMode = CryptoMode::AwsLc;

@@ -177,13 +177,17 @@ pub fn emf_line(record: &RequestRecord<'_>) -> String {
     root.insert("DynamoDbAttempts".into(), json!(spent.attempts.len()));
     root.insert("DynamoDbReadUnits".into(), json!(spent.read_units));
     root.insert("DynamoDbWriteUnits".into(), json!(spent.write_units));
-    root.insert("DynamoDbOperations".into(), json!(spent.attempts));
+    // Properties, not metrics, but the line stays bounded: at most 100 operations each.
+    root.insert(
+        "DynamoDbOperations".into(),
+        json!(&spent.attempts[..spent.attempts.len().min(100)]),
+    );
     let outside = &record.metrics.outside;
     if !outside.is_empty() {
         root.insert(
             "OutsideRequests".into(),
             json!({
-                "DynamoDbOperations": outside.attempts,
+                "DynamoDbOperations": &outside.attempts[..outside.attempts.len().min(100)],
                 "ReadUnits": outside.read_units,
                 "WriteUnits": outside.write_units,
             }),
@@ -396,9 +400,20 @@ mod tests {
         );
         let mut many = record(503, "service_unavailable");
         many.metrics.calls.call_ms = vec![1.0; 150];
+        many.metrics.calls.attempts = vec!["GetItem"; 150];
+        many.metrics.outside.attempts = vec!["GetItem"; 150];
         let doc = check_emf(&emf_line(&many)).unwrap();
         assert_eq!(doc["DynamoDbCallLatency"].as_array().unwrap().len(), 100);
         assert_eq!(doc["DynamoDbCalls"], 150);
+        assert_eq!(doc["DynamoDbAttempts"], 150);
+        assert_eq!(doc["DynamoDbOperations"].as_array().unwrap().len(), 100);
+        assert_eq!(
+            doc["OutsideRequests"]["DynamoDbOperations"]
+                .as_array()
+                .unwrap()
+                .len(),
+            100
+        );
         assert_eq!(doc["StatusClass"], "5xx");
     }
 
