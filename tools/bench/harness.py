@@ -861,12 +861,12 @@ class Bench:
                                                      "zipped_bytes": int(match.group(3))}
             result["sizes_txt_written"] = datetime.datetime.fromtimestamp(
                 sizes.stat().st_mtime).isoformat(timespec="seconds")
-        for extra in (self.out / "zips" / "sizes.txt",):
-            if extra.exists():
-                for line in extra.read_text().splitlines():
-                    name, _, size = line.partition(" ")
-                    if size.strip().isdigit():
-                        result[name] = {"zipped_bytes": int(size)}
+        extra = self.out / "zips" / "sizes.txt"
+        if extra.exists():
+            for line in extra.read_text().splitlines():
+                name, _, size = line.partition(" ")
+                if size.strip().isdigit():
+                    result[name] = {"zipped_bytes": int(size)}
         return result
 
 
