@@ -11,7 +11,7 @@ use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
 use aws_smithy_http_client::tls::Provider;
 use aws_smithy_http_client::{proxy::ProxyConfig, Builder, ConnectorBuilder};
 
-use crate::domain::KeyEnvironment;
+use crate::domain::{KeyEnvironment, RateLimit};
 use crate::store::dynamo::{DynamoStore, Tables};
 use crate::store::usage::Usage;
 
@@ -28,6 +28,9 @@ pub struct Config {
     pub key_environment: KeyEnvironment,
     /// Set for DynamoDB Local; unset in AWS.
     pub dynamodb_endpoint: Option<String>,
+    /// Requests per second of an account without a limit of its own
+    /// (`DEFAULT_RATE_LIMIT`; unset: [`RateLimit::DEFAULT`]).
+    pub default_rate_limit: RateLimit,
 }
 
 impl Config {
@@ -44,6 +47,12 @@ impl Config {
         let key_environment = required("API_KEY_ENVIRONMENT")?
             .parse::<KeyEnvironment>()
             .map_err(|e| anyhow::anyhow!("API_KEY_ENVIRONMENT: {e}"))?;
+        let default_rate_limit = match lookup("DEFAULT_RATE_LIMIT").filter(|v| !v.trim().is_empty())
+        {
+            None => RateLimit::DEFAULT,
+            Some(value) => RateLimit::parse(&value)
+                .map_err(|e| anyhow::anyhow!("DEFAULT_RATE_LIMIT: {}", e.message))?,
+        };
         Ok(Config {
             tables: Tables {
                 clients: required("CLIENTS_TABLE")?,
@@ -52,6 +61,7 @@ impl Config {
             },
             key_environment,
             dynamodb_endpoint: lookup("DYNAMODB_ENDPOINT").filter(|v| !v.trim().is_empty()),
+            default_rate_limit,
         })
     }
 
@@ -140,8 +150,10 @@ mod tests {
             ("AUDIT_TABLE", "a"),
             ("API_KEY_ENVIRONMENT", "live"),
             ("DYNAMODB_ENDPOINT", "http://127.0.0.1:8000"),
+            ("DEFAULT_RATE_LIMIT", "250"),
         ]))
         .unwrap();
+        assert_eq!(config.default_rate_limit, RateLimit::new(250).unwrap());
         assert_eq!(
             config.tables,
             Tables {
@@ -183,5 +195,16 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(err.to_string().contains("API_KEY_ENVIRONMENT"));
+        let unset = Config::from_lookup(lookup(&base)).unwrap();
+        assert_eq!(unset.default_rate_limit, RateLimit::DEFAULT);
+        for bad in ["0", "-5", "lots", "100001"] {
+            let mut with = base.to_vec();
+            with.push(("DEFAULT_RATE_LIMIT", bad));
+            let err = Config::from_lookup(lookup(&with)).unwrap_err();
+            assert!(
+                err.to_string().contains("DEFAULT_RATE_LIMIT"),
+                "{bad}: {err}"
+            );
+        }
     }
 }

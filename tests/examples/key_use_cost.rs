@@ -31,6 +31,7 @@ async fn main() {
     let state = create_payment::State {
         store: DynamoStore::new(calls.counting(&app.client), app.tables()),
         key_environment: KeyEnvironment::Test,
+        limiter: shared::http::limit::RateLimiter::new(shared::domain::RateLimit::DEFAULT),
         clock: app.clock.clock(),
         ids: IdSource::random(),
     };

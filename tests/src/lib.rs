@@ -14,7 +14,8 @@ use lambda_http::{Body, Request};
 use serde_json::Value;
 
 use shared::config::dynamodb_client;
-use shared::domain::{IdSource, KeyEnvironment};
+use shared::domain::{IdSource, KeyEnvironment, RateLimit};
+use shared::http::limit::RateLimiter;
 use shared::store::dynamo::{create_tables, DynamoStore, Tables};
 use shared::testing::ManualClock;
 
@@ -163,17 +164,20 @@ impl TestApp {
             payments: create_payment::State {
                 store: store.clone(),
                 key_environment: KeyEnvironment::Test,
+                limiter: RateLimiter::new(RateLimit::DEFAULT),
                 clock: clock.clock(),
                 ids: IdSource::random(),
             },
             retrieve: get_payment::State {
                 store: store.clone(),
                 key_environment: KeyEnvironment::Test,
+                limiter: RateLimiter::new(RateLimit::DEFAULT),
                 clock: clock.clock(),
             },
             list: list_payments::State {
                 store,
                 key_environment: KeyEnvironment::Test,
+                limiter: RateLimiter::new(RateLimit::DEFAULT),
                 clock: clock.clock(),
             },
             clock,

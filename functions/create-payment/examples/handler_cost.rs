@@ -69,6 +69,9 @@ async fn main() {
     let state = create_payment::State {
         store,
         key_environment: KeyEnvironment::Test,
+        limiter: shared::http::limit::RateLimiter::new(
+            shared::domain::RateLimit::new(shared::domain::RateLimit::MAX.into()).unwrap(),
+        ),
         clock: Clock::system(),
         ids: IdSource::random(),
     };

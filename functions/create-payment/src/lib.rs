@@ -3,7 +3,9 @@
 //!
 //! Request path budget: one strongly consistent read (the key lookup) and one conditional
 //! write (the payment), replays included.
-//! Off the path: at most once an hour per key, a background write of the key's last use.
+//! Off the path: at most once an hour per key, a background write of the key's last use; at
+//! most once a second per account, and only after a tenth of its rate limit's requests, a
+//! background addition to its shared request count.
 
 use lambda_http::{Body, Request, Response};
 
@@ -13,10 +15,13 @@ use shared::domain::{
 use shared::http::auth::authenticate;
 use shared::http::body::CreatePaymentRequest;
 use shared::http::deadline::Deadline;
+use shared::http::limit::RateLimiter;
 use shared::http::request::{idempotency_key, json_body, require_post, REPLAYED_HEADER};
 use shared::http::response::{serve, Reply};
 use shared::http::ApiError;
-use shared::store::{FindKey, InsertOutcome, InsertPayment, RecordKeyUse, StoreError};
+use shared::store::{
+    CountRequests, FindKey, InsertOutcome, InsertPayment, RecordKeyUse, StoreError,
+};
 
 /// How many random payment ids are tried when one is taken. 119 random bits make even a
 /// second draw beyond any real chance; the bound keeps a broken random source from looping.
@@ -26,11 +31,13 @@ const MAX_DRAWS: usize = 3;
 pub struct State<S> {
     pub store: S,
     pub key_environment: KeyEnvironment,
+    /// This execution environment's counts of each account's requests.
+    pub limiter: RateLimiter,
     pub clock: Clock,
     pub ids: IdSource,
 }
 
-pub async fn handle<S: FindKey + InsertPayment + RecordKeyUse + Clone + 'static>(
+pub async fn handle<S: FindKey + InsertPayment + RecordKeyUse + CountRequests + Clone + 'static>(
     state: &State<S>,
     request: Request,
 ) -> Response<Body> {
@@ -40,7 +47,9 @@ pub async fn handle<S: FindKey + InsertPayment + RecordKeyUse + Clone + 'static>
     .await
 }
 
-async fn create_payment<S: FindKey + InsertPayment + RecordKeyUse + Clone + 'static>(
+async fn create_payment<
+    S: FindKey + InsertPayment + RecordKeyUse + CountRequests + Clone + 'static,
+>(
     state: &State<S>,
     request: Request,
 ) -> Result<Reply<Payment>, ApiError> {
@@ -52,6 +61,9 @@ async fn create_payment<S: FindKey + InsertPayment + RecordKeyUse + Clone + 'sta
     // valid requests, and never sees a stored response for an idempotency key.
     let now = state.clock.now();
     let client = authenticate(request.headers(), &store, state.key_environment, now).await?;
+    // Over the account's rate limit: refused before anything else is read or written (see
+    // `RateLimiter`).
+    state.limiter.admit(&client, &state.store, now)?;
     // Recorded in the background, once an hour per key at most (see `KeyUse`).
     client.key_use.record_in_background(&state.store);
     let idempotency_key = idempotency_key(request.headers())?;

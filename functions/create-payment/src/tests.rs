@@ -13,6 +13,8 @@ use shared::testing::{
 };
 
 use super::*;
+use shared::domain::RateLimit;
+use shared::http::limit::RateLimiter;
 
 const NOW: &str = "2026-12-01T10:00:00Z";
 
@@ -33,6 +35,7 @@ async fn setup(ids: IdSource) -> Test {
         state: State {
             store,
             key_environment: KeyEnvironment::Test,
+            limiter: RateLimiter::new(RateLimit::DEFAULT),
             clock: Clock::from_fn(now),
             ids,
         },
@@ -46,6 +49,7 @@ struct Answer {
     body: Value,
     raw: Vec<u8>,
     replayed: bool,
+    retry_after: Option<String>,
 }
 
 impl Answer {
@@ -73,6 +77,10 @@ async fn send(test: &Test, request: Request) -> Answer {
             .headers()
             .get(REPLAYED_HEADER)
             .is_some_and(|v| v == "true"),
+        retry_after: response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned()),
         raw,
     }
 }
@@ -621,6 +629,134 @@ async fn every_request_writes_one_metrics_line_with_its_outcome() {
         assert!(
             !line.contains(test.account.as_str()),
             "no account id either"
+        );
+    }
+}
+
+/// The handler of `test` with its clock at `at`, sharing the store and the request counts.
+fn at_time(test: &Test, at: Timestamp) -> Test {
+    Test {
+        state: State {
+            store: test.state.store.clone(),
+            key_environment: test.state.key_environment,
+            limiter: test.state.limiter.clone(),
+            clock: Clock::from_fn(move || at),
+            ids: IdSource::random(),
+        },
+        key: ApiKey::parse(test.key.expose_once(), KeyEnvironment::Test).unwrap(),
+        account: test.account.clone(),
+    }
+}
+
+/// Lets the background tasks of this single-threaded test runtime run.
+async fn settle() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn over_the_account_s_limit_a_request_is_429_with_retry_after_and_writes_nothing() {
+    let test = setup(IdSource::random()).await;
+    let store = &test.state.store;
+    store.set_rate_limit(&test.account, Some(RateLimit::new(3).unwrap()));
+    let key = test.key.expose_once();
+    for n in 0..3 {
+        assert_eq!(pay_with_key(&test, key, usd(n + 1)).await.status, 201);
+    }
+    settle().await;
+    let counted: u64 = store.request_counts().iter().map(|(_, _, n)| n).sum();
+    let audit = store.audit_events().len();
+
+    let keyed = [
+        ("x-api-key", key),
+        ("idempotency-key", "order-4"),
+        ("content-type", "application/json"),
+    ];
+    let refused = send(
+        &test,
+        api_gateway_request("POST", "/payments", &[], &keyed, &usd(4).to_string()),
+    )
+    .await;
+    assert_eq!((refused.status, refused.code()), (429, "rate_limited"));
+    assert_eq!(refused.body["error"]["type"], "rate_limit_error");
+    // Three requests at the start of this second weigh on the sliding second until a third
+    // of the next has passed: room again after 1.334 s, said as 2.
+    assert_eq!(refused.retry_after.as_deref(), Some("2"));
+    assert!(refused.body["error"].get("payment_id").is_none());
+    // Nothing written: no payment, no audit event, no count of the refused request.
+    settle().await;
+    assert_eq!(store.payments().len(), 3);
+    assert_eq!(store.audit_events().len(), audit);
+    let after: u64 = store.request_counts().iter().map(|(_, _, n)| n).sum();
+    assert_eq!(after, counted);
+
+    // Sooner, still refused; after Retry-After the same request is new to the service:
+    // created, not replayed.
+    let sooner = at_time(&test, now().plus(Duration::from_secs(1)));
+    let early = send(
+        &sooner,
+        api_gateway_request("POST", "/payments", &[], &keyed, &usd(4).to_string()),
+    )
+    .await;
+    assert_eq!(
+        (early.status, early.retry_after.as_deref()),
+        (429, Some("1"))
+    );
+    let later = at_time(&test, now().plus(Duration::from_secs(2)));
+    let retried = send(
+        &later,
+        api_gateway_request("POST", "/payments", &[], &keyed, &usd(4).to_string()),
+    )
+    .await;
+    assert_eq!(retried.status, 201, "{}", retried.body);
+    assert!(!retried.replayed);
+    assert_eq!(store.payments().len(), 4);
+}
+
+#[tokio::test]
+async fn refused_keys_never_count_against_the_account_and_other_accounts_are_unaffected() {
+    let test = setup(IdSource::random()).await;
+    let store = &test.state.store;
+    store.set_rate_limit(&test.account, Some(RateLimit::new(2).unwrap()));
+    let key = test.key.expose_once();
+    // A guesser with unknown keys and a near miss of the real one, and the real key while
+    // it is revoked, hammer the service: all refused, none counted.
+    let unknown = ApiKey::generate(KeyEnvironment::Test).unwrap();
+    let mut tampered = key.to_owned();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let revoked = KeyLife {
+        status: KeyStatus::Revoked,
+        expires_at: None,
+    };
+    store.set_key_life(&test.key.digest(), revoked);
+    for candidate in [unknown.expose_once(), &tampered, key] {
+        for _ in 0..30 {
+            assert_eq!(pay_with_key(&test, candidate, usd(1)).await.status, 401);
+        }
+    }
+    store.set_key_life(
+        &test.key.digest(),
+        KeyLife {
+            status: KeyStatus::Active,
+            expires_at: None,
+        },
+    );
+    // The account still has its whole allowance.
+    let mut statuses = vec![];
+    for _ in 0..4 {
+        statuses.push(pay_with_key(&test, key, usd(1)).await.status);
+    }
+    assert_eq!(statuses, [201, 201, 429, 429]);
+    // Another account (on the default limit) is not affected by this one being limited.
+    let (other, _) = account_with_key(store, now()).await;
+    for _ in 0..10 {
+        assert_eq!(
+            pay_with_key(&test, other.expose_once(), usd(1))
+                .await
+                .status,
+            201
         );
     }
 }

@@ -11,6 +11,8 @@ use shared::testing::{
 };
 
 use super::*;
+use shared::domain::RateLimit;
+use shared::http::limit::RateLimiter;
 
 fn now() -> Timestamp {
     Timestamp::parse("2026-12-01T10:00:00Z").unwrap()
@@ -33,6 +35,7 @@ async fn setup() -> Test {
         state: State {
             store,
             key_environment: KeyEnvironment::Test,
+            limiter: RateLimiter::new(RateLimit::DEFAULT),
             clock: Clock::from_fn(now),
         },
         key,
@@ -226,4 +229,29 @@ async fn a_hanging_read_is_a_503_before_the_invocation_deadline() {
     assert_eq!(response.status(), 503);
     let body: Value = serde_json::from_slice(response.body()).unwrap();
     assert_eq!(body["error"]["code"], "service_unavailable");
+}
+
+#[tokio::test]
+async fn over_the_account_s_limit_a_read_is_429_and_other_accounts_read_on() {
+    let test = setup().await;
+    let payment = stored(&test, &test.account);
+    let path = format!("/payments/{}", payment.id);
+    test.state
+        .store
+        .set_rate_limit(&test.account, Some(RateLimit::new(2).unwrap()));
+    let key = test.key.expose_once();
+    let mut statuses = vec![];
+    for _ in 0..3 {
+        statuses.push(get(&test, "GET", &path, Some(key)).await.status);
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    let refused = get(&test, "GET", &path, Some(key)).await;
+    assert_eq!(refused.code(), "rate_limited");
+    let (other_key, other) = account(&test.state.store).await;
+    let theirs = stored(&test, &other);
+    let theirs = format!("/payments/{}", theirs.id);
+    for _ in 0..5 {
+        let answer = get(&test, "GET", &theirs, Some(other_key.expose_once())).await;
+        assert_eq!(answer.status, 200);
+    }
 }

@@ -6,7 +6,9 @@
 //! when there is a cursor, and one `Query` of the account's index partition. The index is
 //! eventually consistent: a payment shows up in lists shortly after its `201` (typically
 //! within a second), while `GET /payments/{id}` finds it at once.
-//! Off the path: at most once an hour per key, a background write of the key's last use.
+//! Off the path: at most once an hour per key, a background write of the key's last use; at
+//! most once a second per account, and only after a tenth of its rate limit's requests, a
+//! background addition to its shared request count.
 //!
 //! Only the account's own payments, ever: the account is the index's partition key. A
 //! cursor naming another account's payment gets the same 404 as an unknown one, so cursors
@@ -18,18 +20,22 @@ use serde::Serialize;
 use shared::domain::{Clock, KeyEnvironment, Payment};
 use shared::http::auth::authenticate;
 use shared::http::deadline::Deadline;
+use shared::http::limit::RateLimiter;
 use shared::http::query::{Cursor, ListQuery};
 use shared::http::request::require_get;
 use shared::http::response::{serve, Reply};
 use shared::http::ApiError;
 use shared::store::{
-    FindKey, GetPayment, ListCursor, ListPayments, ListPosition, ListRange, RecordKeyUse,
+    CountRequests, FindKey, GetPayment, ListCursor, ListPayments, ListPosition, ListRange,
+    RecordKeyUse,
 };
 
 /// What the handler needs, built once per execution environment.
 pub struct State<S> {
     pub store: S,
     pub key_environment: KeyEnvironment,
+    /// This execution environment's counts of each account's requests.
+    pub limiter: RateLimiter,
     pub clock: Clock,
 }
 
@@ -40,7 +46,9 @@ pub struct PaymentList {
     pub has_more: bool,
 }
 
-pub async fn handle<S: FindKey + GetPayment + ListPayments + RecordKeyUse + Clone + 'static>(
+pub async fn handle<
+    S: FindKey + GetPayment + ListPayments + RecordKeyUse + CountRequests + Clone + 'static,
+>(
     state: &State<S>,
     request: Request,
 ) -> Response<Body> {
@@ -50,7 +58,9 @@ pub async fn handle<S: FindKey + GetPayment + ListPayments + RecordKeyUse + Clon
     .await
 }
 
-async fn list_payments<S: FindKey + GetPayment + ListPayments + RecordKeyUse + Clone + 'static>(
+async fn list_payments<
+    S: FindKey + GetPayment + ListPayments + RecordKeyUse + CountRequests + Clone + 'static,
+>(
     state: &State<S>,
     request: Request,
 ) -> Result<Reply<PaymentList>, ApiError> {
@@ -59,13 +69,11 @@ async fn list_payments<S: FindKey + GetPayment + ListPayments + RecordKeyUse + C
     let store = Deadline::of(&request).bound(&state.store);
     // Authenticate first: an unauthenticated caller learns nothing, not even which
     // parameters are valid.
-    let client = authenticate(
-        request.headers(),
-        &store,
-        state.key_environment,
-        state.clock.now(),
-    )
-    .await?;
+    let now = state.clock.now();
+    let client = authenticate(request.headers(), &store, state.key_environment, now).await?;
+    // Over the account's rate limit: refused before anything else is read or written (see
+    // `RateLimiter`).
+    state.limiter.admit(&client, &state.store, now)?;
     // Recorded in the background, once an hour per key at most (see `KeyUse`).
     client.key_use.record_in_background(&state.store);
     let query = ListQuery::from_request(&request)?;

@@ -1,6 +1,7 @@
 use lambda_http::{service_fn, Error};
 use shared::config::Config;
 use shared::domain::Clock;
+use shared::http::limit::RateLimiter;
 use shared::store::dynamo::WarmUp;
 
 // An execution environment serves one request at a time: one thread, no cross-thread
@@ -14,6 +15,7 @@ async fn main() -> Result<(), Error> {
     let state = list_payments::State {
         store,
         key_environment: config.key_environment,
+        limiter: RateLimiter::new(config.default_rate_limit),
         clock: Clock::system(),
     };
     let state = &state;

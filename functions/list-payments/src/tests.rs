@@ -11,6 +11,8 @@ use shared::store::StoreError;
 use shared::testing::{account_with_key, api_gateway_request, MemoryStore, Operation};
 
 use super::*;
+use shared::domain::RateLimit;
+use shared::http::limit::RateLimiter;
 
 fn start() -> Timestamp {
     Timestamp::parse("2026-12-01T10:00:00Z").unwrap()
@@ -33,6 +35,7 @@ async fn setup() -> Test {
         state: State {
             store,
             key_environment: KeyEnvironment::Test,
+            limiter: RateLimiter::new(RateLimit::DEFAULT),
             clock: Clock::from_fn(start),
         },
         key,
@@ -316,4 +319,15 @@ async fn storage_failures_are_503_to_retry_or_500_and_never_echoed() {
             "{text}"
         );
     }
+}
+
+#[tokio::test]
+async fn over_the_account_s_limit_a_list_is_429() {
+    let test = setup().await;
+    test.state
+        .store
+        .set_rate_limit(&test.account, Some(RateLimit::new(1).unwrap()));
+    assert_eq!(list(&test, &[]).await.status, 200);
+    let refused = list(&test, &[]).await;
+    assert_eq!((refused.status, refused.code()), (429, "rate_limited"));
 }

@@ -10,6 +10,7 @@ use super::account::AccountStatus;
 use super::ids::{AccountId, EventId, KeyId};
 use super::invalid::InvalidValue;
 use super::key::{KeyLife, KeyStatus};
+use super::rate::RateLimitSetting;
 use super::time::Timestamp;
 
 /// How long an audit event is kept (DynamoDB's TTL deletes it after that): 400 days, so a
@@ -24,6 +25,7 @@ string_enum!(
         AccountReactivated = "account.reactivated",
         KeyRotated = "key.rotated",
         KeyRevoked = "key.revoked",
+        RateLimitChanged = "account.rate_limit_changed",
     }
 );
 
@@ -85,6 +87,9 @@ impl From<KeyLife> for KeySnapshot {
 pub struct Snapshot {
     pub account_status: Option<AccountStatus>,
     pub keys: BTreeMap<KeyId, KeySnapshot>,
+    /// The account's rate limit, in the events that change it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitSetting>,
 }
 
 /// One change, as it is recorded in the same transaction as the change itself.
@@ -126,6 +131,7 @@ impl AuditEvent {
                         expires_at: None,
                     },
                 )]),
+                rate_limit: None,
             },
             at,
         }

@@ -59,6 +59,7 @@ mod invalid;
 mod key;
 mod payment;
 mod random;
+mod rate;
 mod text;
 mod time;
 
@@ -74,6 +75,9 @@ pub use payment::{
     RequestFingerprint,
 };
 pub use random::RandomSourceFailed;
+pub use rate::{
+    Decision, RateLimit, RateLimitSetting, Report, RequestCounts, RECONCILE_INTERVAL_MS, WINDOW_MS,
+};
 pub use text::{AccountName, Description, Email};
 pub use time::{Clock, Timestamp};
 

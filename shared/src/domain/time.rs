@@ -59,6 +59,11 @@ impl Timestamp {
             .expect("durations the service subtracts stay within the calendar")
     }
 
+    /// Milliseconds since the Unix epoch (0 for an instant before it).
+    pub fn unix_millis(self) -> u64 {
+        u64::try_from(self.0.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+    }
+
     /// Seconds since the Unix epoch (DynamoDB TTL attributes use this).
     pub fn unix_seconds(self) -> i64 {
         self.0.unix_timestamp()

@@ -6,7 +6,8 @@ use lambda_http::http::HeaderMap;
 
 use super::error::ApiError;
 use crate::domain::{
-    AccountId, ApiKey, AuthFailure, KeyDigest, KeyEnvironment, KeyId, KeyPrefix, Timestamp,
+    AccountId, ApiKey, AuthFailure, KeyDigest, KeyEnvironment, KeyId, KeyPrefix, RateLimit,
+    Timestamp,
 };
 use crate::store::{FindKey, RecordKeyUse};
 
@@ -24,6 +25,8 @@ pub struct AuthenticatedClient {
     pub key_prefix: KeyPrefix,
     /// The use of the key this request should record, if any.
     pub key_use: KeyUse,
+    /// The account's own request rate limit, from the key's item; `None`: the default.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// A use of a key still to be recorded (its stored `last_used_at` is older than
@@ -116,6 +119,7 @@ pub async fn authenticate<S: FindKey>(
         key_id: record.key_id,
         key_prefix: prefix,
         key_use: KeyUse::due(key.digest(), record.last_used_at, now),
+        rate_limit: record.rate_limit,
     })
 }
 

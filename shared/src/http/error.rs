@@ -7,13 +7,14 @@
 //! never into a response body.
 
 use std::fmt;
+use std::time::Duration;
 
 use lambda_http::http::{header, HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
 use serde::Serialize;
 
 use super::body::{BodyError, InvalidRequest, InvalidRequestCode, MAX_BODY_BYTES};
-use crate::domain::{AuthFailure, PaymentId, RandomSourceFailed};
+use crate::domain::{AuthFailure, PaymentId, RandomSourceFailed, RateLimit};
 use crate::store::StoreError;
 
 #[derive(thiserror::Error)]
@@ -40,6 +41,14 @@ pub enum ApiError {
     /// The account already used this idempotency key for a different request.
     #[error("idempotency key reused with a different request")]
     IdempotencyKeyReused,
+    /// The account is over its request rate limit: the request was not processed (nothing
+    /// was read past the key, nothing written), and the same request is safe to send again
+    /// after `retry_after`.
+    #[error("the account is over its rate limit of {limit}")]
+    RateLimited {
+        limit: RateLimit,
+        retry_after: Duration,
+    },
     /// A dependency failed before anything was written; a retry is safe and may succeed.
     #[error("a dependency is temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),
@@ -95,6 +104,12 @@ impl From<RandomSourceFailed> for ApiError {
     }
 }
 
+/// `Retry-After` is whole seconds: a wait rounded up, and never 0 (which some clients read
+/// as "retry at once").
+fn retry_after_seconds(wait: Duration) -> u64 {
+    wait.as_millis().div_ceil(1000).max(1) as u64
+}
+
 // Debug prints the whole `source()` chain so that a log line carries the root cause.
 impl fmt::Debug for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -140,6 +155,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PaymentNotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) | ApiError::PaymentOutcomeUnknown { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -158,6 +174,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::PaymentNotFound { .. } => "resource_missing",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::PaymentOutcomeUnknown { .. } => "payment_outcome_unknown",
             ApiError::Unexpected(_) => "internal_error",
@@ -173,6 +190,7 @@ impl ApiError {
             | ApiError::MethodNotAllowed { .. }
             | ApiError::PaymentNotFound { .. } => "invalid_request_error",
             ApiError::IdempotencyKeyReused => "idempotency_error",
+            ApiError::RateLimited { .. } => "rate_limit_error",
             ApiError::Unavailable(_)
             | ApiError::PaymentOutcomeUnknown { .. }
             | ApiError::Unexpected(_) => "api_error",
@@ -198,6 +216,17 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => "This Idempotency-Key was already used with a \
                 different request. Use a new key for a new payment."
                 .into(),
+            ApiError::RateLimited { limit, retry_after } => format!(
+                "Too many requests: this account may make {} requests per second. The request \
+                 was not processed; send it again after {} second{}.",
+                limit.per_second(),
+                retry_after_seconds(*retry_after),
+                if retry_after_seconds(*retry_after) == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            ),
             ApiError::Unavailable(_) => {
                 "The service is temporarily unavailable. Retry the request.".into()
             }
@@ -232,6 +261,7 @@ impl ApiError {
             | ApiError::UnsupportedMediaType
             | ApiError::PayloadTooLarge { .. }
             | ApiError::MethodNotAllowed { .. }
+            | ApiError::RateLimited { .. }
             | ApiError::Unavailable(_)
             | ApiError::PaymentOutcomeUnknown { .. }
             | ApiError::Unexpected(_) => None,
@@ -258,6 +288,10 @@ impl ApiError {
             ApiError::MethodNotAllowed { allow: "POST" },
             ApiError::PaymentNotFound { param: "id" },
             ApiError::IdempotencyKeyReused,
+            ApiError::RateLimited {
+                limit: RateLimit::DEFAULT,
+                retry_after: Duration::from_millis(300),
+            },
             ApiError::Unavailable(anyhow::anyhow!("example")),
             ApiError::PaymentOutcomeUnknown {
                 payment_id: PaymentId::from_digest(&[0; 32]),
@@ -311,6 +345,12 @@ impl ApiError {
             ApiError::Unavailable(_) | ApiError::PaymentOutcomeUnknown { .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
+            ApiError::RateLimited { retry_after, .. } => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after_seconds(*retry_after)),
+                );
+            }
             ApiError::MissingApiKey
             | ApiError::InvalidApiKey(_)
             | ApiError::InvalidRequest(_)
@@ -348,6 +388,7 @@ mod tests {
             ApiError::PaymentOutcomeUnknown { .. } => 8,
             ApiError::Unexpected(_) => 9,
             ApiError::PaymentNotFound { .. } => 10,
+            ApiError::RateLimited { .. } => 11,
         }
     }
 
@@ -375,6 +416,7 @@ mod tests {
             (413, "invalid_request_error", "payload_too_large"),
             (415, "invalid_request_error", "unsupported_media_type"),
             (422, "idempotency_error", "idempotency_key_reused"),
+            (429, "rate_limit_error", "rate_limited"),
             (500, "api_error", "internal_error"),
             (503, "api_error", "payment_outcome_unknown"),
             (503, "api_error", "service_unavailable"),
@@ -394,7 +436,7 @@ mod tests {
             assert_eq!(response.headers()["cache-control"], "no-store");
             assert_eq!(
                 response.headers().contains_key(header::RETRY_AFTER),
-                err.status() == 503,
+                err.status() == 503 || err.status() == 429,
                 "{err:?}"
             );
             assert_eq!(
@@ -404,6 +446,28 @@ mod tests {
             assert_eq!(
                 response.headers().contains_key(header::ALLOW),
                 matches!(err, ApiError::MethodNotAllowed { .. })
+            );
+        }
+    }
+
+    #[test]
+    fn a_rate_limited_request_says_when_to_retry_in_whole_seconds() {
+        for (wait_ms, seconds) in [(1, 1), (300, 1), (1000, 1), (1001, 2), (1600, 2)] {
+            let response = ApiError::RateLimited {
+                limit: RateLimit::new(5).unwrap(),
+                retry_after: Duration::from_millis(wait_ms),
+            }
+            .to_response("r");
+            assert_eq!(response.status(), 429);
+            assert_eq!(response.headers()[header::RETRY_AFTER], seconds.to_string());
+            let body = body_json(&response);
+            assert_eq!(body["error"]["code"], "rate_limited");
+            assert_eq!(body["error"]["type"], "rate_limit_error");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(message.contains("5 requests per second"), "{message}");
+            assert!(
+                message.contains(&format!("after {seconds} second")),
+                "{message}"
             );
         }
     }

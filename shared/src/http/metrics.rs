@@ -17,6 +17,8 @@
 //!   (`{"DynamoDbOperations": [...], "ReadUnits": r, "WriteUnits": w}`);
 //! - `AuthRefusals` (Count) by `Reason` (one of [`AuthFailure::ALL`]) and in total, when the
 //!   key was refused;
+//! - `RateLimited` (Count) by `Function` and in total, when the account was over its request
+//!   rate limit (a 429);
 //! - `ColdStart` (Count, 1) by `Function`, on an execution environment's first request only.
 //!
 //! Every dimension takes its value from a fixed, small set: never a key prefix, an account
@@ -103,6 +105,8 @@ pub struct RequestRecord<'a> {
     pub metrics: RequestMetrics,
     /// Why the key was refused (see [`reason_label`]), when it was.
     pub auth_refusal: Option<&'static str>,
+    /// Refused for the account's request rate limit.
+    pub rate_limited: bool,
     pub cold_start: bool,
     /// Milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
@@ -200,6 +204,13 @@ pub fn emf_line(record: &RequestRecord<'_>) -> String {
         ));
         root.insert("Reason".into(), json!(reason));
         root.insert("AuthRefusals".into(), json!(1));
+    }
+    if record.rate_limited {
+        directives.push(directive(
+            json!([["Function"], []]),
+            &[("RateLimited", "Count")],
+        ));
+        root.insert("RateLimited".into(), json!(1));
     }
     if record.cold_start {
         directives.push(directive(json!([["Function"]]), &[("ColdStart", "Count")]));
@@ -335,6 +346,7 @@ mod tests {
                 outside: CallLog::default(),
             },
             auth_refusal: None,
+            rate_limited: false,
             cold_start: false,
             timestamp_ms: 1_796_083_200_000,
         }
@@ -369,6 +381,22 @@ mod tests {
             doc["_aws"]["CloudWatchMetrics"][0]["Namespace"],
             "PaymentsApi"
         );
+    }
+
+    #[test]
+    fn a_rate_limited_request_is_counted_by_function_and_in_total() {
+        let mut r = record(429, "rate_limited");
+        r.rate_limited = true;
+        let doc = check_emf(&emf_line(&r)).unwrap();
+        assert_eq!(doc["RateLimited"], 1);
+        let directives = doc["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+        let limited = directives
+            .iter()
+            .find(|d| d["Metrics"][0]["Name"] == "RateLimited")
+            .expect("a RateLimited directive");
+        assert_eq!(limited["Dimensions"], json!([["Function"], []]));
+        let plain = check_emf(&emf_line(&record(201, "created"))).unwrap();
+        assert!(plain.get("RateLimited").is_none());
     }
 
     #[test]

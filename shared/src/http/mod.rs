@@ -14,6 +14,8 @@ pub mod deadline;
 #[cfg(feature = "lambda")]
 pub mod error;
 #[cfg(feature = "lambda")]
+pub mod limit;
+#[cfg(feature = "lambda")]
 pub mod metrics;
 #[cfg(feature = "lambda")]
 pub mod query;

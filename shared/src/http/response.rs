@@ -118,6 +118,7 @@ where
             Err(ApiError::InvalidApiKey(reason)) => Some(metrics::reason_label(Some(*reason))),
             _ => None,
         };
+        let rate_limited = matches!(outcome, Err(ApiError::RateLimited { .. }));
         let response = respond(outcome, &request_id);
         metrics::emit(metrics::emf_line(&metrics::RequestRecord {
             function: operation,
@@ -126,6 +127,7 @@ where
             latency: started.elapsed(),
             metrics: recorded,
             auth_refusal,
+            rate_limited,
             cold_start: metrics::take_cold_start(),
             timestamp_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

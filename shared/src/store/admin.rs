@@ -14,14 +14,14 @@ use super::dynamo::{classify, put_new, Call, DynamoStore, FailedCondition};
 use super::error::{Entity, StoreError};
 use super::items::{self, Item, PK};
 use super::lifecycle::{
-    plan_revocation, plan_rotation, plan_status_change, AccountRecord, AdminError, KeyListing,
-    MalformedKey, RetiringKey, Revocation, RevocationPlan, Rotation, StatusChange, StoredKey,
-    RECENT_USE,
+    plan_rate_limit, plan_revocation, plan_rotation, plan_status_change, AccountRecord, AdminError,
+    KeyListing, MalformedKey, RetiringKey, Revocation, RevocationPlan, Rotation, StatusChange,
+    StoredKey, RECENT_USE,
 };
 use super::IssuedKey;
 use crate::domain::{
     Account, AccountId, AccountStatus, Actor, AuditAction, AuditEvent, EventId, KeyDigest,
-    KeyEnvironment, KeyId, Snapshot, Timestamp,
+    KeyEnvironment, KeyId, RateLimit, RateLimitSetting, Snapshot, Timestamp,
 };
 
 fn update(update: aws_sdk_dynamodb::types::Update) -> TransactWriteItem {
@@ -158,6 +158,7 @@ impl DynamoStore {
             .collect();
         Ok(KeyListing {
             account: record.account,
+            rate_limit: RateLimitSetting::of(record.rate_limit),
             keys,
             malformed: record.malformed.into_iter().map(|bad| bad.name).collect(),
         })
@@ -237,7 +238,10 @@ impl DynamoStore {
                 &plan.pruned,
                 plan.retire_at,
             )),
-            put_new(table, items::key::new_item(account_id, status, new_key)),
+            put_new(
+                table,
+                items::key::new_item(account_id, status, record.rate_limit, new_key),
+            ),
             put_new(table, items::key::new_ref_item(account_id, &new_key.key_id)),
             put_new(&self.audit_table, items::audit::new_item(&event)),
         ];
@@ -253,7 +257,11 @@ impl DynamoStore {
                 }))
                 .map(|key| {
                     update(items::key::projection_update(
-                        table, account_id, status, key,
+                        table,
+                        account_id,
+                        status,
+                        record.rate_limit,
+                        key,
                     ))
                 }),
         );
@@ -318,6 +326,7 @@ impl DynamoStore {
                         table,
                         &account_id,
                         record.account.status,
+                        record.rate_limit,
                         &key,
                     )),
                 ],
@@ -380,7 +389,7 @@ impl DynamoStore {
         }
         let snapshot = Snapshot {
             account_status: Some(record.account.status),
-            keys: Default::default(),
+            ..Snapshot::default()
         };
         Ok((writes, snapshot.clone(), snapshot))
     }
@@ -416,15 +425,68 @@ impl DynamoStore {
             update(items::account::status_update(table, &record, status)),
             put_new(&self.audit_table, items::audit::new_item(&event)),
         ];
-        writes.extend(
-            plan.keys
-                .iter()
-                .map(|key| update(items::key::projection_update(table, id, status, key))),
-        );
+        writes.extend(plan.keys.iter().map(|key| {
+            update(items::key::projection_update(
+                table,
+                id,
+                status,
+                record.rate_limit,
+                key,
+            ))
+        }));
         for digest in self.existing_items(&record.malformed).await? {
             writes.push(update(items::key::account_status_update(
                 table, &digest, status,
             )));
+        }
+        self.transact(
+            writes,
+            Entity::Account,
+            id.as_str(),
+            FailedCondition::Changed,
+        )
+        .await?;
+        log_event(&event);
+        Ok(StatusChange::Changed)
+    }
+
+    /// Sets the account's own request rate limit, or (`None`) returns it to the stack's
+    /// default. The account item and the item of every key not revoked (each carries a copy
+    /// for the auth step) change in one transaction with the audit event, so the new limit
+    /// applies to every key on the very next request.
+    pub async fn set_rate_limit(
+        &self,
+        id: &AccountId,
+        limit: Option<RateLimit>,
+        now: Timestamp,
+        actor: &Actor,
+    ) -> Result<StatusChange, AdminError> {
+        let record = self.read_account(id).await?;
+        let Some(plan) = plan_rate_limit(&record, limit) else {
+            return Ok(StatusChange::Unchanged);
+        };
+        let table = &self.clients_table;
+        let status = record.account.status;
+        let event = audit_event(EventFacts {
+            key_ids: plan.keys.iter().map(|key| key.key_id.clone()).collect(),
+            action: AuditAction::RateLimitChanged,
+            actor,
+            account_id: id,
+            before: plan.before,
+            after: plan.after,
+            at: now,
+        })?;
+        let mut writes = vec![
+            update(items::account::rate_limit_update(table, &record, limit)),
+            put_new(&self.audit_table, items::audit::new_item(&event)),
+        ];
+        writes.extend(
+            plan.keys
+                .iter()
+                .map(|key| update(items::key::projection_update(table, id, status, limit, key))),
+        );
+        for digest in self.existing_items(&record.malformed).await? {
+            writes.push(update(items::key::rate_limit_update(table, &digest, limit)));
         }
         self.transact(
             writes,

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, Put, ReturnValuesOnConditionCheckFailure,
+    KeyType, Projection, ProjectionType, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
     ScalarAttributeType, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
@@ -25,11 +25,11 @@ use super::error::{Entity, StoreError};
 use super::items::{self, Item, NEW_ITEM_ONLY, PK, SK};
 use super::lifecycle::MAX_TRANSACTION_ITEMS;
 use super::{
-    CreateAccount, FindKey, InsertOutcome, InsertPayment, IssuedKey, KeyRecord, RecordKeyUse,
-    StoredPayment,
+    CountRequests, CreateAccount, FindKey, InsertOutcome, InsertPayment, IssuedKey, KeyRecord,
+    RecordKeyUse, StoredPayment,
 };
 use crate::domain::{
-    Account, AuditEvent, KeyDigest, Payment, PaymentId, RequestFingerprint, Timestamp,
+    Account, AccountId, AuditEvent, KeyDigest, Payment, PaymentId, RequestFingerprint, Timestamp,
 };
 
 /// The service's tables, by name.
@@ -287,6 +287,30 @@ impl RecordKeyUse for DynamoStore {
     }
 }
 
+impl CountRequests for DynamoStore {
+    async fn count_requests(
+        &self,
+        account: &AccountId,
+        window: u64,
+        count: u64,
+    ) -> Result<u64, StoreError> {
+        let update = items::rate::add_update(&self.clients_table, account, window, count);
+        let output = self
+            .client
+            .update_item()
+            .table_name(update.table_name())
+            .set_key(Some(update.key().clone()))
+            .update_expression(update.update_expression())
+            .set_expression_attribute_names(update.expression_attribute_names().cloned())
+            .set_expression_attribute_values(update.expression_attribute_values().cloned())
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|err| classify(err, Call::Write))?;
+        items::rate::total(&output.attributes.unwrap_or_default())
+    }
+}
+
 impl CreateAccount for DynamoStore {
     async fn create_account(
         &self,
@@ -301,7 +325,7 @@ impl CreateAccount for DynamoStore {
             put_new(table, items::account::new_item(account, key)),
             put_new(
                 table,
-                items::key::new_item(&account.id, account.status, key),
+                items::key::new_item(&account.id, account.status, None, key),
             ),
             put_new(table, items::key::new_ref_item(&account.id, &key.key_id)),
             put_new(&self.audit_table, items::audit::new_item(event)),

@@ -11,6 +11,7 @@ pub enum Entity {
     KeyReference,
     Payment,
     AuditEvent,
+    RequestCount,
 }
 
 impl fmt::Display for Entity {
@@ -21,6 +22,7 @@ impl fmt::Display for Entity {
             Entity::KeyReference => "key reference",
             Entity::Payment => "payment",
             Entity::AuditEvent => "audit event",
+            Entity::RequestCount => "request count",
         })
     }
 }

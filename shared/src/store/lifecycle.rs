@@ -22,7 +22,8 @@ use serde::Serialize;
 use super::error::StoreError;
 use crate::domain::{
     Account, AccountId, AccountStatus, KeyDigest, KeyEnvironment, KeyId, KeyLife, KeyPrefix,
-    KeySnapshot, KeyState, KeyStatus, RandomSourceFailed, Snapshot, Timestamp,
+    KeySnapshot, KeyState, KeyStatus, RandomSourceFailed, RateLimit, RateLimitSetting, Snapshot,
+    Timestamp,
 };
 use crate::store::IssuedKey;
 
@@ -48,6 +49,9 @@ pub struct AccountRecord {
     pub account: Account,
     /// Every change is conditional on the version it read (optimistic concurrency).
     pub version: u64,
+    /// The account's own request rate limit; `None`: the stack's default. Every key item
+    /// carries a copy for the auth step.
+    pub rate_limit: Option<RateLimit>,
     pub keys: Vec<StoredKey>,
     /// Entries that do not read back as a key; the rest of the account stays manageable.
     pub malformed: Vec<MalformedKey>,
@@ -131,6 +135,8 @@ impl StoredKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KeyListing {
     pub account: Account,
+    /// The account's own rate limit, or `"default"`.
+    pub rate_limit: RateLimitSetting,
     pub keys: Vec<KeySummary>,
     /// Names of entries that do not read back (see the log for which attribute).
     pub malformed: Vec<String>,
@@ -176,6 +182,7 @@ fn snapshot<'a>(
             .into_iter()
             .map(|key| (key.key_id.clone(), key.snapshot()))
             .collect(),
+        rate_limit: None,
     }
 }
 
@@ -285,6 +292,8 @@ pub fn plan_rotation(
 }
 
 /// What a revocation of one key does.
+// One plan per operator command, made and consumed at once: its size never matters.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq, Eq)]
 pub enum RevocationPlan {
     AlreadyRevoked,
@@ -346,6 +355,40 @@ pub fn plan_status_change(record: &AccountRecord, status: AccountStatus) -> Opti
         keys,
         before,
         after,
+    })
+}
+
+/// What a change of the account's rate limit touches.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RateLimitPlan<'a> {
+    /// Every key not revoked: each key item carries a copy of the limit for the auth step
+    /// (expired ones too, as for a status change).
+    pub keys: Vec<&'a StoredKey>,
+    pub before: Snapshot,
+    pub after: Snapshot,
+}
+
+/// `None` when the account's limit is `limit` already.
+pub fn plan_rate_limit(
+    record: &AccountRecord,
+    limit: Option<RateLimit>,
+) -> Option<RateLimitPlan<'_>> {
+    if record.rate_limit == limit {
+        return None;
+    }
+    let keys: Vec<&StoredKey> = record
+        .keys
+        .iter()
+        .filter(|key| key.life.status == KeyStatus::Active)
+        .collect();
+    let with_limit = |limit: Option<RateLimit>| Snapshot {
+        rate_limit: Some(RateLimitSetting::of(limit)),
+        ..snapshot(record.account.status, [])
+    };
+    Some(RateLimitPlan {
+        keys,
+        before: with_limit(record.rate_limit),
+        after: with_limit(limit),
     })
 }
 
@@ -430,9 +473,33 @@ mod tests {
                 created_at: at("2026-01-01T00:00:00Z"),
             },
             version: 3,
+            rate_limit: None,
             keys,
             malformed: vec![],
         }
+    }
+
+    #[test]
+    fn a_rate_limit_change_touches_every_key_not_revoked() {
+        let mut record = record(
+            AccountStatus::Active,
+            vec![
+                key(1, KeyStatus::Active, None),
+                key(2, KeyStatus::Revoked, None),
+                key(3, KeyStatus::Active, Some(at("2026-01-02T00:00:00Z"))),
+            ],
+        );
+        assert_eq!(plan_rate_limit(&record, None), None, "the default already");
+        let limit = RateLimit::new(5).unwrap();
+        let plan = plan_rate_limit(&record, Some(limit)).unwrap();
+        let touched: Vec<&KeyId> = plan.keys.iter().map(|key| &key.key_id).collect();
+        assert_eq!(touched, vec![&key_id(1), &key_id(3)]);
+        assert_eq!(plan.before.rate_limit, Some(RateLimitSetting::Default));
+        assert_eq!(plan.after.rate_limit, Some(RateLimitSetting::Own(limit)));
+        record.rate_limit = Some(limit);
+        assert_eq!(plan_rate_limit(&record, Some(limit)), None);
+        let back = plan_rate_limit(&record, None).unwrap();
+        assert_eq!(back.after.rate_limit, Some(RateLimitSetting::Default));
     }
 
     fn ids(keys: &[StoredKey]) -> Vec<KeyId> {

@@ -9,12 +9,13 @@ use std::sync::{Arc, Mutex};
 
 use super::error::{Entity, StoreError};
 use super::{
-    CreateAccount, FindKey, GetPayment, InsertOutcome, InsertPayment, IssuedKey, KeyRecord,
-    ListCursor, ListPayments, ListPosition, ListRange, PaymentPage, RecordKeyUse, StoredPayment,
+    CountRequests, CreateAccount, FindKey, GetPayment, InsertOutcome, InsertPayment, IssuedKey,
+    KeyRecord, ListCursor, ListPayments, ListPosition, ListRange, PaymentPage, RecordKeyUse,
+    StoredPayment,
 };
 use crate::domain::{
     Account, AccountId, AccountStatus, AuditEvent, KeyDigest, KeyLife, KeyStatus, Payment,
-    PaymentId, RequestFingerprint, Timestamp,
+    PaymentId, RateLimit, RequestFingerprint, Timestamp,
 };
 
 /// Cheap to clone: clones share one store (as clones of a DynamoDB client share tables).
@@ -38,6 +39,8 @@ pub struct Stored {
     payments: Mutex<(Vec<StoredPayment>, HashMap<PaymentId, usize>)>,
     lookups: AtomicUsize,
     audit: Mutex<Vec<AuditEvent>>,
+    /// Shared request counts by account and window.
+    request_counts: Mutex<HashMap<(AccountId, u64), u64>>,
     /// What the next calls of each operation do instead of their work.
     failures: Mutex<Vec<(Operation, Injected)>>,
 }
@@ -57,6 +60,7 @@ pub enum Operation {
     GetPayment,
     ListPayments,
     RecordKeyUse,
+    CountRequests,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -129,6 +133,31 @@ impl MemoryStore {
         }
     }
 
+    /// Gives every key of the account its own rate limit, as `accounts set-limit` would.
+    pub fn set_rate_limit(&self, id: &AccountId, limit: Option<RateLimit>) {
+        for record in lock(&self.keys).values_mut() {
+            if &record.account_id == id {
+                record.rate_limit = limit;
+            }
+        }
+    }
+
+    /// The shared count of an account's requests in `window`, as reported.
+    pub fn request_count(&self, id: &AccountId, window: u64) -> u64 {
+        lock(&self.request_counts)
+            .get(&(id.clone(), window))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Every shared count reported, as (account, window, count).
+    pub fn request_counts(&self) -> Vec<(AccountId, u64, u64)> {
+        lock(&self.request_counts)
+            .iter()
+            .map(|((account, window), count)| (account.clone(), *window, *count))
+            .collect()
+    }
+
     /// Changes a stored key's life (revocation, expiry), as key administration would.
     pub fn set_key_life(&self, digest: &KeyDigest, life: KeyLife) {
         if let Some(record) = lock(&self.keys).get_mut(digest) {
@@ -173,6 +202,21 @@ impl RecordKeyUse for MemoryStore {
     }
 }
 
+impl CountRequests for MemoryStore {
+    async fn count_requests(
+        &self,
+        account: &AccountId,
+        window: u64,
+        count: u64,
+    ) -> Result<u64, StoreError> {
+        self.injected_failure(Operation::CountRequests).await?;
+        let mut counts = lock(&self.request_counts);
+        let total = counts.entry((account.clone(), window)).or_default();
+        *total += count;
+        Ok(*total)
+    }
+}
+
 impl CreateAccount for MemoryStore {
     async fn create_account(
         &self,
@@ -203,6 +247,7 @@ impl CreateAccount for MemoryStore {
                 account_status: account.status,
                 created_at: key.created_at,
                 last_used_at: None,
+                rate_limit: None,
             },
         );
         lock(&self.audit).push(event.clone());

@@ -9,7 +9,7 @@ use std::future::Future;
 
 use crate::domain::{
     Account, AccountId, AccountStatus, ApiKey, AuditEvent, KeyDigest, KeyId, KeyLife, KeyPrefix,
-    Payment, PaymentId, RequestFingerprint, Timestamp,
+    Payment, PaymentId, RateLimit, RequestFingerprint, Timestamp,
 };
 
 pub mod error;
@@ -41,6 +41,8 @@ pub struct KeyRecord {
     pub created_at: Timestamp,
     /// When a request last recorded a use of the key (see [`RecordKeyUse`]).
     pub last_used_at: Option<Timestamp>,
+    /// The account's own request rate limit; `None`: the stack's default.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// A newly minted key as it is stored: digest and display prefix, never the key itself.
@@ -81,6 +83,19 @@ pub trait RecordKeyUse: Send + Sync {
         at: Timestamp,
         stale_before: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Adds `count` requests of an account to its shared count of the one-second `window`
+/// (seconds since the Unix epoch) and answers the count after the addition: the request
+/// rate limiter's reconciliation ([`crate::domain::RequestCounts`]). Not idempotent: a
+/// retried call whose first attempt was applied counts twice, which errs towards refusing.
+pub trait CountRequests: Send + Sync {
+    fn count_requests(
+        &self,
+        account: &AccountId,
+        window: u64,
+        count: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// Writes an account, its first key and the audit event of its creation atomically.

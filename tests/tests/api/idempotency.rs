@@ -6,9 +6,14 @@ use payments_tests::{dynamodb_endpoint, json_request, keyed_request, TestApp, Te
 use serde_json::json;
 use shared::config::dynamodb_client;
 use shared::domain::Payment;
-use shared::domain::{IdSource, KeyDigest, KeyEnvironment, RequestFingerprint, Timestamp};
+use shared::domain::{
+    AccountId, IdSource, KeyDigest, KeyEnvironment, RateLimit, RequestFingerprint, Timestamp,
+};
+use shared::http::limit::RateLimiter;
 use shared::store::dynamo::DynamoStore;
-use shared::store::{FindKey, InsertOutcome, InsertPayment, KeyRecord, RecordKeyUse, StoreError};
+use shared::store::{
+    CountRequests, FindKey, InsertOutcome, InsertPayment, KeyRecord, RecordKeyUse, StoreError,
+};
 use tokio::task::JoinSet;
 
 fn replayed(response: &TestResponse) -> bool {
@@ -231,6 +236,17 @@ impl InsertPayment for WritesThroughProxy {
     }
 }
 
+impl CountRequests for WritesThroughProxy {
+    async fn count_requests(
+        &self,
+        account: &AccountId,
+        window: u64,
+        count: u64,
+    ) -> Result<u64, StoreError> {
+        self.keys.count_requests(account, window, count).await
+    }
+}
+
 impl RecordKeyUse for WritesThroughProxy {
     async fn record_key_use(
         &self,
@@ -258,6 +274,7 @@ async fn writes_to(app: &TestApp, endpoint: &str) -> create_payment::State<Write
             payments: DynamoStore::new(dynamodb_client(Some(endpoint)).await, app.tables()),
         },
         key_environment: KeyEnvironment::Test,
+        limiter: RateLimiter::new(RateLimit::DEFAULT),
         clock: shared::domain::Clock::system(),
         ids: IdSource::random(),
     }

@@ -208,6 +208,7 @@ fn counted_payments(
     create_payment::State {
         store: shared::store::dynamo::DynamoStore::new(calls.counting(&app.client), app.tables()),
         key_environment: KeyEnvironment::Test,
+        limiter: shared::http::limit::RateLimiter::new(shared::domain::RateLimit::DEFAULT),
         clock: app.clock.clock(),
         ids: shared::domain::IdSource::random(),
     }

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use shared::config::dynamodb_client;
 use shared::domain::{
     AccountId, AccountStatus, Actor, ApiKey, IdSource, KeyEnvironment, KeyId, RandomSourceFailed,
-    Timestamp,
+    RateLimit, RateLimitSetting, Timestamp,
 };
 use shared::store::dynamo::{create_tables, DynamoStore, Tables};
 use shared::store::lifecycle::{AdminError, Refusal, Revocation, StatusChange};
@@ -111,6 +111,15 @@ enum AccountsCommand {
         #[arg(value_parser = parse_account_id)]
         account: AccountId,
     },
+    /// Set an account's request rate limit (requests per second, across all its keys and
+    /// routes), or `default` for the stack's DefaultRateLimit. Applies on the next request.
+    SetLimit {
+        #[arg(value_parser = parse_account_id)]
+        account: AccountId,
+        /// Requests per second (1 to 100000), or `default`.
+        #[arg(value_parser = parse_rate_limit)]
+        limit: RateLimitSetting,
+    },
 }
 
 #[derive(Subcommand)]
@@ -182,6 +191,20 @@ fn parse_limit(value: &str) -> Result<usize, String> {
         .ok()
         .filter(|n| (1..=10_000).contains(n))
         .ok_or_else(|| format!("not a limit (a whole number from 1 to 10000): {value}"))
+}
+
+fn parse_rate_limit(value: &str) -> Result<RateLimitSetting, String> {
+    if value == "default" {
+        return Ok(RateLimitSetting::Default);
+    }
+    RateLimit::parse(value)
+        .map(RateLimitSetting::Own)
+        .map_err(|_| {
+            format!(
+                "not a rate limit (requests per second, 1 to {}, or default): {value}",
+                RateLimit::MAX
+            )
+        })
 }
 
 /// `0`, or a whole number followed by s, m, h or d; at most 30 days.
@@ -433,15 +456,24 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 let live = listing.keys.iter().filter(|k| k.state.is_live()).count();
                 let account = &listing.account;
                 out.print(
-                    json!({"account": account, "keys": listing.keys, "malformed_keys": listing.malformed}),
+                    json!({
+                        "account": account,
+                        "rate_limit": listing.rate_limit,
+                        "keys": listing.keys,
+                        "malformed_keys": listing.malformed,
+                    }),
                     || {
                         format!(
-                            "{}  {}  status={}  email={}  created={}  keys={} ({} live)",
+                            "{}  {}  status={}  email={}  created={}  rate_limit={}  keys={} ({} live)",
                             account.id,
                             account.name.as_str(),
                             account.status.as_str(),
                             account.email.as_ref().map_or("-", |e| e.as_str()),
                             account.created_at.to_rfc3339(),
+                            match listing.rate_limit {
+                                RateLimitSetting::Default => "default".to_owned(),
+                                RateLimitSetting::Own(limit) => limit.to_string(),
+                            },
                             listing.keys.len(),
                             live
                         )
@@ -454,6 +486,22 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             AccountsCommand::Reactivate { account } => {
                 set_status(&store, &out, &account, AccountStatus::Active, now, &actor).await?
+            }
+            AccountsCommand::SetLimit { account, limit } => {
+                let change = store
+                    .set_rate_limit(&account, limit.own(), now, &actor)
+                    .await?;
+                let changed = change == StatusChange::Changed;
+                out.print(
+                    json!({"account_id": account, "rate_limit": limit, "changed": changed}),
+                    || {
+                        format!(
+                            "account {account} {} rate limit {}",
+                            if changed { "now has" } else { "already had" },
+                            limit_text(limit)
+                        )
+                    },
+                );
             }
         },
         Command::Keys { command } => match command {
@@ -622,6 +670,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     Ok(())
 }
 
+fn limit_text(limit: RateLimitSetting) -> String {
+    match limit {
+        RateLimitSetting::Default => "default (the stack's DefaultRateLimit)".to_owned(),
+        RateLimitSetting::Own(limit) => format!("{} requests/s", limit.per_second()),
+    }
+}
+
 fn warn_malformed(malformed: &[String]) {
     if !malformed.is_empty() {
         eprintln!(
@@ -739,11 +794,24 @@ mod tests {
                 Just("list".to_owned()), Just("accounts".to_owned()), Just("audit".to_owned()),
                 Just("--grace".to_owned()), Just("--limit".to_owned()),
                 Just("--key-environment".to_owned()), Just("--actor".to_owned()),
+                Just("set-limit".to_owned()), Just("default".to_owned()),
                 Just("acct_AAAAAAAAAAAAAAAAAAAA".to_owned()), any::<String>(),
             ],
             0..7,
         )) {
             let _ = Cli::try_parse_from(std::iter::once("payments-admin".to_owned()).chain(args));
+        }
+    }
+
+    #[test]
+    fn rate_limits_are_a_number_or_default() {
+        assert_eq!(parse_rate_limit("default"), Ok(RateLimitSetting::Default));
+        assert_eq!(
+            parse_rate_limit("250"),
+            Ok(RateLimitSetting::Own(RateLimit::new(250).unwrap()))
+        );
+        for bad in ["0", "100001", "-1", "1.5", "Default", ""] {
+            assert!(parse_rate_limit(bad).is_err(), "{bad}");
         }
     }
 

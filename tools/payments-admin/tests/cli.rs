@@ -248,6 +248,76 @@ async fn tables_create_is_idempotent() {
 }
 
 #[tokio::test]
+async fn set_limit_applies_on_the_next_request_to_every_key_with_its_audit_event() {
+    let app = TestApp::spawn().await;
+    let cli = Cli { app: &app };
+    let (account, key) = app.new_client().await;
+    assert_eq!(
+        cli.json(&["accounts", "show", &account])["rate_limit"],
+        "default"
+    );
+
+    let set = cli.json(&["accounts", "set-limit", &account, "1"]);
+    assert_eq!(
+        (set["rate_limit"].as_u64(), set["changed"].as_bool()),
+        (Some(1), Some(true))
+    );
+    assert_eq!(
+        cli.json(&["accounts", "set-limit", &account, "1"])["changed"],
+        false
+    );
+    assert_eq!(cli.json(&["accounts", "show", &account])["rate_limit"], 1);
+    let human = cli.run(&["accounts", "show", &account]);
+    assert!(text(&human.stdout).contains("rate_limit=1/s"));
+    // One request a second: the next ones within the second are refused.
+    assert_eq!(pays(&app, &key).await, 201);
+    assert_eq!(pays(&app, &key).await, 429);
+    // A key issued by rotation carries the account's limit, and shares its count.
+    let rotated = cli.json(&[
+        "keys",
+        "rotate",
+        &account,
+        "--grace",
+        "1h",
+        "--key-environment",
+        "test",
+    ]);
+    let new_key = rotated["api_key"].as_str().unwrap().to_owned();
+    assert_eq!(pays(&app, &new_key).await, 429);
+    // Back to the default: room again on the next request.
+    let reset = cli.json(&["accounts", "set-limit", &account, "default"]);
+    assert_eq!(reset["rate_limit"], "default");
+    assert_eq!(pays(&app, &new_key).await, 201);
+    assert_eq!(pays(&app, &key).await, 201);
+
+    let trail = cli.json(&["audit", "list", &account]);
+    let changes: Vec<&Value> = trail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "account.rate_limit_changed")
+        .collect();
+    assert_eq!(changes.len(), 2);
+    assert_eq!(
+        (
+            &changes[0]["before"]["rate_limit"],
+            &changes[0]["after"]["rate_limit"]
+        ),
+        (&json!(1), &json!("default"))
+    );
+    assert_eq!(changes[1]["after"]["rate_limit"], 1);
+
+    for bad in ["0", "100001", "fast"] {
+        let output = cli.run(&["accounts", "set-limit", &account, bad]);
+        assert_eq!(output.status.code(), Some(2), "{bad}");
+        assert!(text(&output.stderr).contains("not a rate limit"), "{bad}");
+    }
+    let output = cli.run(&["accounts", "set-limit", "acct_AAAAAAAAAAAAAAAAAAAA", "5"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("not found"));
+}
+
+#[tokio::test]
 async fn errors_are_clear_and_exit_non_zero() {
     let app = TestApp::spawn().await;
     let cli = Cli { app: &app };
@@ -344,6 +414,7 @@ fn every_command_has_help() {
         vec!["accounts", "show", "--help"],
         vec!["accounts", "deactivate", "--help"],
         vec!["accounts", "reactivate", "--help"],
+        vec!["accounts", "set-limit", "--help"],
         vec!["keys", "--help"],
         vec!["keys", "list", "--help"],
         vec!["keys", "rotate", "--help"],

@@ -7,11 +7,14 @@ use aws_sdk_dynamodb::types::{AttributeValue, Update};
 use super::{n, s, Item, Reader, PK};
 use crate::domain::{
     Account, AccountId, AccountName, AccountStatus, Email, KeyDigest, KeyId, KeyLife, KeyPrefix,
-    KeyStatus, Timestamp,
+    KeyStatus, RateLimit, Timestamp,
 };
 use crate::store::error::{Entity, StoreError};
 use crate::store::lifecycle::{AccountRecord, MalformedKey, StoredKey};
 use crate::store::IssuedKey;
+
+/// The account's own rate limit (absent: the stack's default); each key item carries a copy.
+const RATE_LIMIT: &str = super::key::RATE_LIMIT;
 
 pub fn pk(id: &AccountId) -> String {
     format!("ACCOUNT#{id}")
@@ -101,6 +104,7 @@ pub fn record_from_item(item: &Item) -> Result<AccountRecord, StoreError> {
     let account = account_from_item(item)?;
     let read = Reader::new(item, Entity::Account, "account_id");
     let version = read.number("version")?;
+    let rate_limit = read.opt_number_parse(RATE_LIMIT, |n: u64| RateLimit::new(n).ok())?;
     let mut keys = Vec::new();
     let mut malformed = Vec::new();
     for (key_id, entry) in read.map("keys")? {
@@ -122,6 +126,7 @@ pub fn record_from_item(item: &Item) -> Result<AccountRecord, StoreError> {
     Ok(AccountRecord {
         account,
         version,
+        rate_limit,
         keys,
         malformed,
     })
@@ -245,6 +250,18 @@ pub fn malformed_revocation_update(table: &str, record: &AccountRecord, name: &s
         .value(":revoked", s(KeyStatus::Revoked.as_str()))
         .set("#keys.#key.#status = :revoked".to_owned())
         .build(table, &record.account.id)
+}
+
+/// The account's own rate limit, or (`None`) the stack's default.
+pub fn rate_limit_update(table: &str, record: &AccountRecord, limit: Option<RateLimit>) -> Update {
+    let update = VersionedUpdate::new(record.version).name("#rate", RATE_LIMIT);
+    match limit {
+        Some(limit) => update
+            .value(":rate", n(limit.per_second()))
+            .set("#rate = :rate".to_owned()),
+        None => update.remove("#rate".to_owned()),
+    }
+    .build(table, &record.account.id)
 }
 
 pub fn status_update(table: &str, record: &AccountRecord, status: AccountStatus) -> Update {

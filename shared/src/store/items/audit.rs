@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::{n, s, Item, Reader, PK, SK};
 use crate::domain::{
     AccountId, AccountStatus, Actor, AuditAction, AuditEvent, EventId, KeyId, KeySnapshot,
-    KeyStatus, Snapshot, Timestamp, AUDIT_RETENTION,
+    KeyStatus, RateLimit, RateLimitSetting, Snapshot, Timestamp, AUDIT_RETENTION,
 };
 use crate::store::error::{Entity, StoreError};
 
@@ -37,6 +37,15 @@ fn snapshot_value(snapshot: &Snapshot) -> AttributeValue {
         })
         .collect();
     fields.insert("keys".to_owned(), AttributeValue::M(keys));
+    match snapshot.rate_limit {
+        None => {}
+        Some(RateLimitSetting::Default) => {
+            fields.insert("rate_limit".to_owned(), s("default"));
+        }
+        Some(RateLimitSetting::Own(limit)) => {
+            fields.insert("rate_limit".to_owned(), n(limit.per_second()));
+        }
+    }
     AttributeValue::M(fields)
 }
 
@@ -84,9 +93,18 @@ fn snapshot_from(value: &AttributeValue) -> Option<Snapshot> {
             },
         );
     }
+    let rate_limit = match fields.get("rate_limit") {
+        None => None,
+        Some(AttributeValue::S(text)) if text == "default" => Some(RateLimitSetting::Default),
+        Some(AttributeValue::N(number)) => Some(RateLimitSetting::Own(
+            RateLimit::new(number.parse().ok()?).ok()?,
+        )),
+        Some(_) => return None,
+    };
     Some(Snapshot {
         account_status,
         keys,
+        rate_limit,
     })
 }
 
@@ -141,6 +159,7 @@ mod tests {
                         expires_at: None,
                     },
                 )]),
+                rate_limit: None,
             },
             after: Snapshot {
                 account_status: Some(AccountStatus::Active),
@@ -151,11 +170,29 @@ mod tests {
                         expires_at: Some(at),
                     },
                 )]),
+                rate_limit: None,
             },
             at,
         };
         let item = new_item(&event);
         assert_eq!(event_from_item(&item).unwrap(), event);
+        // A rate limit change, from the default to an account's own and back.
+        for (before, after) in [
+            (
+                RateLimitSetting::Default,
+                RateLimitSetting::Own(RateLimit::new(25).unwrap()),
+            ),
+            (
+                RateLimitSetting::Own(RateLimit::new(25).unwrap()),
+                RateLimitSetting::Default,
+            ),
+        ] {
+            let mut change = event.clone();
+            change.action = AuditAction::RateLimitChanged;
+            change.before.rate_limit = Some(before);
+            change.after.rate_limit = Some(after);
+            assert_eq!(event_from_item(&new_item(&change)).unwrap(), change);
+        }
         assert!(item[SK]
             .as_s()
             .unwrap()

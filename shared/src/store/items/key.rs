@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::Update;
 
 use super::{n, s, Item, Reader, PK};
 use crate::domain::{
-    AccountId, AccountStatus, KeyDigest, KeyId, KeyLife, KeyPrefix, KeyStatus, Timestamp,
+    AccountId, AccountStatus, KeyDigest, KeyId, KeyLife, KeyPrefix, KeyStatus, RateLimit, Timestamp,
 };
 use crate::store::error::{Entity, StoreError};
 use crate::store::lifecycle::StoredKey;
@@ -27,8 +27,17 @@ pub fn ref_pk(id: &KeyId) -> String {
     format!("KEYID#{id}")
 }
 
-pub fn new_item(account_id: &AccountId, account_status: AccountStatus, key: &IssuedKey) -> Item {
-    HashMap::from([
+/// Attribute of the key item that carries its account's own rate limit (absent: the stack's
+/// default), so the auth step learns it from the one item it reads.
+pub const RATE_LIMIT: &str = "rate_limit";
+
+pub fn new_item(
+    account_id: &AccountId,
+    account_status: AccountStatus,
+    rate_limit: Option<RateLimit>,
+    key: &IssuedKey,
+) -> Item {
+    let mut item = HashMap::from([
         (PK.to_owned(), s(pk(&key.digest))),
         ("entity".to_owned(), s("api_key")),
         ("key_id".to_owned(), s(key.key_id.as_str())),
@@ -37,7 +46,11 @@ pub fn new_item(account_id: &AccountId, account_status: AccountStatus, key: &Iss
         ("status".to_owned(), s(KeyStatus::Active.as_str())),
         ("account_status".to_owned(), s(account_status.as_str())),
         ("created_at".to_owned(), s(key.created_at.to_rfc3339())),
-    ])
+    ]);
+    if let Some(limit) = rate_limit {
+        item.insert(RATE_LIMIT.to_owned(), n(limit.per_second()));
+    }
+    item
 }
 
 pub fn record_from_item(item: &Item) -> Result<KeyRecord, StoreError> {
@@ -54,6 +67,7 @@ pub fn record_from_item(item: &Item) -> Result<KeyRecord, StoreError> {
         account_status: read.parse("account_status", AccountStatus::parse)?,
         created_at: read.parse("created_at", Timestamp::parse)?,
         last_used_at: read.parse_opt(LAST_USED, Timestamp::parse)?,
+        rate_limit: read.opt_number_parse(RATE_LIMIT, |n: u64| RateLimit::new(n).ok())?,
     })
 }
 
@@ -83,6 +97,7 @@ pub fn projection_update(
     table: &str,
     account_id: &AccountId,
     account_status: AccountStatus,
+    rate_limit: Option<RateLimit>,
     key: &StoredKey,
 ) -> Update {
     let mut sets = vec![
@@ -107,6 +122,7 @@ pub fn projection_update(
         .expression_attribute_names("#created_at", "created_at")
         .expression_attribute_names("#expires", "expires_at")
         .expression_attribute_names("#ttl", "ttl")
+        .expression_attribute_names("#rate", RATE_LIMIT)
         .expression_attribute_values(":entity", s("api_key"))
         .expression_attribute_values(":key_id", s(key.key_id.as_str()))
         .expression_attribute_values(":account_id", s(account_id.as_str()))
@@ -120,6 +136,13 @@ pub fn projection_update(
             update = update.expression_attribute_values(":expires", s(at.to_rfc3339()));
         }
         None => removes.push("#expires"),
+    }
+    match rate_limit {
+        Some(limit) => {
+            sets.push("#rate = :rate");
+            update = update.expression_attribute_values(":rate", n(limit.per_second()));
+        }
+        None => removes.push("#rate"),
     }
     match key.end() {
         Some(end) => {
@@ -150,6 +173,24 @@ pub fn account_status_update(table: &str, digest: &KeyDigest, status: AccountSta
         .expression_attribute_values(":status", s(status.as_str()))
         .build()
         .expect("table, key and expression are set")
+}
+
+/// Sets (or, with `None`, removes) the rate limit on the item of a key whose entry is
+/// malformed (see [`account_status_update`]).
+pub fn rate_limit_update(table: &str, digest: &KeyDigest, limit: Option<RateLimit>) -> Update {
+    let update = Update::builder()
+        .table_name(table)
+        .key(PK, s(pk(digest)))
+        .condition_expression("attribute_exists(pk)")
+        .expression_attribute_names("#rate", RATE_LIMIT);
+    match limit {
+        Some(limit) => update
+            .update_expression("SET #rate = :rate")
+            .expression_attribute_values(":rate", n(limit.per_second())),
+        None => update.update_expression("REMOVE #rate"),
+    }
+    .build()
+    .expect("table, key and expression are set")
 }
 
 /// Revokes the item of a key whose entry is malformed (see [`account_status_update`]).
@@ -220,8 +261,19 @@ mod tests {
     #[test]
     fn a_key_item_reads_back_as_written() {
         let (account, key) = issued();
-        let item = new_item(&account, AccountStatus::Active, &key);
+        let item = new_item(&account, AccountStatus::Active, None, &key);
         let record = record_from_item(&item).unwrap();
+        assert_eq!(record.rate_limit, None);
+        let limited = new_item(
+            &account,
+            AccountStatus::Active,
+            Some(RateLimit::new(7).unwrap()),
+            &key,
+        );
+        assert_eq!(
+            record_from_item(&limited).unwrap().rate_limit,
+            Some(RateLimit::new(7).unwrap())
+        );
         assert_eq!(record.key_id, key.key_id);
         assert_eq!(record.account_id, account);
         assert_eq!(record.prefix, key.prefix);
@@ -240,7 +292,7 @@ mod tests {
     #[test]
     fn every_malformed_attribute_is_reported_by_name_not_by_value() {
         let (account, key) = issued();
-        let good = new_item(&account, AccountStatus::Active, &key);
+        let good = new_item(&account, AccountStatus::Active, None, &key);
         for (attribute, value) in [
             ("key_id", s("nope")),
             ("account_id", s("acct_x")),
@@ -251,6 +303,8 @@ mod tests {
             ("expires_at", s("soon")),
             ("last_used_at", s("recently")),
             ("status", n(1)),
+            ("rate_limit", n(0)),
+            ("rate_limit", s("100")),
         ] {
             let mut item = good.clone();
             item.insert(attribute.to_owned(), value);

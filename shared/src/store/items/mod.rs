@@ -11,6 +11,7 @@ pub mod account;
 pub mod audit;
 pub mod key;
 pub mod payment;
+pub mod rate;
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -92,6 +93,25 @@ impl<'a> Reader<'a> {
             .and_then(|v| v.as_n().ok())
             .and_then(|text| text.parse().ok())
             .ok_or_else(|| self.corrupt(name))
+    }
+
+    /// An optional number attribute, parsed when present; present and out of range (or of
+    /// another type) is corrupt.
+    pub fn opt_number_parse<N: std::str::FromStr, T>(
+        &self,
+        name: &'static str,
+        parse: impl FnOnce(N) -> Option<T>,
+    ) -> Result<Option<T>, StoreError> {
+        match self.item.get(name) {
+            None => Ok(None),
+            Some(AttributeValue::N(text)) => text
+                .parse()
+                .ok()
+                .and_then(parse)
+                .map(Some)
+                .ok_or_else(|| self.corrupt(name)),
+            Some(_) => Err(self.corrupt(name)),
+        }
     }
 
     pub fn map(
