@@ -114,11 +114,14 @@ impl Serialize for RateLimitSetting {
 }
 
 /// Requests of one account admitted by this environment, to add to the account's shared
-/// count of `window`.
+/// count of `window`: one write, so the requests still unreported from the window before go
+/// into this one (`earlier` of them). Other environments see those a little late, which errs
+/// towards refusing; this environment, which counted them already, takes them out again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Report {
     pub window: u64,
     pub count: u64,
+    pub earlier: u64,
 }
 
 /// What the counts say about one request.
@@ -193,20 +196,24 @@ impl RequestCounts {
         if !due {
             return Decision::Admit(None);
         }
+        let report = Report {
+            window: self.window,
+            count: unreported,
+            earlier: self.unreported_previous,
+        };
         self.reporting = true;
         self.last_report_ms = Some(now_ms);
         self.unreported_previous = 0;
         self.unreported_current = 0;
-        Decision::Admit(Some(Report {
-            window: self.window,
-            count: unreported,
-        }))
+        Decision::Admit(Some(report))
     }
 
     /// The shared count of `report.window` is `total` once `report` was added: the other
     /// environments' reported requests join this environment's counts.
     pub fn reported(&mut self, report: Report, total: u64) {
         self.reporting = false;
+        // This environment's own requests of the window before are in `previous` already.
+        let total = total.saturating_sub(report.earlier);
         if report.window == self.window {
             self.current = self.current.max(total + self.unreported_current);
         } else if report.window + 1 == self.window {
@@ -219,10 +226,12 @@ impl RequestCounts {
     /// count twice, which errs towards refusing, never towards admitting.)
     pub fn not_reported(&mut self, report: Report) {
         self.reporting = false;
+        let current = report.count - report.earlier;
         if report.window == self.window {
-            self.unreported_current += report.count;
+            self.unreported_previous += report.earlier;
+            self.unreported_current += current;
         } else if report.window + 1 == self.window {
-            self.unreported_previous += report.count;
+            self.unreported_previous += current;
         }
     }
 
@@ -384,7 +393,8 @@ mod tests {
             reports,
             vec![Report {
                 window: 1000,
-                count: 10
+                count: 10,
+                earlier: 0
             }]
         );
         // While it is in flight, and within the second after it, no other.
@@ -394,20 +404,27 @@ mod tests {
             Report {
                 window: 1000,
                 count: 10,
+                earlier: 0,
             },
             10,
         );
         let (_, reports) = burst(&mut counts, 1_000_999, 1, rate);
         assert!(reports.is_empty());
-        // A second after the last one, the 31 admitted since go in one report.
+        // A second after the last one, the 32 admitted since go in one report, 31 of them
+        // from the window before.
         let (_, reports) = burst(&mut counts, 1_001_010, 1, rate);
         assert_eq!(
             reports,
             vec![Report {
                 window: 1001,
-                count: 32
+                count: 32,
+                earlier: 31
             }]
         );
+        // Taken back, they are not counted twice: the 41 of the window before weigh 40.59
+        // 10 ms into this one, with 1 here: room for 58 more (not 27).
+        counts.reported(reports[0], 32);
+        assert_eq!(burst(&mut counts, 1_001_010, 100, rate).0, 58);
     }
 
     #[test]
@@ -431,7 +448,8 @@ mod tests {
             reports,
             vec![Report {
                 window: 3001,
-                count: 2
+                count: 2,
+                earlier: 1
             }]
         );
     }
@@ -453,6 +471,67 @@ mod tests {
         let mut counts = RequestCounts::default();
         assert_eq!(burst(&mut counts, 9_000_000, 5, rate).0, 5);
         assert_eq!(burst(&mut counts, 8_000_000, 5, rate).0, 0);
+    }
+
+    /// `environments` environments each receive `per_environment` requests a second, evenly
+    /// spaced (with their phases staggered), for `seconds`; a report's answer arrives
+    /// `report_ms` after it was sent. Answers the requests admitted in each window.
+    fn simulate(
+        environments: u64,
+        per_environment: u64,
+        seconds: u64,
+        report_ms: u64,
+        rate: RateLimit,
+    ) -> Vec<u64> {
+        let start = 1_000_000_000;
+        let mut counts = vec![RequestCounts::default(); environments as usize];
+        let mut shared = std::collections::HashMap::<u64, u64>::new();
+        // (answer time, environment, report)
+        let mut in_flight: Vec<(u64, usize, Report)> = vec![];
+        let mut admitted = vec![0u64; seconds as usize];
+        let spacing = WINDOW_MS * 1000 / per_environment; // microseconds
+        for tick in 0..seconds * per_environment {
+            for env in 0..environments as usize {
+                let now_us = start * 1000 + tick * spacing + env as u64 * spacing / environments;
+                let now = now_us / 1000;
+                in_flight.retain(|&(at, who, report)| {
+                    if at > now {
+                        return true;
+                    }
+                    let total = shared.entry(report.window).or_default();
+                    *total += report.count;
+                    counts[who].reported(report, *total);
+                    false
+                });
+                if let Decision::Admit(report) = counts[env].decide(now, rate) {
+                    admitted[((now - start) / WINDOW_MS) as usize] += 1;
+                    if let Some(report) = report {
+                        in_flight.push((now + report_ms, env, report));
+                    }
+                }
+            }
+        }
+        admitted
+    }
+
+    #[test]
+    fn several_environments_stay_within_the_bound_and_settle_near_the_limit() {
+        let rate = limit(100);
+        for environments in [1, 2, 4, 8, 16] {
+            // Each environment alone gets three times the limit: a runaway client.
+            let admitted = simulate(environments, 300, 10, 5, rate);
+            let worst = *admitted.iter().max().unwrap();
+            let settled = admitted[2..].iter().sum::<u64>() as f64 / 8.0;
+            println!(
+                "{environments:>2} environments: first second {}, worst {worst}, then {settled:.0}/s",
+                admitted[0]
+            );
+            assert!(worst <= environments * 100, "{admitted:?}");
+            // Never below the limit either: a client that is over it still gets all of it.
+            assert!(settled >= 95.0, "{environments}: {admitted:?}");
+        }
+        // One environment: exactly the limit in the first second.
+        assert_eq!(simulate(1, 300, 3, 5, rate)[0], 100);
     }
 
     proptest! {

@@ -9,5 +9,6 @@ mod idempotency;
 mod keys;
 mod lifecycle;
 mod payments;
+mod rate_limits;
 mod reads;
 mod storage;
