@@ -95,6 +95,7 @@ pub struct LocalStack {
     pub log_path: PathBuf,
     pub clients_table: String,
     pub payments_table: String,
+    pub tables: Tables,
 }
 
 pub fn workspace_root() -> PathBuf {
@@ -150,8 +151,9 @@ impl LocalStack {
             ),
             base_url: format!("http://127.0.0.1:{port}"),
             log_path,
-            clients_table: tables.clients,
-            payments_table: tables.payments,
+            clients_table: tables.clients.clone(),
+            payments_table: tables.payments.clone(),
+            tables,
         };
         assert!(
             wait_until_listening(port, Duration::from_secs(120)),

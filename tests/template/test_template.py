@@ -142,10 +142,16 @@ def conditions(cfn, role_name, action):
     return found
 
 
-# The only write the payment functions may make to the clients table: a key's last use.
+# The only writes the payment functions may make to the clients table: a key's last use,
+# and an addition to an account's shared request count (rate limits) that answers the total.
 KEY_USE_CONDITION = {
     "ForAllValues:StringEquals": {"dynamodb:Attributes": ["pk", "last_used_at"]},
     "StringEqualsIfExists": {"dynamodb:ReturnValues": "NONE"},
+}
+REQUEST_COUNT_CONDITION = {
+    "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["RATE#*"]},
+    "ForAllValues:StringEquals": {"dynamodb:Attributes": ["pk", "requests", "ttl"]},
+    "StringEquals": {"dynamodb:ReturnValues": "UPDATED_NEW"},
 }
 
 
@@ -153,7 +159,7 @@ def check_key_use_grants(cfn):
     problems = []
     for role in ("CreatePaymentRole", "GetPaymentRole", "ListPaymentsRole"):
         found = conditions(cfn, role, "dynamodb:UpdateItem")
-        if found != [KEY_USE_CONDITION]:
+        if found != [KEY_USE_CONDITION, REQUEST_COUNT_CONDITION]:
             problems.append(f"{role}: UpdateItem conditions {found}")
     return problems
 
@@ -188,7 +194,8 @@ def check_functions(raw):
             # Above the SDK's 5 s operation timeout, below API Gateway's 30 s limit.
             problems.append(f"{name}: timeout {props.get('Timeout')}")
         variables = props.get("Environment", {}).get("Variables", {})
-        for var in ("CLIENTS_TABLE", "PAYMENTS_TABLE", "AUDIT_TABLE", "API_KEY_ENVIRONMENT", "RUST_LOG"):
+        for var in ("CLIENTS_TABLE", "PAYMENTS_TABLE", "AUDIT_TABLE", "API_KEY_ENVIRONMENT",
+                    "DEFAULT_RATE_LIMIT", "RUST_LOG"):
             if var not in variables:
                 problems.append(f"{name}: missing env {var}")
         if "LogGroup" not in props.get("LoggingConfig", {}):
@@ -359,7 +366,7 @@ def test_iam_is_least_privilege(cfn):
     assert payment == {
         "dynamodb:GetItem": [clients],
         "dynamodb:PutItem": [payments],
-        "dynamodb:UpdateItem": [clients],
+        "dynamodb:UpdateItem": [clients, clients],
         "logs:CreateLogStream": [{"Fn::GetAtt": ["CreatePaymentLogGroup", "Arn"]}],
         "logs:PutLogEvents": [{"Fn::GetAtt": ["CreatePaymentLogGroup", "Arn"]}],
         **XRAY,
@@ -367,7 +374,7 @@ def test_iam_is_least_privilege(cfn):
     # Retrieve reads; it never writes, queries or scans.
     assert grants(cfn, "GetPaymentRole") == {
         "dynamodb:GetItem": [clients, payments],
-        "dynamodb:UpdateItem": [clients],
+        "dynamodb:UpdateItem": [clients, clients],
         "logs:CreateLogStream": [{"Fn::GetAtt": ["GetPaymentLogGroup", "Arn"]}],
         "logs:PutLogEvents": [{"Fn::GetAtt": ["GetPaymentLogGroup", "Arn"]}],
         **XRAY,
@@ -375,7 +382,7 @@ def test_iam_is_least_privilege(cfn):
     # List queries the index only (the account is its partition key), never the table.
     assert grants(cfn, "ListPaymentsRole") == {
         "dynamodb:GetItem": [clients, payments],
-        "dynamodb:UpdateItem": [clients],
+        "dynamodb:UpdateItem": [clients, clients],
         "dynamodb:Query": [{"Fn::Sub": "${PaymentsTable.Arn}/index/by_account"}],
         "logs:CreateLogStream": [{"Fn::GetAtt": ["ListPaymentsLogGroup", "Arn"]}],
         "logs:PutLogEvents": [{"Fn::GetAtt": ["ListPaymentsLogGroup", "Arn"]}],
@@ -470,7 +477,7 @@ def test_checks_catch_an_unrestricted_key_use_grant(cfn):
     for policy in broken["Resources"]["GetPaymentRole"]["Properties"]["Policies"]:
         for statement in as_list(policy["PolicyDocument"]["Statement"]):
             statement.pop("Condition", None)
-    assert check_key_use_grants(broken) == ["GetPaymentRole: UpdateItem conditions [None]"]
+    assert check_key_use_grants(broken) == ["GetPaymentRole: UpdateItem conditions [None, None]"]
 
 
 def test_checks_catch_an_audit_table_without_retention(raw):
@@ -492,6 +499,7 @@ SERVICE_ALARMS = [
     "ApiServerErrorRateAlarm",
     "ApiLatencyAlarm",
     "AuthRefusalsAlarm",
+    "RateLimitedAlarm",
     "DynamoDbThrottlesAlarm",
     "DynamoDbSystemErrorsAlarm",
     "ConcurrencyAlarm",
@@ -536,7 +544,8 @@ def check_alarms(raw):
         problems.append("no optional e-mail subscription")
     for parameter in ["ApiServerErrorRatePercent", "ApiLatencyP99Ms", "FunctionServerErrors",
                       "FunctionThrottlesPerMinute", "DynamoDbErrorsPerMinute",
-                      "AuthRefusalsPer5Minutes", "ConcurrencyAlarmThreshold", "AlarmEmail"]:
+                      "AuthRefusalsPer5Minutes", "RateLimitedPer5Minutes", "ConcurrencyAlarmThreshold",
+                      "AlarmEmail", "DefaultRateLimit"]:
         if "Default" not in raw["Parameters"].get(parameter, {}):
             problems.append(f"parameter {parameter} missing or without a default")
     return problems
@@ -644,4 +653,4 @@ def test_the_dashboard_body_is_valid_json_on_the_service_metrics(raw):
     titles = [w["properties"]["title"] for w in dashboard["widgets"]]
     assert len(titles) >= 5, titles
     names = {m[1] for w in dashboard["widgets"] for m in w["properties"]["metrics"] if m[0] != "..."}
-    assert {"Requests", "DynamoDbCallLatency", "AuthRefusals", "Latency"} <= names
+    assert {"Requests", "DynamoDbCallLatency", "AuthRefusals", "RateLimited", "Latency"} <= names

@@ -253,6 +253,42 @@ async fn the_whole_flow_over_http() {
     }
     assert_eq!(bodies[0], bodies[1]);
 
+    // The other account, given a limit of 1 request a second, is refused over it with the
+    // usual JSON error and a Retry-After; after that wait it is served again. This account
+    // is not affected.
+    let other_id = shared::domain::AccountId::parse(other["id"].as_str().unwrap()).unwrap();
+    let store = shared::store::dynamo::DynamoStore::new(
+        dynamodb_client(Some(&dynamodb_endpoint())).await,
+        stack.tables.clone(),
+    );
+    store
+        .set_rate_limit(
+            &other_id,
+            Some(shared::domain::RateLimit::new(1).unwrap()),
+            shared::domain::Timestamp::now(),
+            &payments_tests::operator(),
+        )
+        .await
+        .unwrap();
+    let mut limited = None;
+    for _ in 0..3 {
+        let (status, headers, body) = json_of(http.get("/payments", &other_key).await).await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some((headers, body));
+        }
+    }
+    let (headers, body) = limited.expect("a 429 among three requests at 1 a second");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    assert_eq!(headers["content-type"], "application/json");
+    let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "Retry-After: {wait}");
+    let (status, _, _) = json_of(http.get("/payments", &key).await).await;
+    assert_eq!(status, 200, "another account is not limited");
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    let (status, _, body) = json_of(http.get("/payments", &other_key).await).await;
+    assert_eq!(status, 200, "after Retry-After: {body}");
+
     // Each request left one metrics line (EMF) in its function's output, with its outcome.
     let log = stack.log();
     let metrics: Vec<Value> = log
@@ -274,6 +310,7 @@ async fn the_whole_flow_over_http() {
         ("create_payment", "missing_api_key"),
         ("get_payment", "ok"),
         ("list_payments", "ok"),
+        ("list_payments", "rate_limited"),
     ] {
         assert!(
             outcome_of(function, outcome),
@@ -283,6 +320,9 @@ async fn the_whole_flow_over_http() {
     assert!(metrics
         .iter()
         .any(|m| m["Reason"] == "unknown_key" && m["AuthRefusals"] == 1));
+    assert!(metrics
+        .iter()
+        .any(|m| m["Function"] == "list_payments" && m["RateLimited"] == 1));
     // What each request spent, as the client's interceptor saw it: a new payment is the key's
     // strongly consistent GetItem (1 read unit) and the payment's PutItem.
     let created = metrics

@@ -152,8 +152,8 @@ impl Tally {
     }
 }
 
-/// Sends one payment as the README tells clients to: on a 503 (after `Retry-After`) or a
-/// transport error, the same request again with the same key, up to `MAX_ATTEMPTS` times.
+/// Sends one payment as the README tells clients to: on a 429 or a 503 (after
+/// `Retry-After`) or a transport error, the same request again with the same key, up to `MAX_ATTEMPTS` times.
 async fn submit(
     http: Client,
     url: String,
@@ -223,7 +223,9 @@ async fn submit(
                 }
                 return tally;
             }
-            503 => {
+            // Over the account's rate limit (nothing was done) or unavailable: the same
+            // request again after Retry-After.
+            429 | 503 => {
                 *tally.other_statuses.entry(status).or_default() += 1;
                 let wait = Duration::from_secs(retry_after.unwrap_or(1)).min(MAX_RETRY_AFTER);
                 tokio::time::sleep(wait).await;
@@ -495,14 +497,15 @@ fn problems(
         }
     };
 
-    // Every request eventually succeeded, and the only 5xx was 503.
+    // Every request eventually succeeded, and the only 5xx was 503 (a 429, answered by a
+    // retry after Retry-After, would be an account over its rate limit).
     note("submissions failed", tally.failures.clone());
     note(
-        "statuses other than 201 and 503 seen",
+        "statuses other than 201, 429 and 503 seen",
         tally
             .other_statuses
             .iter()
-            .filter(|(&status, _)| status != 503)
+            .filter(|(&status, _)| status != 503 && status != 429)
             .map(|(status, n)| format!("{n} x {status}"))
             .collect(),
     );

@@ -394,6 +394,10 @@ class Bench:
             "PAYMENTS_TABLE": self.args.payments_table,
             "AUDIT_TABLE": self.args.audit_table,
             "API_KEY_ENVIRONMENT": "test",
+            # Above any rate a warm loop reaches, so nothing is refused, yet low enough that
+            # each environment reconciles its count about once a second, as a busy account's
+            # environments do: the run measures the limiter's whole cost.
+            "DEFAULT_RATE_LIMIT": "5000",
             "DYNAMODB_ENDPOINT": self.endpoint(name),
             # The template's default level: every payment writes its info line, as deployed.
             "RUST_LOG": "info",
@@ -908,6 +912,7 @@ def per_request(spent: list[dict | None]) -> dict | None:
             "by_operation_mean": {op: v / n for op, v in sorted(ops.items())},
             "read_units_mean": sum(s["read_units"] for s in spent) / n,
             "write_units_mean": sum(s["write_units"] for s in spent) / n,
+            "outside_write_units_mean": sum(s["outside_write_units"] for s in spent) / n,
             "outside_requests": dict(sum((Counter(s["outside_ops"]) for s in spent), Counter()))}
 
 
@@ -1030,6 +1035,12 @@ def evaluate(r: dict) -> list[dict]:
                            r["raw"]["warm"][n]["dynamodb_per_round"]["write_units"]) for n in f},
             "info", None, "as DynamoDB Local reports it (ReturnConsumedCapacity=TOTAL); "
             "baseline = the raw calls' per round")
+        row("Background writes per request (mean)", "WCU",
+            {n: per[n].get("outside_write_units_mean", 0.0) for n in f},
+            {n: 0.0 for n in f}, "info", None,
+            "off the request path: rate limit reconciliations (DEFAULT_RATE_LIMIT=5000 here, "
+            "so a busy environment reports about once a second) and key-use records; "
+            "by operation: " + "; ".join(f"{n} {per[n]['outside_requests']}" for n in f))
     init = {n: f[n]["cold"]["init_dynamodb"] for n in f}
     if all(init.values()):
         row("DynamoDB during init (warm-up)", "units",
