@@ -1,0 +1,79 @@
+//! What the rate limit's reconciliation costs a request: create-payment against DynamoDB
+//! Local, alternating a request that sends its account's request count (a report is due:
+//! a second has passed and a report step of requests is unreported) with one that only
+//! counts locally, so both see the same machine and DynamoDB.
+//!
+//! DYNAMODB_ENDPOINT=http://127.0.0.1:8000 cargo run --release -p payments-tests --example rate_limit_cost [ROUNDS]
+
+use std::time::{Duration, Instant};
+
+use payments_tests::calls::Calls;
+use payments_tests::{keyed_request, TestApp};
+use serde_json::json;
+use shared::domain::{IdSource, KeyEnvironment, RateLimit, RECONCILE_INTERVAL_MS};
+use shared::http::limit::RateLimiter;
+use shared::store::dynamo::DynamoStore;
+
+fn percentile(samples: &mut [Duration], p: f64) -> f64 {
+    samples.sort_unstable();
+    let at = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples[at].as_secs_f64() * 1e3
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(500);
+    let app = TestApp::spawn().await;
+    let (_, key) = app.new_client().await;
+    let calls = Calls::default();
+    // A limit of 20: a report step of 2 requests, never reached by two requests a round.
+    let state = create_payment::State {
+        store: DynamoStore::new(calls.counting(&app.client), app.tables()),
+        key_environment: KeyEnvironment::Test,
+        limiter: RateLimiter::new(RateLimit::new(20).unwrap()),
+        clock: app.clock.clock(),
+        ids: IdSource::random(),
+    };
+    let body = json!({"amount": 1, "currency": "USD"});
+    let mut n = 0;
+    let mut pay = || {
+        n += 1;
+        create_payment::handle(&state, keyed_request(&key, &format!("cost-{n}"), &body))
+    };
+    for _ in 0..100 {
+        app.clock
+            .advance(Duration::from_millis(RECONCILE_INTERVAL_MS / 10));
+        assert_eq!(pay().await.status(), 201);
+    }
+    let (mut due, mut local) = (Vec::new(), Vec::new());
+    let updates_before = calls.of("UpdateItem");
+    for _ in 0..rounds {
+        app.clock
+            .advance(Duration::from_millis(RECONCILE_INTERVAL_MS + 100));
+        let started = Instant::now();
+        assert_eq!(pay().await.status(), 201);
+        due.push(started.elapsed());
+        let started = Instant::now();
+        assert_eq!(pay().await.status(), 201);
+        local.push(started.elapsed());
+    }
+    // Let the last report land before counting.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let updates = calls.of("UpdateItem") - updates_before;
+    println!("rounds: {rounds} (each: one request with a report due, one counting locally)");
+    println!(
+        "UpdateItem sent: {updates} ({:.2} per round)",
+        updates as f64 / rounds as f64
+    );
+    for (name, samples) in [("report due", &mut due), ("local only", &mut local)] {
+        println!(
+            "{name:>11}: p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms",
+            percentile(samples, 0.5),
+            percentile(samples, 0.9),
+            percentile(samples, 0.99)
+        );
+    }
+}
