@@ -14,7 +14,7 @@ PEER_PKG := tools/bench/node-peer
 PEER_STAMP := $(PEER_PKG)/node_modules/.installed
 LAUNCHER := $(TOOLS)/dynamodb-launcher/LoopbackDynamoDbLocal.class
 
-.PHONY: dev test check tools system-deps check-prereqs package validate fuzz bench build fmt lint clean-tools
+.PHONY: dev test check tools system-deps check-prereqs package validate fuzz chaos bench build fmt lint clean-tools
 
 dev: tools
 	@scripts/dev.sh
@@ -34,6 +34,12 @@ package: tools system-deps
 ## Fuzz the parsers (nightly, cargo-fuzz): FUZZ_SECONDS per target, default 60.
 fuzz: tools
 	@scripts/fuzz.sh $(or $(FUZZ_SECONDS),60)
+
+## The fault campaign for SECONDS seconds (default 600; make test runs 60): random,
+## seeded faults between the handlers and DynamoDB Local, then the invariant checker
+## (tests/tests/chaos.rs; CHAOS_SEED=N replays a run's choices).
+chaos: tools
+	@scripts/chaos.sh $(or $(SECONDS),600)
 
 ## Benchmarks: cold start, warm latency, DynamoDB calls and capacity, memory, artifact size,
 ## against baselines measured in the same run (target/bench/; see BENCHMARKS.md).

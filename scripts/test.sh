@@ -25,6 +25,9 @@ port="$(free_port)"
 start_dynamodb "$port" -inMemory
 export DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
 
+# The fault campaign (tests/tests/chaos.rs) runs 60 s with the rest, from one fixed seed
+# so that a run here is repeatable; `make chaos` draws a new seed each time.
+export CHAOS_SEED="${CHAOS_SEED:-1}"
 if cargo nextest --version >/dev/null 2>&1; then
     log "cargo nextest run"
     cargo nextest run --workspace --no-fail-fast

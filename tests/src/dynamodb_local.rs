@@ -65,4 +65,23 @@ impl DynamoDbLocal {
     pub fn stop(&mut self) {
         self.process = None;
     }
+
+    /// Freezes the server (SIGSTOP): connections stay open and nothing answers, as a
+    /// database stalled by a long pause.
+    pub fn pause(&self) {
+        if let Some(process) = &self.process {
+            process.signal("STOP");
+        }
+    }
+
+    /// Lets a paused server run again (SIGCONT).
+    pub fn resume(&self) {
+        if let Some(process) = &self.process {
+            process.signal("CONT");
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.process.is_some()
+    }
 }

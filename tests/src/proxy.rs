@@ -40,6 +40,26 @@ pub enum Fault {
         lose_response_per_mille: u32,
         reset_per_mille: u32,
     },
+    /// Per request, chosen from `seed` (see [`chaos_action`]): any of [`Action`]'s fates,
+    /// at the rates of `rates`.
+    Chaos { seed: u64, rates: ChaosRates },
+}
+
+/// Rates of [`Fault::Chaos`], in requests per thousand; what remains is forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChaosRates {
+    /// Close the connection without forwarding the request: nothing reaches the server,
+    /// and the client cannot tell.
+    pub drop_request: u32,
+    /// Forward the request, drop the response, close: the server acted, the client never
+    /// hears of it.
+    pub lose_response: u32,
+    /// Reset the connection (RST) before forwarding.
+    pub reset: u32,
+    /// Hold the request for `delay`, then forward it: past the client's attempt timeout it
+    /// lands after the client gave up on it (and perhaps after its retry).
+    pub delay: u32,
+    pub delay_by: Duration,
 }
 
 /// What the proxy does with one request in the per-request modes.
@@ -48,6 +68,27 @@ pub enum Action {
     Forward,
     LoseResponse,
     Reset,
+    DropRequest,
+    Delay(Duration),
+}
+
+/// The fate of the `request`-th request since [`Fault::Chaos`] was set, as
+/// [`flaky_action`] decides for [`Fault::Flaky`].
+pub fn chaos_action(seed: u64, rates: ChaosRates, request: u64) -> Action {
+    let roll = (splitmix64(seed, request) % 1000) as u32;
+    let mut bound = 0;
+    for (rate, action) in [
+        (rates.drop_request, Action::DropRequest),
+        (rates.lose_response, Action::LoseResponse),
+        (rates.reset, Action::Reset),
+        (rates.delay, Action::Delay(rates.delay_by)),
+    ] {
+        bound += rate;
+        if roll < bound {
+            return action;
+        }
+    }
+    Action::Forward
 }
 
 /// The fate of the `request`-th request (counting from 0, in order of arrival at the proxy,
@@ -71,7 +112,7 @@ pub fn flaky_action(
 }
 
 /// The `index`-th output of the SplitMix64 generator started at `seed`.
-fn splitmix64(seed: u64, index: u64) -> u64 {
+pub fn splitmix64(seed: u64, index: u64) -> u64 {
     const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut z = seed.wrapping_add(index.wrapping_add(1).wrapping_mul(GOLDEN));
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -96,6 +137,10 @@ pub struct FaultCounts {
     pub hung: u64,
     /// Connections passed through because their framing was not understood.
     pub unframed: u64,
+    /// Requests never forwarded (their connection closed).
+    pub dropped_requests: u64,
+    /// Requests held before being forwarded.
+    pub delayed: u64,
 }
 
 #[derive(Default)]
@@ -106,6 +151,8 @@ struct Counters {
     refused: AtomicU64,
     hung: AtomicU64,
     unframed: AtomicU64,
+    dropped_requests: AtomicU64,
+    delayed: AtomicU64,
 }
 
 impl Counters {
@@ -122,6 +169,8 @@ impl Counters {
             refused: get(&self.refused),
             hung: get(&self.hung),
             unframed: get(&self.unframed),
+            dropped_requests: get(&self.dropped_requests),
+            delayed: get(&self.delayed),
         }
     }
 }
@@ -164,6 +213,10 @@ impl ModeState {
             }) => {
                 let request = self.decided.fetch_add(1, Ordering::SeqCst);
                 flaky_action(*seed, *lose_response_per_mille, *reset_per_mille, request)
+            }
+            Mode::Fixed(Fault::Chaos { seed, rates }) => {
+                let request = self.decided.fetch_add(1, Ordering::SeqCst);
+                chaos_action(*seed, *rates, request)
             }
             Mode::Fixed(_) => Action::Forward,
         }
@@ -283,7 +336,9 @@ async fn relay(
             }
             Ok(())
         }
-        Fault::Flaky { .. } => relay_requests(client, upstream, state, counters).await,
+        Fault::Flaky { .. } | Fault::Chaos { .. } => {
+            relay_requests(client, upstream, state, counters).await
+        }
     }
 }
 
@@ -336,6 +391,17 @@ async fn relay_requests(
                         client.set_zero_linger()?;
                         Counters::add(&counters.resets);
                         return Ok(());
+                    }
+                    Action::DropRequest => {
+                        Counters::add(&counters.dropped_requests);
+                        return Ok(());
+                    }
+                    Action::Delay(by) => {
+                        Counters::add(&counters.delayed);
+                        tokio::time::sleep(by).await;
+                        server.write_all(&pending[..len]).await?;
+                        pending.drain(..len);
+                        Counters::add(&counters.forwarded);
                     }
                 },
             }
@@ -449,5 +515,24 @@ mod tests {
         assert!((1_700..2_300).contains(&count(Action::Reset)));
         assert!((0..1000).all(|i| flaky_action(7, 0, 0, i) == Action::Forward));
         assert!((0..1000).all(|i| flaky_action(7, 1000, 0, i) == Action::LoseResponse));
+    }
+
+    #[test]
+    fn chaos_rates_follow_the_per_mille_and_the_seed() {
+        let rates = ChaosRates {
+            drop_request: 10,
+            lose_response: 20,
+            reset: 30,
+            delay: 40,
+            delay_by: Duration::from_millis(2500),
+        };
+        let actions: Vec<_> = (0..100_000).map(|i| chaos_action(9, rates, i)).collect();
+        let count = |a| actions.iter().filter(|&&b| b == a).count();
+        assert!((800..1_200).contains(&count(Action::DropRequest)));
+        assert!((1_700..2_300).contains(&count(Action::LoseResponse)));
+        assert!((2_700..3_300).contains(&count(Action::Reset)));
+        assert!((3_600..4_400).contains(&count(Action::Delay(rates.delay_by))));
+        let again: Vec<_> = (0..100_000).map(|i| chaos_action(9, rates, i)).collect();
+        assert_eq!(actions, again, "a seed is one sequence");
     }
 }

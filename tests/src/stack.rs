@@ -25,6 +25,14 @@ impl GroupGuard {
         GroupGuard(child)
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, …) to the whole group.
+    pub fn signal(&self, signal: &str) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), "--", &group])
+            .status();
+    }
+
     /// Whether the group's leader has exited (it is reaped, the rest of the group is not).
     pub fn has_exited(&mut self) -> bool {
         matches!(self.0.try_wait(), Ok(Some(_)))
@@ -34,6 +42,8 @@ impl GroupGuard {
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         let group = format!("-{}", self.0.id());
+        // A stopped group acts on TERM only once it runs again.
+        let _ = Command::new("kill").args(["-CONT", "--", &group]).status();
         let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
