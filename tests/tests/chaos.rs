@@ -158,6 +158,13 @@ struct Book {
 }
 
 impl Book {
+    /// Any key `account` ever had, stopped or not: what a client with a stale configuration
+    /// sends.
+    fn any_key(&self, account: &str, rng: &mut Rng) -> Option<BookKey> {
+        let keys: Vec<&BookKey> = self.keys.iter().filter(|k| k.account == account).collect();
+        (!keys.is_empty()).then(|| keys[rng.below(keys.len() as u64) as usize].clone())
+    }
+
     /// The newest key of `account` not known to be stopped.
     fn current_key(&self, account: &str) -> Option<BookKey> {
         self.keys
@@ -279,12 +286,23 @@ async fn get_payment(campaign: &Campaign, key: &BookKey, id: &str) -> (Attempt, 
     (attempt, response)
 }
 
-/// One payment, made the way the README tells a client to make it.
-async fn make_payment(campaign: &Campaign, mut intent: Intent) -> Intent {
+/// One payment, made the way the README tells a client to make it. One request in twenty
+/// goes out with any of the account's keys, as from a client whose configuration lags: a
+/// stopped key must be refused, and the client then takes the current one.
+async fn make_payment(campaign: &Campaign, mut intent: Intent, rng: &mut Rng) -> Intent {
     // Without a key: the payment a 503 named and the client has yet to look up.
     let mut unresolved: Option<String> = None;
     while intent.attempts.len() < MAX_ATTEMPTS && intent.acknowledged.is_none() {
-        let Some(key) = campaign.book.lock().unwrap().current_key(&intent.account) else {
+        let stale = rng.per_mille(50);
+        let key = {
+            let book = campaign.book.lock().unwrap();
+            if stale {
+                book.any_key(&intent.account, rng)
+            } else {
+                book.current_key(&intent.account)
+            }
+        };
+        let Some(key) = key else {
             break;
         };
         if let Some(id) = unresolved.clone() {
@@ -344,7 +362,7 @@ async fn client(campaign: Arc<Campaign>, id: usize, seed: u64) {
             attempts: vec![],
             acknowledged: None,
         };
-        let done = make_payment(&campaign, intent).await;
+        let done = make_payment(&campaign, intent, &mut rng).await;
         // Now and then, read an acknowledged payment back.
         if let (Some(ack), true) = (&done.acknowledged, rng.per_mille(200)) {
             let key = campaign.book.lock().unwrap().current_key(&done.account);
