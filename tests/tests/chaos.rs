@@ -9,8 +9,9 @@
 //!
 //! Clients behave as the README tells them to. Some send an `Idempotency-Key` and, on a
 //! 429, a 503 or a lost answer, send the same request again with it. Some send none: on a
-//! 503 `payment_outcome_unknown` they look the payment up (`GET /payments/{payment_id}`)
-//! before paying again, and on any answer that says nothing was recorded they pay again.
+//! 503 `payment_outcome_unknown` they look the payment up (`GET /payments/{payment_id}`),
+//! and if it is not there they send the request again with the `idempotency_key` the 503
+//! named; on any answer that says nothing was recorded they pay again.
 //! All honour `Retry-After`. A client whose key is refused takes its account's newest key.
 //!
 //! Afterwards the checker reads the payments table and the histories and asserts:
@@ -310,7 +311,8 @@ async fn make_payment(campaign: &Campaign, mut intent: Intent, rng: &mut Rng) ->
             intent.attempts.push(attempt);
             match response.status {
                 200 => intent.acknowledged = Some(response.body),
-                // Not recorded: paying again is safe.
+                // Not recorded yet, but the write may still land: pay again only with the
+                // key the 503 named, which can find or make just this payment.
                 404 => unresolved = None,
                 401 => {}
                 _ => tokio::time::sleep(retry_after(&response)).await,
@@ -324,7 +326,12 @@ async fn make_payment(campaign: &Campaign, mut intent: Intent, rng: &mut Rng) ->
         match (response.status, code.as_str()) {
             (201, _) => intent.acknowledged = Some(response.body),
             (503, "payment_outcome_unknown") if intent.idempotency_key.is_none() => {
+                // Sent without a key: look the payment up, and from now on retry with the
+                // key the service drew for it.
                 unresolved = named;
+                intent.idempotency_key = response.body["error"]["idempotency_key"]
+                    .as_str()
+                    .map(str::to_owned);
                 tokio::time::sleep(retry_after(&response)).await;
             }
             (429 | 503, _) => tokio::time::sleep(retry_after(&response)).await,

@@ -10,7 +10,8 @@
 use lambda_http::{Body, Request, Response};
 
 use shared::domain::{
-    fingerprint, payment_id_for, Clock, IdSource, KeyEnvironment, Payment, PaymentStatus,
+    fingerprint, payment_id_for, Clock, IdSource, IdempotencyKey, KeyEnvironment, Payment,
+    PaymentStatus,
 };
 use shared::http::auth::authenticate;
 use shared::http::body::CreatePaymentRequest;
@@ -23,7 +24,7 @@ use shared::store::{
     CountRequests, FindKey, InsertOutcome, InsertPayment, RecordKeyUse, StoreError,
 };
 
-/// How many random payment ids are tried when one is taken. 119 random bits make even a
+/// How many drawn payment ids are tried when one is taken. 119 random bits make even a
 /// second draw beyond any real chance; the bound keeps a broken random source from looping.
 const MAX_DRAWS: usize = 3;
 
@@ -69,11 +70,22 @@ async fn create_payment<
     let idempotency_key = idempotency_key(request.headers())?;
     let new = json_body::<CreatePaymentRequest>(&request)?.validate()?;
     let request_fingerprint = fingerprint(&new);
+    // Without a key of the client's, the payment's id comes from one the service draws: if
+    // the write's outcome is unknown, the 503 names that key, and the same request sent
+    // again with it can only find or make this one payment, however late the first write
+    // lands.
+    let mut drawn = match idempotency_key {
+        Some(_) => None,
+        None => Some(IdempotencyKey::drawn(&state.ids)?),
+    };
     let mut payment = Payment {
-        id: match &idempotency_key {
-            Some(key) => payment_id_for(&client.account_id, key),
-            None => state.ids.payment_id()?,
-        },
+        id: payment_id_for(
+            &client.account_id,
+            drawn
+                .as_ref()
+                .or(idempotency_key.as_ref())
+                .expect("a key either way"),
+        ),
         client_id: client.account_id,
         amount: new.amount,
         currency: new.currency,
@@ -91,7 +103,7 @@ async fn create_payment<
             Err(StoreError::OutcomeUnknown(source)) => {
                 return Err(ApiError::PaymentOutcomeUnknown {
                     payment_id: payment.id,
-                    idempotent: payment.idempotency_key.is_some(),
+                    retry_key: drawn,
                     source,
                 })
             }
@@ -130,14 +142,16 @@ async fn create_payment<
         }
         if draw == MAX_DRAWS {
             return Err(ApiError::Unexpected(anyhow::anyhow!(
-                "{MAX_DRAWS} random payment ids in a row were taken (last {})",
+                "{MAX_DRAWS} drawn payment ids in a row were taken (last {})",
                 payment.id
             )));
         }
-        // A random id that another payment already has: nothing was written; draw again.
-        tracing::warn!(payment_id = %payment.id, draw, "random payment id taken; drawing again");
+        // A drawn id that another payment already has: nothing was written; draw again.
+        tracing::warn!(payment_id = %payment.id, draw, "drawn payment id taken; drawing again");
         draw += 1;
-        payment.id = state.ids.payment_id()?;
+        let key = IdempotencyKey::drawn(&state.ids)?;
+        payment.id = payment_id_for(&payment.client_id, &key);
+        drawn = Some(key);
     }
 }
 

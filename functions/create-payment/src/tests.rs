@@ -99,6 +99,17 @@ async fn pay_with_key(test: &Test, key: &str, body: Value) -> Answer {
     pay(test, &[("x-api-key", key)], body).await
 }
 
+/// A test whose first drawn key (for a request without an Idempotency-Key) is `key`, and
+/// the payment id that key gives the test's account.
+async fn setup_drawing(key: &str) -> (Test, PaymentId) {
+    let test = setup(IdSource::queued([key.to_owned()])).await;
+    let id = payment_id_for(
+        &test.account,
+        &shared::domain::IdempotencyKey::parse(key.as_bytes()).unwrap(),
+    );
+    (test, id)
+}
+
 fn usd(amount: i64) -> Value {
     json!({"amount": amount, "currency": "usd"})
 }
@@ -331,9 +342,8 @@ async fn idempotency_replays_the_same_request_and_refuses_a_different_one() {
 }
 
 #[tokio::test]
-async fn a_taken_random_id_is_drawn_again_and_the_other_payment_is_untouched() {
-    let taken = PaymentId::parse("pay_TAKENTAKENTAKENTAKEN").unwrap();
-    let test = setup(IdSource::queued([taken.as_str().to_owned()])).await;
+async fn a_taken_drawn_id_is_drawn_again_and_the_other_payment_is_untouched() {
+    let (test, taken) = setup_drawing("retry_TAKENTAKENTAKENTAKEN").await;
     // Another payment (another account's, even) already has the id handed out first.
     let other = Payment {
         id: taken.clone(),
@@ -366,8 +376,7 @@ async fn a_taken_random_id_is_drawn_again_and_the_other_payment_is_untouched() {
 async fn a_retry_that_finds_its_own_write_answers_as_the_first_time() {
     // The payment this very request writes is already there (an earlier attempt of the same
     // call succeeded but its response was lost): 201, not a replay, and one payment.
-    let id = PaymentId::parse("pay_OWNWRITEOWNWRITEOWNW").unwrap();
-    let test = setup(IdSource::queued([id.as_str().to_owned()])).await;
+    let (test, id) = setup_drawing("retry_OWNWRITEOWNWRITEOWNW").await;
     let new = NewPayment {
         amount: Amount::parse(5).unwrap(),
         currency: Currency::parse("USD").unwrap(),
@@ -438,8 +447,7 @@ async fn storage_failures_are_503_to_retry_or_500_and_never_echoed() {
 
 #[tokio::test]
 async fn a_write_that_may_have_happened_says_so_with_the_payment_it_targeted() {
-    let id = PaymentId::parse("pay_MAYBEMAYBEMAYBEMAYBE").unwrap();
-    let test = setup(IdSource::queued([id.as_str().to_owned()])).await;
+    let (test, id) = setup_drawing("retry_MAYBEMAYBEMAYBEMAYBE").await;
     let key = test.key.expose_once();
     test.state.store.fail_next(
         Operation::InsertPayment,
@@ -451,11 +459,29 @@ async fn a_write_that_may_have_happened_says_so_with_the_payment_it_targeted() {
         (503, "payment_outcome_unknown")
     );
     assert_eq!(answer.body["error"]["payment_id"], id.as_str());
+    // Sent without a key: the 503 names the key the service drew, which retries it safely.
+    assert_eq!(
+        answer.body["error"]["idempotency_key"],
+        "retry_MAYBEMAYBEMAYBEMAYBE"
+    );
     let message = answer.body["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains(&format!("GET /payments/{id}")),
+        message.contains("Idempotency-Key: retry_MAYBEMAYBEMAYBEMAYBE"),
         "{message}"
     );
+    // The retry with that key targets the same id: it makes or finds the one payment.
+    let retried = pay(
+        &test,
+        &[
+            ("x-api-key", key),
+            ("Idempotency-Key", "retry_MAYBEMAYBEMAYBEMAYBE"),
+        ],
+        usd(5),
+    )
+    .await;
+    assert_eq!(retried.status, 201, "{}", retried.body);
+    assert_eq!(retried.body["id"], id.as_str());
+    assert_eq!(test.state.store.payments().len(), 1);
 
     // With an Idempotency-Key the id is the key's, and the same request is the safe retry.
     test.state.store.fail_next(
@@ -473,6 +499,10 @@ async fn a_write_that_may_have_happened_says_so_with_the_payment_it_targeted() {
         &shared::domain::IdempotencyKey::parse(b"order-9").unwrap(),
     );
     assert_eq!(answer.body["error"]["payment_id"], expected.as_str());
+    assert!(
+        answer.body["error"].get("idempotency_key").is_none(),
+        "the client's own key"
+    );
     assert!(answer.body["error"]["message"]
         .as_str()
         .unwrap()
@@ -502,8 +532,7 @@ async fn pay_before_deadline(test: &Test, ms: u64) -> (Answer, Duration) {
 
 #[tokio::test]
 async fn a_hang_on_the_second_call_is_answered_before_the_deadline_as_maybe_written() {
-    let id = PaymentId::parse("pay_HANGHANGHANGHANGHANG").unwrap();
-    let test = setup(IdSource::queued([id.as_str().to_owned()])).await;
+    let (test, id) = setup_drawing("retry_HANGHANGHANGHANGHANG").await;
     test.state.store.hang_next(Operation::InsertPayment);
     let (answer, took) = pay_before_deadline(&test, 1_000).await;
     assert!(

@@ -129,7 +129,8 @@ impl IdSource {
                     AccountId::PREFIX,
                     PaymentId::PREFIX,
                     KeyId::PREFIX,
-                    EventId::PREFIX
+                    EventId::PREFIX,
+                    RETRY_KEY_PREFIX
                 ]
                 .iter()
                 .any(|prefix| is_id(id, prefix)),
@@ -168,7 +169,16 @@ impl IdSource {
     pub fn event_id(&self) -> Result<EventId, RandomSourceFailed> {
         self.next(EventId::PREFIX).map(EventId)
     }
+
+    /// A random `Idempotency-Key` for a request that came without one (see
+    /// [`super::IdempotencyKey::drawn`]).
+    pub(super) fn retry_key(&self) -> Result<String, RandomSourceFailed> {
+        self.next(RETRY_KEY_PREFIX)
+    }
 }
+
+/// The prefix of the keys the service draws for requests sent without an `Idempotency-Key`.
+pub const RETRY_KEY_PREFIX: &str = "retry_";
 
 impl fmt::Debug for IdSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

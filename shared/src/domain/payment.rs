@@ -10,8 +10,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::currency::Currency;
-use super::ids::{AccountId, PaymentId};
+use super::ids::{AccountId, IdSource, PaymentId};
 use super::invalid::InvalidValue;
+use super::random::RandomSourceFailed;
 use super::text::Description;
 use super::time::Timestamp;
 
@@ -96,6 +97,13 @@ impl IdempotencyKey {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// A key the service draws for a payment sent without one: its id is derived from the
+    /// key as for any other, so that when the write's outcome is unknown the client can be
+    /// told a key that retries it safely (the same id, the same conditional write).
+    pub fn drawn(ids: &IdSource) -> Result<Self, RandomSourceFailed> {
+        ids.retry_key().map(IdempotencyKey)
     }
 }
 

@@ -14,7 +14,7 @@ use lambda_http::{Body, Response};
 use serde::Serialize;
 
 use super::body::{BodyError, InvalidRequest, InvalidRequestCode, MAX_BODY_BYTES};
-use crate::domain::{AuthFailure, PaymentId, RandomSourceFailed, RateLimit};
+use crate::domain::{AuthFailure, IdempotencyKey, PaymentId, RandomSourceFailed, RateLimit};
 use crate::store::StoreError;
 
 #[derive(thiserror::Error)]
@@ -53,12 +53,12 @@ pub enum ApiError {
     #[error("a dependency is temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),
     /// The payment's write was sent but its outcome never came back: the payment may exist.
-    /// With an Idempotency-Key, the same request is a safe retry; without one, the client
-    /// looks the payment up first.
+    /// The same request with the same Idempotency-Key is a safe retry: the client's own key,
+    /// or (`retry_key`) the one the service drew for a request sent without one.
     #[error("the write of payment {payment_id} may or may not have happened")]
     PaymentOutcomeUnknown {
         payment_id: PaymentId,
-        idempotent: bool,
+        retry_key: Option<IdempotencyKey>,
         #[source]
         source: anyhow::Error,
     },
@@ -133,6 +133,9 @@ struct ErrorBody<'a> {
     /// The payment a failed request may have created, for the client to look up.
     #[serde(skip_serializing_if = "Option::is_none")]
     payment_id: Option<&'a str>,
+    /// The key that retries it safely, when the request came without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idempotency_key: Option<&'a str>,
     request_id: &'a str,
 }
 
@@ -232,7 +235,7 @@ impl ApiError {
             }
             ApiError::PaymentOutcomeUnknown {
                 payment_id,
-                idempotent: true,
+                retry_key: None,
                 ..
             } => format!(
                 "The payment {payment_id} may or may not have been recorded. Retry with the same \
@@ -240,12 +243,13 @@ impl ApiError {
             ),
             ApiError::PaymentOutcomeUnknown {
                 payment_id,
-                idempotent: false,
+                retry_key: Some(key),
                 ..
             } => format!(
-                "The payment {payment_id} may or may not have been recorded. Look it up with \
-                 GET /payments/{payment_id} before retrying: a retry without an Idempotency-Key \
-                 can create a second payment."
+                "The payment {payment_id} may or may not have been recorded. Send the same \
+                 request again with the header Idempotency-Key: {key}: it cannot create a \
+                 second payment. A retry without that key can.",
+                key = key.as_str()
             ),
             ApiError::Unexpected(_) => "An unexpected error occurred.".into(),
         }
@@ -275,6 +279,16 @@ impl ApiError {
         }
     }
 
+    fn retry_key(&self) -> Option<&str> {
+        match self {
+            ApiError::PaymentOutcomeUnknown {
+                retry_key: Some(key),
+                ..
+            } => Some(key.as_str()),
+            _ => None,
+        }
+    }
+
     /// One instance of every kind of error the API can answer with: each variant, and each
     /// validation code. `every_variant_is_listed` keeps this complete.
     pub fn examples() -> Vec<ApiError> {
@@ -295,7 +309,7 @@ impl ApiError {
             ApiError::Unavailable(anyhow::anyhow!("example")),
             ApiError::PaymentOutcomeUnknown {
                 payment_id: PaymentId::from_digest(&[0; 32]),
-                idempotent: true,
+                retry_key: None,
                 source: anyhow::anyhow!("example"),
             },
             ApiError::Unexpected(anyhow::anyhow!("example")),
@@ -333,6 +347,7 @@ impl ApiError {
                 message: &message,
                 param: self.param(),
                 payment_id: self.payment_id(),
+                idempotency_key: self.retry_key(),
                 request_id,
             },
         };
@@ -468,6 +483,34 @@ mod tests {
             assert!(
                 message.contains(&format!("after {seconds} second")),
                 "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_outcome_without_a_key_names_the_key_that_retries_it() {
+        let response = ApiError::PaymentOutcomeUnknown {
+            payment_id: PaymentId::from_digest(&[1; 32]),
+            retry_key: Some(IdempotencyKey::parse(b"retry_AAAAAAAAAAAAAAAAAAAA").unwrap()),
+            source: anyhow::anyhow!("timeout"),
+        }
+        .to_response("r");
+        let body = body_json(&response);
+        assert_eq!(response.status(), 503);
+        assert_eq!(
+            body["error"]["idempotency_key"],
+            "retry_AAAAAAAAAAAAAAAAAAAA"
+        );
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Idempotency-Key: retry_AAAAAAAAAAAAAAAAAAAA"));
+        for err in ApiError::examples() {
+            assert!(
+                body_json(&err.to_response("r"))["error"]
+                    .get("idempotency_key")
+                    .is_none(),
+                "{err:?}"
             );
         }
     }

@@ -446,9 +446,10 @@ async fn without_a_key_a_lost_write_is_a_503_naming_the_payment_that_exists() {
         (503, "payment_outcome_unknown")
     );
     let named = response.body["error"]["payment_id"].as_str().unwrap();
+    let retry_key = response.body["error"]["idempotency_key"].as_str().unwrap();
     let message = response.body["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains(&format!("GET /payments/{named}")),
+        message.contains(&format!("Idempotency-Key: {retry_key}")),
         "{message}"
     );
     let stored = app.payments_of(&account_id).await;
@@ -458,4 +459,16 @@ async fn without_a_key_a_lost_write_is_a_503_naming_the_payment_that_exists() {
         named,
         "and the 503 named it"
     );
+    // The same request again with the key the 503 named: the payment that exists, once.
+    proxy.set(Fault::None);
+    let retry = TestResponse::from_lambda(
+        create_payment::handle(
+            &state,
+            keyed_request(&key, retry_key, &json!({"amount": 77, "currency": "USD"})),
+        )
+        .await,
+    );
+    assert_eq!(retry.status, 201, "{:?}", retry.body);
+    assert_eq!(retry.body["id"], named);
+    assert_eq!(app.payments_of(&account_id).await.len(), 1);
 }
