@@ -20,7 +20,7 @@
 //! client made without a key; every stored payment was sent by a client of its account;
 //! an answer that said nothing was recorded recorded nothing; a key never succeeds on a
 //! request sent after its revocation (or retirement) was acknowledged, and a key whose
-//! issue was acknowledged is never refused before an operator touched it; every request is
+//! issuance was acknowledged is never refused before an operator touched it; every request is
 //! answered within its deadline; and no status is outside those the API documents.
 //!
 //! `CHAOS_SECONDS` (default 60), `CHAOS_SEED` (default: from the clock; printed) and
