@@ -7,17 +7,11 @@
 use std::time::{Duration, Instant};
 
 use payments_tests::calls::Calls;
-use payments_tests::{keyed_request, TestApp};
+use payments_tests::{keyed_request, percentile_ms, TestApp};
 use serde_json::json;
 use shared::domain::{IdSource, KeyEnvironment};
 use shared::http::auth::KEY_USE_INTERVAL;
 use shared::store::dynamo::DynamoStore;
-
-fn percentile(samples: &mut [Duration], p: f64) -> f64 {
-    samples.sort_unstable();
-    let at = ((samples.len() as f64 - 1.0) * p).round() as usize;
-    samples[at].as_secs_f64() * 1e3
-}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -64,9 +58,9 @@ async fn main() {
     for (name, samples) in [("use due", &mut due), ("use recorded", &mut recorded)] {
         println!(
             "{name:>13}: p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms",
-            percentile(samples, 0.5),
-            percentile(samples, 0.9),
-            percentile(samples, 0.99)
+            percentile_ms(samples, 0.5),
+            percentile_ms(samples, 0.9),
+            percentile_ms(samples, 0.99)
         );
     }
 }

@@ -395,3 +395,11 @@ pub fn all_strings(value: &AttributeValue, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+/// The `p` quantile (0 to 1) of `samples`, in milliseconds, sorting them: for the cost
+/// examples' latency lines.
+pub fn percentile_ms(samples: &mut [std::time::Duration], p: f64) -> f64 {
+    samples.sort_unstable();
+    let at = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples[at].as_secs_f64() * 1e3
+}

@@ -158,10 +158,6 @@ impl IdSource {
         self.next(AccountId::PREFIX).map(AccountId)
     }
 
-    pub fn payment_id(&self) -> Result<PaymentId, RandomSourceFailed> {
-        self.next(PaymentId::PREFIX).map(PaymentId)
-    }
-
     pub fn key_id(&self) -> Result<KeyId, RandomSourceFailed> {
         self.next(KeyId::PREFIX).map(KeyId)
     }
@@ -210,14 +206,14 @@ mod tests {
 
     #[test]
     fn a_queued_source_hands_out_its_ids_first_by_type() {
-        let payment = "pay_AAAAAAAAAAAAAAAAAAAA".to_owned();
+        let key = "key_AAAAAAAAAAAAAAAAAAAA".to_owned();
         let account = "acct_BBBBBBBBBBBBBBBBBBBB".to_owned();
-        let ids = IdSource::queued([payment.clone(), account.clone()]);
+        let ids = IdSource::queued([key.clone(), account.clone()]);
         assert_eq!(ids.account_id().unwrap().as_str(), account);
-        assert_eq!(ids.payment_id().unwrap().as_str(), payment);
-        let random = ids.payment_id().unwrap();
-        assert_ne!(random.as_str(), payment);
-        assert!(PaymentId::parse(random.as_str()).is_some());
+        assert_eq!(ids.key_id().unwrap().as_str(), key);
+        let random = ids.key_id().unwrap();
+        assert_ne!(random.as_str(), key);
+        assert!(KeyId::parse(random.as_str()).is_some());
     }
 
     #[test]

@@ -35,10 +35,6 @@ impl RateLimiter {
         }
     }
 
-    pub fn default_limit(&self) -> RateLimit {
-        self.default
-    }
-
     fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<AccountId, RequestCounts>> {
         self.counts
             .lock()
