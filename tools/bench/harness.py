@@ -40,6 +40,7 @@ import re
 import secrets
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -111,17 +112,16 @@ def log(message: str) -> None:
 # Statistics
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
+def percentile(values: list[float], q: int) -> float:
+    """The q-th percentile (q an integer from 0 to 100), interpolated linearly between the
+    closest ranks, as numpy's default: `statistics.quantiles`' inclusive method."""
     if not values:
         return float("nan")
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100.0
-    low = math.floor(position)
-    high = math.ceil(position)
-    if low == high:
-        return ordered[low]
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    if q == 0 or len(values) == 1:  # quantiles wants 2 values (Python 3.11)
+        return min(values)
+    if q == 100:
+        return max(values)
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 def summary(values: list[float]) -> dict:
