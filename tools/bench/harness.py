@@ -290,6 +290,14 @@ class TlsFront:
         stop_process(self.proc)
 
 
+def response_body(response: dict) -> str:
+    """An API Gateway response's body as text."""
+    text = response.get("body") or ""
+    if response.get("isBase64Encoded"):
+        text = base64.b64decode(text).decode("utf-8", "replace")
+    return text
+
+
 def emf_lines(log_path: Path) -> list[dict]:
     """The metrics lines (EMF) a function wrote, in order: one per request."""
     lines = []
@@ -506,6 +514,23 @@ class Bench:
 
     def wait_for(self, invocation: Invocation, proc: subprocess.Popen, api: RuntimeApi,
                  log_path: Path, timeout: float = 15.0) -> dict:
+        """The body of the invocation's response, which must be a 201 (a write) or a 200."""
+        response = self.wait_response(invocation, proc, api, log_path, timeout)
+        status = response.get("statusCode")
+        body_text = response_body(response)
+        expected = 200 if api.function_name in READ_FUNCTIONS else 201
+        if status != expected:
+            raise BenchError(f"{api.function_name}: statusCode {status} (expected {expected}), "
+                             f"body {body_text[:500]}")
+        try:
+            return json.loads(body_text) if body_text else {}
+        except ValueError:
+            return {"raw": body_text}
+
+    def wait_response(self, invocation: Invocation, proc: subprocess.Popen, api: RuntimeApi,
+                      log_path: Path, timeout: float = 15.0) -> dict:
+        """The invocation's response as the function posted it (API Gateway's response
+        object), whatever its status."""
         deadline = time.monotonic() + timeout
         while not invocation.done.wait(0.02):
             if api.init_error is not None:
@@ -523,18 +548,10 @@ class Bench:
             response = json.loads(invocation.body)
         except ValueError as err:
             raise BenchError(f"{api.function_name}: response is not JSON: {err}") from err
-        status = response.get("statusCode")
-        body_text = response.get("body") or ""
-        if response.get("isBase64Encoded"):
-            body_text = base64.b64decode(body_text).decode("utf-8", "replace")
-        expected = 200 if api.function_name in READ_FUNCTIONS else 201
-        if status != expected:
-            raise BenchError(f"{api.function_name}: statusCode {status} (expected {expected}), "
-                             f"body {body_text[:500]}")
-        try:
-            return json.loads(body_text) if body_text else {}
-        except ValueError:
-            return {"raw": body_text}
+        if not isinstance(response, dict):
+            raise BenchError(f"{api.function_name}: response is not an object: "
+                             f"{invocation.body[:200]!r}")
+        return response
 
     def cold_start(self, name: str, make_event) -> dict:
         self.check_time(f"{name} cold start")

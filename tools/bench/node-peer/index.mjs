@@ -9,6 +9,9 @@
 // from AWS's managed Node 20 runtime). Needs Node.js 20.15 or later (zlib.crc32): on an older
 // one, init fails (/init/error).
 //
+// tools/bench/peer_parity.py checks it answers as the Rust function does, case by case (run
+// by `scripts/bench.sh --smoke`, so by `make test`).
+//
 // Simplified against the Rust function, on paths the benchmark never takes:
 // - The body is JSON.parse'd, then checked: an object, its fields in order (an unknown one or
 //   a wrong type stops there), the missing ones, then the amount, currency and description
