@@ -6,7 +6,8 @@
 #
 #   scripts/bench.sh            full run (20 cold starts, 2000 warm invocations per subject)
 #   scripts/bench.sh --smoke    tiny counts for CI: fails only if something breaks; runs the
-#                               debug binaries in target/debug (no release build, no sam build)
+#                               debug binaries in target/debug (no release build, no sam build),
+#                               and first the peer's parity check (tools/bench/peer_parity.py)
 #   scripts/bench.sh --enforce  full run that exits 3 when a target is missed
 #
 # Writes target/bench/results.json, results.md and latency.png. See tools/bench/harness.py.
@@ -21,7 +22,7 @@ for arg in "$@"; do
         --smoke) mode=smoke ;;
         --enforce) enforce=(--enforce) ;;
         -h | --help)
-            sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *) die "unknown argument $arg (expected --smoke or --enforce)" ;;
@@ -41,7 +42,7 @@ export CARGO_TARGET_DIR="$REPO_ROOT/target"
 out="$REPO_ROOT/target/bench"
 variants="$out/variants"
 mkdir -p "$out" "$variants"
-rm -rf "$out/logs" "$out/zips" "$out/ca" "$out/results.json" "$out/results.md" "$out/latency.png"
+rm -rf "$out/logs" "$out/parity" "$out/zips" "$out/ca" "$out/results.json" "$out/results.md" "$out/latency.png"
 mkdir -p "$out/zips"
 
 # The ring builds of create-payment and of the raw baseline first, copied aside: the default
@@ -113,6 +114,19 @@ audit_table=bench-audit
 target/debug/payments-admin --endpoint-url "http://127.0.0.1:$ddb_port" \
     --clients-table "$clients_table" --payments-table "$payments_table" \
     --audit-table "$audit_table" tables create >&2
+
+if [ "$mode" = smoke ]; then
+    log "parity: the peer answers as create-payment does (tools/bench/peer_parity.py)"
+    "$PYTHON" tools/bench/peer_parity.py --bin-dir "$REPO_ROOT/target/$profile" \
+        --peer tools/bench/node-peer/dist/index.mjs --out "$out/parity" --ca-dir "$out/ca" \
+        --dynamodb-port "$ddb_port" --clients-table "$clients_table" \
+        --payments-table "$payments_table" --audit-table "$audit_table" &
+    harness_pid=$!
+    status=0
+    wait "$harness_pid" || status=$?
+    harness_pid=""
+    [ "$status" -eq 0 ] || die "the peer does not answer as create-payment does (exit $status); logs in $out/parity/logs"
+fi
 
 log "harness ($mode, $profile binaries)"
 "$PYTHON" tools/bench/harness.py --mode "$mode" ${enforce[@]+"${enforce[@]}"} \

@@ -40,6 +40,7 @@ import re
 import secrets
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -111,17 +112,16 @@ def log(message: str) -> None:
 # Statistics
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
+def percentile(values: list[float], q: int) -> float:
+    """The q-th percentile (q an integer from 0 to 100), interpolated linearly between the
+    closest ranks, as numpy's default: `statistics.quantiles`' inclusive method."""
     if not values:
         return float("nan")
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100.0
-    low = math.floor(position)
-    high = math.ceil(position)
-    if low == high:
-        return ordered[low]
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    if q == 0 or len(values) == 1:  # quantiles wants 2 values (Python 3.11)
+        return min(values)
+    if q == 100:
+        return max(values)
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 def summary(values: list[float]) -> dict:
@@ -288,6 +288,14 @@ class TlsFront:
         except OSError:
             pass
         stop_process(self.proc)
+
+
+def response_body(response: dict) -> str:
+    """An API Gateway response's body as text."""
+    text = response.get("body") or ""
+    if response.get("isBase64Encoded"):
+        text = base64.b64decode(text).decode("utf-8", "replace")
+    return text
 
 
 def emf_lines(log_path: Path) -> list[dict]:
@@ -506,6 +514,23 @@ class Bench:
 
     def wait_for(self, invocation: Invocation, proc: subprocess.Popen, api: RuntimeApi,
                  log_path: Path, timeout: float = 15.0) -> dict:
+        """The body of the invocation's response, which must be a 201 (a write) or a 200."""
+        response = self.wait_response(invocation, proc, api, log_path, timeout)
+        status = response.get("statusCode")
+        body_text = response_body(response)
+        expected = 200 if api.function_name in READ_FUNCTIONS else 201
+        if status != expected:
+            raise BenchError(f"{api.function_name}: statusCode {status} (expected {expected}), "
+                             f"body {body_text[:500]}")
+        try:
+            return json.loads(body_text) if body_text else {}
+        except ValueError:
+            return {"raw": body_text}
+
+    def wait_response(self, invocation: Invocation, proc: subprocess.Popen, api: RuntimeApi,
+                      log_path: Path, timeout: float = 15.0) -> dict:
+        """The invocation's response as the function posted it (API Gateway's response
+        object), whatever its status."""
         deadline = time.monotonic() + timeout
         while not invocation.done.wait(0.02):
             if api.init_error is not None:
@@ -523,18 +548,10 @@ class Bench:
             response = json.loads(invocation.body)
         except ValueError as err:
             raise BenchError(f"{api.function_name}: response is not JSON: {err}") from err
-        status = response.get("statusCode")
-        body_text = response.get("body") or ""
-        if response.get("isBase64Encoded"):
-            body_text = base64.b64decode(body_text).decode("utf-8", "replace")
-        expected = 200 if api.function_name in READ_FUNCTIONS else 201
-        if status != expected:
-            raise BenchError(f"{api.function_name}: statusCode {status} (expected {expected}), "
-                             f"body {body_text[:500]}")
-        try:
-            return json.loads(body_text) if body_text else {}
-        except ValueError:
-            return {"raw": body_text}
+        if not isinstance(response, dict):
+            raise BenchError(f"{api.function_name}: response is not an object: "
+                             f"{invocation.body[:200]!r}")
+        return response
 
     def cold_start(self, name: str, make_event) -> dict:
         self.check_time(f"{name} cold start")

@@ -6,9 +6,23 @@
 //
 // One process, one execution environment: init (config, client, one warm-up call), then the
 // Lambda Runtime API loop, written here with node:http (see README.md for how this differs
-// from AWS's managed Node 20 runtime).
+// from AWS's managed Node 20 runtime). Needs Node.js 20.15 or later (zlib.crc32): on an older
+// one, init fails (/init/error).
+//
+// tools/bench/peer_parity.py checks it answers as the Rust function does, case by case (run
+// by `scripts/bench.sh --smoke`, so by `make test`).
 //
 // Simplified against the Rust function, on paths the benchmark never takes:
+// - The body is JSON.parse'd, then checked: an object, its fields in order (an unknown one or
+//   a wrong type stops there), the missing ones, then the amount, currency and description
+//   rules. What serde sees in the text and a parsed value no longer shows: a duplicate field
+//   is not refused (the last value counts); a positional array (`[1250, "USD"]`), which serde
+//   reads as the struct, is not an object; any syntax error is "not valid JSON", even after a
+//   field serde refuses first, and so is content after the object (serde: "must contain a
+//   single JSON object"); names like array indices ("0") come first in a parsed object; an
+//   integer written as a float (`1e3`) is that integer (serde: "must be an integer"), `1e400`
+//   a wrong type, not invalid JSON, and an integer past 2^53 its nearest double; a lone
+//   surrogate escape (`"\ud800"`) is accepted.
 // - RUST_LOG: only a bare level (`info`, `warn`, ...) is understood; per-target directives are
 //   ignored (the level defaults to info, as in Rust).
 // - A base64-encoded event body is decoded as UTF-8 with replacement characters; Rust's JSON
@@ -31,6 +45,8 @@
 
 import http from "node:http";
 import { createHash, randomFillSync } from "node:crypto";
+// Not a named import: on a Node without zlib.crc32, init says so (`init`).
+import zlib from "node:zlib";
 import {
   DynamoDBClient,
   GetItemCommand,
@@ -500,20 +516,6 @@ function fingerprint(payment) {
   return hash.digest("hex");
 }
 
-const CRC_TABLE = new Int32Array(256);
-for (let n = 0; n < 256; n++) {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  CRC_TABLE[n] = c;
-}
-
-/** CRC-32 (IEEE, as crc32fast) of an ASCII string. */
-function crc32(text) {
-  let crc = -1;
-  for (let i = 0; i < text.length; i++) crc = CRC_TABLE[(crc ^ text.charCodeAt(i)) & 0xff] ^ (crc >>> 8);
-  return (crc ^ -1) >>> 0;
-}
-
 const KEY_LENGTH = 57;
 const ENV_PREFIX_CHARS = 8;
 const SECRET_CHARS = 43;
@@ -535,7 +537,8 @@ function checkApiKey(raw, expected) {
   const given = raw.slice(ENV_PREFIX_CHARS + SECRET_CHARS);
   if (!BASE64URL_CHECKSUM.test(given)) return "malformed";
   const sum = Buffer.alloc(4);
-  sum.writeUInt32BE(crc32(raw.slice(0, ENV_PREFIX_CHARS + SECRET_CHARS)));
+  // CRC-32 (IEEE, as crc32fast) of the ASCII prefix and secret.
+  sum.writeUInt32BE(zlib.crc32(raw.slice(0, ENV_PREFIX_CHARS + SECRET_CHARS)));
   if (sum.toString("base64url") !== given) return "bad_checksum";
   if (environment !== expected) return "wrong_environment";
   return null;
@@ -604,298 +607,50 @@ function withinChars(text, max) {
 const isIdempotencyKey = (value) => value.length >= 1 && value.length <= 255 && /^[\x20-\x7e]*$/.test(value);
 
 // --------------------------------------------------------------------------------------------
-// The request body (shared/src/http/body.rs): serde_json reading `CreatePaymentRequest`
-// (deny_unknown_fields), error for error. serde reads in one pass and stops at the first
-// problem, so this does too: a syntax error anywhere before a field's problem is invalid_json,
-// and the problem found first decides the 400.
+// The request body (shared/src/http/body.rs): `CreatePaymentRequest` (deny_unknown_fields),
+// read with JSON.parse, then checked field by field in the body's order as serde meets them
+// (an unknown field or a wrong type stops it), then the missing fields, then `validate`.
 
-const NOT_JSON = "The request body is not valid JSON.";
-const NOT_AN_OBJECT = "The request body must be a JSON object.";
-const NOT_ONE_OBJECT = "The request body must contain a single JSON object.";
-const SYNTAX = { syntax: true }; // thrown: serde_json's Syntax / Eof categories
 const FIELD_TYPES = { amount: "an integer", currency: "a string", description: "a string or null" };
-const U64_MAX = 2n ** 64n - 1n;
-const I64_MAX = 2n ** 63n - 1n;
+const I64_BOUND = 2 ** 63;
+/** Whether serde reads the value as the field's type. `-0` is a float to serde_json. */
+const FIELD_CHECKS = {
+  amount: (v) => Number.isInteger(v) && v >= -I64_BOUND && v < I64_BOUND && !Object.is(v, -0),
+  currency: (v) => typeof v === "string",
+  description: (v) => v === null || typeof v === "string",
+};
 
-/** A Data error of serde_json at `path` (a field name, or null for elsewhere). */
-const dataError = (path) => ({ data: true, path });
-
-const isDigit = (c) => c >= 48 && c <= 57;
-
-class BodyReader {
-  constructor(text) {
-    this.s = text;
-    this.i = 0;
-  }
-
-  /** Skips JSON whitespace; the next character's code, or -1 at the end. */
-  peek() {
-    const s = this.s;
-    let i = this.i;
-    while (i < s.length) {
-      const c = s.charCodeAt(i);
-      if (c !== 32 && c !== 10 && c !== 9 && c !== 13) break;
-      i++;
-    }
-    this.i = i;
-    return i < s.length ? s.charCodeAt(i) : -1;
-  }
-
-  ident(word) {
-    if (!this.s.startsWith(word, this.i)) throw SYNTAX;
-    this.i += word.length;
-  }
-
-  hex4() {
-    const hex = this.s.slice(this.i, this.i + 4);
-    if (!/^[0-9A-Fa-f]{4}$/.test(hex)) throw SYNTAX;
-    this.i += 4;
-    return parseInt(hex, 16);
-  }
-
-  /** A string, at its opening quote. */
-  string() {
-    const s = this.s;
-    let i = ++this.i;
-    let out = "";
-    let start = i;
-    for (;;) {
-      if (i >= s.length) throw SYNTAX;
-      const c = s.charCodeAt(i);
-      if (c === 34) {
-        this.i = i + 1;
-        return out + s.slice(start, i);
-      }
-      if (c === 92) {
-        out += s.slice(start, i);
-        const e = s[i + 1];
-        this.i = i + 2;
-        switch (e) {
-          case '"': out += '"'; break;
-          case "\\": out += "\\"; break;
-          case "/": out += "/"; break;
-          case "b": out += "\b"; break;
-          case "f": out += "\f"; break;
-          case "n": out += "\n"; break;
-          case "r": out += "\r"; break;
-          case "t": out += "\t"; break;
-          case "u": {
-            const unit = this.hex4();
-            if (unit >= 0xdc00 && unit <= 0xdfff) throw SYNTAX;
-            if (unit >= 0xd800 && unit <= 0xdbff) {
-              if (s[this.i] !== "\\" || s[this.i + 1] !== "u") throw SYNTAX;
-              this.i += 2;
-              const low = this.hex4();
-              if (low < 0xdc00 || low > 0xdfff) throw SYNTAX;
-              out += String.fromCharCode(unit, low);
-            } else {
-              out += String.fromCharCode(unit);
-            }
-            break;
-          }
-          default: throw SYNTAX;
-        }
-        i = start = this.i;
-        continue;
-      }
-      if (c < 0x20) throw SYNTAX;
-      i++;
-    }
-  }
-
-  /** A number, at its `-` or first digit: {kind: u64 | i64 | f64, value}. */
-  number() {
-    const s = this.s;
-    const start = this.i;
-    let i = start;
-    const negative = s.charCodeAt(i) === 45;
-    if (negative) i++;
-    const c = s.charCodeAt(i);
-    if (c === 48) {
-      i++;
-      if (isDigit(s.charCodeAt(i))) throw SYNTAX;
-    } else if (c >= 49 && c <= 57) {
-      while (isDigit(s.charCodeAt(++i)));
-    } else {
-      throw SYNTAX;
-    }
-    const integerEnd = i;
-    let float = false;
-    if (s.charCodeAt(i) === 46) {
-      float = true;
-      if (!isDigit(s.charCodeAt(++i))) throw SYNTAX;
-      while (isDigit(s.charCodeAt(++i)));
-    }
-    const e = s.charCodeAt(i);
-    if (e === 101 || e === 69) {
-      float = true;
-      const sign = s.charCodeAt(++i);
-      if (sign === 43 || sign === 45) i++;
-      if (!isDigit(s.charCodeAt(i))) throw SYNTAX;
-      while (isDigit(s.charCodeAt(++i)));
-    }
-    this.i = i;
-    if (!float) {
-      const digits = s.slice(negative ? start + 1 : start, integerEnd);
-      if (digits.length <= 20) {
-        const value = BigInt(digits);
-        if (value <= U64_MAX) {
-          if (!negative) return { kind: "u64", value };
-          // serde_json: -0 and magnitudes past i64 are floats.
-          if (value !== 0n && value <= I64_MAX + 1n) return { kind: "i64", value: -value };
-          return { kind: "f64" };
-        }
-      }
-    }
-    if (!Number.isFinite(Number(s.slice(start, i)))) throw SYNTAX; // number out of range
-    return { kind: "f64" };
-  }
-
-  /** serde_json's `peek_invalid_type`: reads what is there for its syntax errors, then it is
-   * the wrong type at `path` (containers are refused at their first character). */
-  invalidType(path) {
-    const c = this.i < this.s.length ? this.s.charCodeAt(this.i) : -1;
-    if (c === 110) this.ident("null");
-    else if (c === 116) this.ident("true");
-    else if (c === 102) this.ident("false");
-    else if (c === 45 || isDigit(c)) this.number();
-    else if (c === 34) this.string();
-    else if (c !== 91 && c !== 123) throw SYNTAX;
-    return dataError(path);
-  }
-
-  /** `i64`, as a BigInt. */
-  integer(path) {
-    const c = this.peek();
-    if (c === -1) throw SYNTAX;
-    if (c !== 45 && !isDigit(c)) throw this.invalidType(path);
-    const n = this.number();
-    if (n.kind === "i64" || (n.kind === "u64" && n.value <= I64_MAX)) return n.value;
-    throw dataError(path);
-  }
-
-  text(path) {
-    const c = this.peek();
-    if (c === -1) throw SYNTAX;
-    if (c !== 34) throw this.invalidType(path);
-    return this.string();
-  }
-
-  optionalText(path) {
-    if (this.peek() === 110) {
-      this.ident("null");
-      return null;
-    }
-    return this.text(path);
-  }
-}
-
-/** `parse_json::<CreatePaymentRequest>`: {amount: BigInt, currency, description} or throws an
+/** `parse_json::<CreatePaymentRequest>`: {amount, currency, description} or throws an
  * ApiError (400). */
 function parsePaymentBody(text) {
-  const reader = new BodyReader(text);
-  let fields;
+  let body;
   try {
-    fields = readPaymentRequest(reader);
-  } catch (err) {
-    if (err === SYNTAX) throw invalidRequest("invalid_json", undefined, NOT_JSON);
-    if (err.unknown !== undefined) {
+    body = JSON.parse(text);
+  } catch {
+    throw invalidRequest("invalid_json", undefined, "The request body is not valid JSON.");
+  }
+  if (body === null || typeof body !== "object" || Array.isArray(body)) {
+    throw invalidRequest("invalid_json", undefined, "The request body must be a JSON object.");
+  }
+  for (const [name, value] of Object.entries(body)) {
+    if (!Object.hasOwn(FIELD_TYPES, name)) {
       // serde's message quotes the name in backticks; the first quoted part is taken.
-      const name = err.unknown.split("`")[0];
-      throw invalidRequest("parameter_unknown", name, `Received unknown parameter: ${name}`);
+      const param = name.split("`")[0];
+      throw invalidRequest("parameter_unknown", param, `Received unknown parameter: ${param}`);
     }
-    if (err.duplicate !== undefined) {
-      throw invalidRequest("parameter_duplicate", err.duplicate, `Parameter ${err.duplicate} appears more than once.`);
-    }
-    if (err.missing !== undefined) {
-      throw invalidRequest("parameter_missing", err.missing, `Missing required parameter: ${err.missing}`);
-    }
-    if (err.data && Object.hasOwn(FIELD_TYPES, err.path ?? "")) {
-      throw invalidParam(err.path, `${err.path} must be ${FIELD_TYPES[err.path]}.`);
-    }
-    if (err.data) throw invalidRequest("invalid_json", undefined, NOT_AN_OBJECT);
-    throw err;
+    if (!FIELD_CHECKS[name](value)) throw invalidParam(name, `${name} must be ${FIELD_TYPES[name]}.`);
   }
-  if (reader.peek() !== -1) throw invalidRequest("invalid_json", undefined, NOT_ONE_OBJECT);
-  return fields;
-}
-
-function readPaymentRequest(reader) {
-  const c = reader.peek();
-  if (c === -1) throw SYNTAX;
-  if (c === 123) return readPaymentMap(reader);
-  // serde's derived visitor also takes a struct as a sequence: [amount, currency, description?].
-  if (c === 91) return readPaymentSeq(reader);
-  throw reader.invalidType(null);
-}
-
-function readPaymentMap(reader) {
-  reader.i++;
-  let amount, currency, description = null;
-  const seen = { amount: false, currency: false, description: false };
-  let first = true;
-  for (;;) {
-    let c = reader.peek();
-    if (c === 125) break;
-    if (c === 44 && !first) {
-      reader.i++;
-      c = reader.peek();
-    } else if (c === -1) {
-      throw SYNTAX;
-    } else if (first) {
-      first = false;
-    } else {
-      throw SYNTAX;
+  for (const name of ["amount", "currency"]) {
+    if (!Object.hasOwn(body, name)) {
+      throw invalidRequest("parameter_missing", name, `Missing required parameter: ${name}`);
     }
-    if (c !== 34) throw SYNTAX; // a trailing comma, a key that is not a string, the end
-    const key = reader.string();
-    if (!Object.hasOwn(seen, key)) throw { unknown: key };
-    if (seen[key]) throw { duplicate: key };
-    seen[key] = true;
-    if (reader.peek() !== 58) throw SYNTAX;
-    reader.i++;
-    if (key === "amount") amount = reader.integer(key);
-    else if (key === "currency") currency = reader.text(key);
-    else description = reader.optionalText(key);
   }
-  if (!seen.amount) throw { missing: "amount" };
-  if (!seen.currency) throw { missing: "currency" };
-  reader.i++;
-  return { amount, currency, description };
-}
-
-function readPaymentSeq(reader) {
-  reader.i++;
-  let first = true;
-  const next = () => {
-    let c = reader.peek();
-    if (c === 93) return false;
-    if (c === 44 && !first) {
-      reader.i++;
-      c = reader.peek();
-    } else if (c === -1) {
-      throw SYNTAX;
-    } else if (first) {
-      first = false;
-    } else {
-      throw SYNTAX;
-    }
-    if (c === 93 || c === -1) throw SYNTAX;
-    return true;
-  };
-  if (!next()) throw dataError(null);
-  const amount = reader.integer("0");
-  if (!next()) throw dataError(null);
-  const currency = reader.text("1");
-  const description = next() ? reader.optionalText("2") : null;
-  if (reader.peek() !== 93) throw SYNTAX;
-  reader.i++;
-  return { amount, currency, description };
+  return { amount: body.amount, currency: body.currency, description: body.description ?? null };
 }
 
 /** `CreatePaymentRequest::validate`. */
 function validatePayment(fields) {
-  if (fields.amount < BigInt(AMOUNT_MIN) || fields.amount > BigInt(AMOUNT_MAX)) {
+  if (fields.amount < AMOUNT_MIN || fields.amount > AMOUNT_MAX) {
     throw invalidParam("amount",
       `amount must be an integer from ${AMOUNT_MIN} to ${AMOUNT_MAX} in the currency's minor unit.`);
   }
@@ -906,7 +661,7 @@ function validatePayment(fields) {
   if (fields.description !== null && !withinChars(fields.description, DESCRIPTION_MAX_CHARS)) {
     throw invalidParam("description", `description must be at most ${DESCRIPTION_MAX_CHARS} characters.`);
   }
-  return { amount: Number(fields.amount), currency, description: fields.description };
+  return { amount: fields.amount, currency, description: fields.description };
 }
 
 // --------------------------------------------------------------------------------------------
@@ -1414,7 +1169,6 @@ async function runtimeLoop() {
     const context = {
       requestId,
       deadlineMs: Number(next.headers["lambda-runtime-deadline-ms"]),
-      invokedFunctionArn: next.headers["lambda-runtime-invoked-function-arn"],
     };
     let result;
     try {
@@ -1430,6 +1184,9 @@ async function runtimeLoop() {
 }
 
 function init() {
+  if (typeof zlib.crc32 !== "function") {
+    throw new Error(`zlib.crc32 is missing: the peer needs Node.js 20.15 or later, this is ${process.version}`);
+  }
   config = configFromEnv();
   client = dynamodbClient(config.endpoint);
 }
