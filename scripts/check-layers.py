@@ -1,67 +1,184 @@
 #!/usr/bin/env python3
-"""The layers of `shared/src` import one way: domain <- store <- http <- (config, telemetry).
+"""The layers of `shared/src` import one way, and no files import each other in a circle.
 
-Reads each module's `crate::<module>` and `super::` paths (unit tests excluded: they may use
-anything) and fails if a module imports a layer above it, or if modules import each other
-in a cycle. `make check` and `make test` run it.
+Layers: domain <- store <- http <- config (and telemetry, testing beside them). Each file's
+imports are read from its `crate::`, `super::` and `self::` paths, `use` groups included
+(`use super::{a::X, b::{c, d}}`); unit-test modules (`#[cfg(test)] mod tests`) are left out,
+since tests may import anything. Fails when a top-level module imports a layer it may not,
+or when any files (not only top-level modules) import each other in a circle, naming the
+files and the import that closes it. `make check` and `make test` run it.
+
+usage: check-layers.py [--src DIR]   (default: shared/src)
 """
 
+import argparse
 import re
 import sys
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parent.parent / "shared" / "src"
+DEFAULT_SRC = Path(__file__).resolve().parent.parent / "shared" / "src"
 # Each top-level module and the modules it may import.
 ALLOWED = {
+    "string_enum": set(),
     "domain": set(),
     "store": {"domain"},
     "http": {"domain", "store"},
-    "config": {"domain", "store"},
+    "config": {"domain", "store", "http"},
     "telemetry": set(),
-    "testing": {"domain", "store"},
+    "testing": {"domain", "store", "http"},
 }
 
-
-def top_module(path: Path) -> str:
-    first = path.relative_to(SRC).parts[0]
-    return first.removesuffix(".rs")
+IDENT = r"[a-z_][a-z0-9_]*"
 
 
-def imports(path: Path) -> set[str]:
-    text = path.read_text()
-    text = re.split(r"#\[cfg\(test\)\]\s*mod tests", text)[0]
-    return set(re.findall(r"\bcrate::([a-z_][a-z0-9_]*)", text))
+def module_path(path: Path, src: Path) -> tuple[str, ...]:
+    """`http/error.rs` -> ("http", "error"); `store/mod.rs` -> ("store",)."""
+    parts = list(path.relative_to(src).with_suffix("").parts)
+    if parts[-1] == "mod":
+        parts.pop()
+    return tuple(parts)
+
+
+def code_of(path: Path) -> str:
+    text = path.read_text(encoding="utf-8")
+    text = re.split(r"#\[cfg\(test\)\]\s*mod tests\b", text)[0]
+    text = re.sub(r"//[^\n]*", "", text)  # comments (doc links mention paths too)
+    return text
+
+
+def expand_groups(text: str) -> str:
+    """`crate::{a::X, b::{c, d}}` -> `crate::a::X crate::b::c crate::b::d`."""
+    group = re.compile(r"\b((?:crate|super|self)(?:::" + IDENT + r")*)::\{")
+    while True:
+        match = group.search(text)
+        if not match:
+            return text
+        depth, end = 1, match.end()
+        while depth and end < len(text):
+            depth += {"{": 1, "}": -1}.get(text[end], 0)
+            end += 1
+        body = text[match.end():end - 1]
+        items, depth, item = [], 0, ""
+        for ch in body + ",":
+            if ch == "," and depth == 0:
+                if item.strip():
+                    items.append(item.strip())
+                item = ""
+                continue
+            depth += {"{": 1, "}": -1}.get(ch, 0)
+            item += ch
+        prefix = match.group(1)
+        expanded = " ".join(
+            prefix if item == "self" else f"{prefix}::{item}" for item in items
+        )
+        text = text[:match.start()] + expanded + text[end:]
+
+
+def referenced(here: tuple[str, ...], text: str) -> set[tuple[str, ...]]:
+    """The module paths a file's code names, resolved against its own place."""
+    paths = set()
+    for head, rest in re.findall(r"\b(crate|super|self)((?:::" + IDENT + r")+)", text):
+        parts = rest.split("::")[1:]
+        if head == "crate":
+            base: tuple[str, ...] = ()
+        else:
+            # `self` is the file's own module (foo for foo/mod.rs, foo::bar for
+            # foo/bar.rs), `super` its parent.
+            base = here if head == "self" else here[:-1]
+            while parts and parts[0] == "super":
+                base, parts = base[:-1], parts[1:]
+        paths.add(base + tuple(parts))
+    return paths
+
+
+def resolve(path: tuple[str, ...], known: set[tuple[str, ...]]) -> tuple[str, ...] | None:
+    """The longest known module a path starts with."""
+    for i in range(len(path), 0, -1):
+        if path[:i] in known:
+            return path[:i]
+    return None
+
+
+def cycles(graph: dict[tuple[str, ...], set[tuple[str, ...]]]) -> list[list[tuple[str, ...]]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict = {}
+    low: dict = {}
+    stack: list = []
+    on: set = set()
+    found: list = []
+    counter = [0]
+
+    def strong(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                strong(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    sys.setrecursionlimit(10000)
+    for v in sorted(graph):
+        if v not in index:
+            strong(v)
+    return found
+
+
+def check(src: Path) -> list[str]:
+    files = {module_path(p, src): p for p in sorted(src.rglob("*.rs"))}
+    files.pop(("lib",), None)
+    files.pop(("main",), None)
+    known = set(files)
+    graph: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
+    problems = []
+    for module, path in files.items():
+        rel = path.relative_to(src)
+        top = module[0]
+        if top not in ALLOWED:
+            problems.append(f"{rel}: module {top!r} has no place in the layers")
+            continue
+        is_dir = path.name == "mod.rs"
+        deps = set()
+        for target in referenced(module, expand_groups(code_of(path))):
+            dep = resolve(target, known)
+            if dep is None or dep == module:
+                continue
+            # A folder's mod.rs naming its own children declares or re-exports them.
+            if is_dir and dep[: len(module)] == module:
+                continue
+            deps.add(dep)
+            if dep[0] != top and dep[0] not in ALLOWED[top]:
+                problems.append(f"{rel}: {top} imports crate::{'::'.join(dep)}")
+        graph[module] = deps
+    for component in cycles(graph):
+        names = [str(files[m].relative_to(src)) for m in component]
+        problems.append("import circle between " + ", ".join(names))
+    return problems
 
 
 def main() -> int:
-    graph: dict[str, set[str]] = {}
-    problems = []
-    for path in sorted(SRC.rglob("*.rs")):
-        module = top_module(path)
-        if module == "lib":
-            continue
-        if module not in ALLOWED:
-            problems.append(f"{path.relative_to(SRC)}: module {module!r} has no place in the layers")
-            continue
-        used = imports(path) - {module}
-        graph.setdefault(module, set()).update(used)
-        for other in sorted(used - ALLOWED[module]):
-            problems.append(f"{path.relative_to(SRC)}: {module} imports crate::{other}")
-
-    # Cycles: a module that can reach itself.
-    def reaches(start: str, goal: str, seen: set[str]) -> bool:
-        for nxt in graph.get(start, ()):
-            if nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt})):
-                return True
-        return False
-
-    for module in sorted(graph):
-        if reaches(module, module, {module}):
-            problems.append(f"module cycle through {module}")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--src", type=Path, default=DEFAULT_SRC)
+    args = parser.parse_args()
+    problems = check(args.src)
     if problems:
         print("layering:", *problems, sep="\n  ", file=sys.stderr)
         return 1
-    print(f"layering: {len(graph)} modules import one way, no cycle")
+    count = sum(1 for _ in args.src.rglob("*.rs"))
+    print(f"layering: {count} files import one way, no import circle")
     return 0
 
 

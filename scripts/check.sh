@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make check`: the fast inner loop, Rust only (no Java, no DynamoDB Local, no pip or npm):
-# formatting, lints, the one-way layering of shared/, the SDK-free build of the parsers the
-# fuzzers use, and the unit tests of the library, both handlers and the operator CLI.
+# formatting, lints, the one-way layering of shared/, the docs' links, the SDK-free build of
+# the parsers the fuzzers use, and the unit tests of the library, the handlers and the
+# operator CLI.
 #   scripts/check.sh            all of it
 #   scripts/check.sh --static   everything but the unit tests (make test runs those itself)
 set -euo pipefail
@@ -12,8 +13,10 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
-log "layering of shared/src"
+log "layering of shared/src (one way between layers, no import circle between files)"
 python3 scripts/check-layers.py
+log "doc links (every relative link and anchor in the Markdown resolves)"
+python3 scripts/check-doc-links.py
 log "shared without default features (domain and body parsing: no AWS SDK, no Lambda runtime)"
 cargo check --quiet -p shared --no-default-features
 if cargo tree -p shared --no-default-features --edges normal | grep -qE 'aws-sdk|aws-config|lambda_http'; then

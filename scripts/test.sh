@@ -12,6 +12,8 @@ cd "$REPO_ROOT"
 "$REPO_ROOT/scripts/check.sh" --static
 
 "$REPO_ROOT/scripts/validate-template.sh"
+log "the checkers' own tests: each fails on what it must refuse (tests/scripts, tests/docs)"
+python -m pytest -q -p no:cacheprovider tests/scripts tests/docs
 "$REPO_ROOT/scripts/package.sh"
 
 log "building binaries (the end-to-end test runs them through cargo lambda watch; the bench smoke run reuses them)"

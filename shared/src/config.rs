@@ -11,9 +11,11 @@ use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
 use aws_smithy_http_client::tls::Provider;
 use aws_smithy_http_client::{proxy::ProxyConfig, Builder, ConnectorBuilder};
 
-use crate::domain::{KeyEnvironment, RateLimit};
-use crate::store::dynamo::{DynamoStore, Tables};
-use crate::store::usage::Usage;
+use crate::domain::{Clock, KeyEnvironment, RateLimit};
+use crate::http::metrics::Meter;
+use crate::http::pipeline::Edge;
+use crate::store::dynamo::{DynamoStore, Tables, WarmUp};
+use crate::store::usage::{OutsideCalls, Usage};
 
 /// DynamoDB answers single-item calls in milliseconds; anything slower than this is a fault,
 /// and failing fast (503, retryable) beats holding the caller until the Lambda timeout.
@@ -65,19 +67,42 @@ impl Config {
         })
     }
 
-    pub async fn store(&self) -> DynamoStore {
+    /// A function's edge on its DynamoDB store, with the connection warmed by `warm_up`:
+    /// what `main` builds before the first request.
+    pub async fn edge(&self, warm_up: WarmUp) -> Edge<DynamoStore> {
+        let outside = OutsideCalls::default();
+        let store = self.store(&outside).await;
+        store.warm_up(warm_up).await;
+        Edge::new(
+            store,
+            self.key_environment,
+            self.default_rate_limit,
+            Clock::system(),
+            Meter::new(outside),
+        )
+    }
+
+    /// The store, on a client that records its calls outside requests into `outside`.
+    pub async fn store(&self, outside: &OutsideCalls) -> DynamoStore {
         DynamoStore::new(
-            dynamodb_client(self.dynamodb_endpoint.as_deref()).await,
+            dynamodb_client_recording(self.dynamodb_endpoint.as_deref(), outside).await,
             self.tables.clone(),
         )
     }
 }
 
-/// Builds the DynamoDB client with explicit timeouts and retries, recording what each call
-/// consumes ([`Usage`]). With an endpoint override
-/// (DynamoDB Local) it also supplies a region and placeholder credentials when none are set,
-/// so local runs never wait on the instance-metadata credential probe.
+/// [`dynamodb_client_recording`] for a client whose calls outside requests nobody reads (the
+/// operator CLI, tests).
 pub async fn dynamodb_client(endpoint: Option<&str>) -> Client {
+    dynamodb_client_recording(endpoint, &OutsideCalls::default()).await
+}
+
+/// Builds the DynamoDB client with explicit timeouts and retries, recording what each call
+/// consumes ([`Usage`]): into the running request's log, or outside requests into
+/// `outside`. With an endpoint override (DynamoDB Local) it also supplies a region and
+/// placeholder credentials when none are set, so local runs never wait on the
+/// instance-metadata credential probe.
+pub async fn dynamodb_client_recording(endpoint: Option<&str>, outside: &OutsideCalls) -> Client {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(https_client())
         .timeout_config(
@@ -100,7 +125,9 @@ pub async fn dynamodb_client(endpoint: Option<&str>) -> Client {
         }
     }
     let config = aws_sdk_dynamodb::config::Builder::from(&loader.load().await)
-        .interceptor(Usage)
+        .interceptor(Usage {
+            outside: outside.clone(),
+        })
         .build();
     Client::from_conf(config)
 }

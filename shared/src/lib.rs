@@ -11,6 +11,9 @@
 //! and logs), both default; without them the domain and body parsing build alone (the
 //! fuzzers use that). `test-support` adds [`testing`] for tests only.
 
+#[macro_use]
+mod string_enum;
+
 pub mod domain;
 pub mod http;
 pub mod store;

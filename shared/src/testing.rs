@@ -38,6 +38,19 @@ pub async fn account_with_key(store: &MemoryStore, at: Timestamp) -> (ApiKey, Ac
     (key, account.id)
 }
 
+/// A handler's edge on `store` for a test: test-environment keys, the default rate limit,
+/// `clock`, and a metrics state of its own.
+#[cfg(feature = "lambda")]
+pub fn edge<S>(store: S, clock: Clock) -> crate::http::pipeline::Edge<S> {
+    crate::http::pipeline::Edge::new(
+        store,
+        KeyEnvironment::Test,
+        crate::domain::RateLimit::DEFAULT,
+        clock,
+        crate::http::metrics::Meter::default(),
+    )
+}
+
 /// `request` as Lambda hands it over, with `ms` left before the invocation's deadline
 /// (negative: already past).
 #[cfg(feature = "lambda")]

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use payments_tests::calls::Calls;
 use payments_tests::{keyed_request, percentile_ms, TestApp};
 use serde_json::json;
-use shared::domain::{IdSource, KeyEnvironment};
 use shared::http::auth::KEY_USE_INTERVAL;
 use shared::store::dynamo::DynamoStore;
 
@@ -22,13 +21,11 @@ async fn main() {
     let app = TestApp::spawn().await;
     let (_, key) = app.new_client().await;
     let calls = Calls::default();
-    let state = create_payment::State {
-        store: DynamoStore::new(calls.counting(&app.client), app.tables()),
-        key_environment: KeyEnvironment::Test,
-        limiter: shared::http::limit::RateLimiter::new(shared::domain::RateLimit::DEFAULT),
-        clock: app.clock.clock(),
-        ids: IdSource::random(),
-    };
+    let state = payments_tests::payment_environment(
+        DynamoStore::new(calls.counting(&app.client), app.tables()),
+        app.clock.clock(),
+        shared::domain::RateLimit::DEFAULT,
+    );
     let body = json!({"amount": 1, "currency": "USD"});
     let mut n = 0;
     let mut pay = || {

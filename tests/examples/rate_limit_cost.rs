@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use payments_tests::calls::Calls;
 use payments_tests::{keyed_request, percentile_ms, TestApp};
 use serde_json::json;
-use shared::domain::{IdSource, KeyEnvironment, RateLimit, RECONCILE_INTERVAL_MS};
-use shared::http::limit::RateLimiter;
+use shared::domain::{RateLimit, RECONCILE_INTERVAL_MS};
 use shared::store::dynamo::DynamoStore;
 
 #[tokio::main(flavor = "current_thread")]
@@ -24,13 +23,11 @@ async fn main() {
     let (_, key) = app.new_client().await;
     let calls = Calls::default();
     // A limit of 20: a report step of 2 requests, never reached by two requests a round.
-    let state = create_payment::State {
-        store: DynamoStore::new(calls.counting(&app.client), app.tables()),
-        key_environment: KeyEnvironment::Test,
-        limiter: RateLimiter::new(RateLimit::new(20).unwrap()),
-        clock: app.clock.clock(),
-        ids: IdSource::random(),
-    };
+    let state = payments_tests::payment_environment(
+        DynamoStore::new(calls.counting(&app.client), app.tables()),
+        app.clock.clock(),
+        RateLimit::new(20).unwrap(),
+    );
     let body = json!({"amount": 1, "currency": "USD"});
     let mut n = 0;
     let mut pay = || {

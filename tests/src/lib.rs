@@ -13,10 +13,12 @@ use lambda_http::http::{HeaderMap, Method, Request as HttpRequest};
 use lambda_http::{Body, Request};
 use serde_json::Value;
 
-use shared::config::dynamodb_client;
+use shared::config::dynamodb_client_recording;
 use shared::domain::{IdSource, KeyEnvironment, RateLimit};
-use shared::http::limit::RateLimiter;
+use shared::http::metrics::Meter;
+use shared::http::pipeline::Edge;
 use shared::store::dynamo::{create_tables, DynamoStore, Tables};
+use shared::store::usage::OutsideCalls;
 use shared::testing::ManualClock;
 
 pub mod calls;
@@ -132,8 +134,8 @@ pub struct TestApp {
     pub client: Client,
     pub accounts: create_account::State<DynamoStore>,
     pub payments: create_payment::State<DynamoStore>,
-    pub retrieve: get_payment::State<DynamoStore>,
-    pub list: list_payments::State<DynamoStore>,
+    pub retrieve: Edge<DynamoStore>,
+    pub list: Edge<DynamoStore>,
 }
 
 impl TestApp {
@@ -146,7 +148,8 @@ impl TestApp {
     pub async fn spawn_with_endpoint(endpoint: &str, create: bool) -> Self {
         capture_logs();
         let tables = unique_table_names();
-        let client = dynamodb_client(Some(endpoint)).await;
+        let outside = OutsideCalls::default();
+        let client = dynamodb_client_recording(Some(endpoint), &outside).await;
         if create {
             create_tables(&client, &tables)
                 .await
@@ -154,32 +157,28 @@ impl TestApp {
         }
         let store = DynamoStore::new(client.clone(), tables.clone());
         let clock = ManualClock::new();
+        // Each function its own execution environment (its own limiter and metrics state),
+        // all on one client, as one process's handlers would be.
+        let edge = |store: DynamoStore| {
+            Edge::new(
+                store,
+                KeyEnvironment::Test,
+                RateLimit::DEFAULT,
+                clock.clock(),
+                Meter::new(outside.clone()),
+            )
+        };
         TestApp {
             accounts: create_account::State {
-                store: store.clone(),
-                key_environment: KeyEnvironment::Test,
-                clock: clock.clock(),
+                edge: edge(store.clone()),
                 ids: IdSource::random(),
             },
             payments: create_payment::State {
-                store: store.clone(),
-                key_environment: KeyEnvironment::Test,
-                limiter: RateLimiter::new(RateLimit::DEFAULT),
-                clock: clock.clock(),
+                edge: edge(store.clone()),
                 ids: IdSource::random(),
             },
-            retrieve: get_payment::State {
-                store: store.clone(),
-                key_environment: KeyEnvironment::Test,
-                limiter: RateLimiter::new(RateLimit::DEFAULT),
-                clock: clock.clock(),
-            },
-            list: list_payments::State {
-                store,
-                key_environment: KeyEnvironment::Test,
-                limiter: RateLimiter::new(RateLimit::DEFAULT),
-                clock: clock.clock(),
-            },
+            retrieve: edge(store.clone()),
+            list: edge(store),
             clock,
             client,
             clients_table: tables.clients.clone(),
@@ -197,7 +196,7 @@ impl TestApp {
     }
 
     pub fn store(&self) -> &DynamoStore {
-        &self.payments.store
+        &self.payments.edge.store
     }
 
     pub async fn post_account(&self, request: Request) -> TestResponse {
@@ -321,6 +320,25 @@ impl TestApp {
                     == Some(account_id)
             })
             .collect()
+    }
+}
+
+/// The payment handler on `store`, as an execution environment of its own (its own rate
+/// limit counts, metrics state and ids), applying `default_limit` to accounts without one.
+pub fn payment_environment<S>(
+    store: S,
+    clock: shared::domain::Clock,
+    default_limit: RateLimit,
+) -> create_payment::State<S> {
+    create_payment::State {
+        edge: Edge::new(
+            store,
+            KeyEnvironment::Test,
+            default_limit,
+            clock,
+            Meter::default(),
+        ),
+        ids: IdSource::random(),
     }
 }
 

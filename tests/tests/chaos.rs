@@ -31,6 +31,10 @@
 //! shows it: the attempts of that one payment (or key) and the faults and operator actions
 //! that overlapped them.
 
+// The client futures here nest the handlers' (request pipeline, route, SDK) several levels
+// deep, past the compiler's default depth for computing their layout.
+#![recursion_limit = "256"]
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

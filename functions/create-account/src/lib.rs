@@ -1,13 +1,14 @@
 //! `POST /accounts`: creates an account and hands back its first API key, once.
 
+use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
-use shared::domain::{Account, AccountStatus, ApiKey, AuditEvent, Clock, IdSource, KeyEnvironment};
+use shared::domain::{Account, AccountStatus, ApiKey, AuditEvent, IdSource};
 use shared::http::body::CreateAccountRequest;
-use shared::http::deadline::Deadline;
-use shared::http::request::{caller, json_body, require_post};
-use shared::http::response::{serve, Reply};
+use shared::http::pipeline::{Edge, OpenCall, Route};
+use shared::http::request::{caller, json_body};
+use shared::http::response::Reply;
 use shared::http::ApiError;
 use shared::store::{CreateAccount, IssuedKey, StoreError};
 
@@ -16,11 +17,14 @@ use shared::store::{CreateAccount, IssuedKey, StoreError};
 /// random source from looping.
 const MAX_DRAWS: usize = 3;
 
+pub static ROUTE: Route = Route {
+    operation: "create_account",
+    method: Method::POST,
+};
+
 /// What the handler needs, built once per execution environment.
 pub struct State<S> {
-    pub store: S,
-    pub key_environment: KeyEnvironment,
-    pub clock: Clock,
+    pub edge: Edge<S>,
     pub ids: IdSource,
 }
 
@@ -34,25 +38,27 @@ struct CreatedAccount {
 }
 
 pub async fn handle<S: CreateAccount>(state: &State<S>, request: Request) -> Response<Body> {
-    serve(request, "create_account", |request| {
-        create_account(state, request)
-    })
-    .await
+    state
+        .edge
+        .serve_open(&ROUTE, request, |call| create_account(state, call))
+        .await
 }
 
 async fn create_account<S: CreateAccount>(
     state: &State<S>,
-    request: Request,
+    call: OpenCall<'_, S>,
 ) -> Result<Reply<CreatedAccount>, ApiError> {
-    require_post(&request)?;
-    let store = Deadline::of(&request).bound(&state.store);
+    let OpenCall {
+        request,
+        store,
+        now,
+    } = call;
     let new = json_body::<CreateAccountRequest>(&request)?.validate()?;
-    let now = state.clock.now();
     let actor = caller(&request);
     let mut draw = 0;
     loop {
         draw += 1;
-        let key = ApiKey::generate(state.key_environment)?;
+        let key = ApiKey::generate(state.edge.key_environment)?;
         let account = Account {
             id: state.ids.account_id()?,
             name: new.name.clone(),
@@ -98,15 +104,13 @@ async fn create_account<S: CreateAccount>(
 mod tests {
     use super::*;
     use serde_json::Value;
-    use shared::domain::{AccountId, AuditAction, Timestamp};
+    use shared::domain::{AccountId, AuditAction, Clock, KeyEnvironment, Timestamp};
     use shared::testing::{api_gateway_request, MemoryStore, Operation};
 
     fn state(ids: IdSource) -> State<MemoryStore> {
         let now = Timestamp::parse("2026-12-01T10:00:00Z").unwrap();
         State {
-            store: MemoryStore::default(),
-            key_environment: KeyEnvironment::Test,
-            clock: Clock::from_fn(move || now),
+            edge: shared::testing::edge(MemoryStore::default(), Clock::from_fn(move || now)),
             ids,
         }
     }
@@ -130,7 +134,7 @@ mod tests {
         let (status, body) = post(&state, r#"{"name": "Ada", "email": "ada@example.com"}"#).await;
         assert_eq!(status, 201, "{body}");
         let id = AccountId::parse(body["id"].as_str().unwrap()).unwrap();
-        let stored = state.store.account(&id).expect("stored");
+        let stored = state.edge.store.account(&id).expect("stored");
         assert_eq!(stored.name.as_str(), "Ada");
         assert_eq!(body["created_at"], "2026-12-01T10:00:00.000Z");
         let key = ApiKey::parse(body["api_key"].as_str().unwrap(), KeyEnvironment::Test).unwrap();
@@ -151,7 +155,7 @@ mod tests {
         );
         let signed = handle(&state, request).await;
         assert_eq!(signed.status(), 201);
-        let events = state.store.audit_events();
+        let events = state.edge.store.audit_events();
         let actors: Vec<&str> = events.iter().map(|e| e.actor.as_str()).collect();
         assert_eq!(actors, ["anonymous", arn]);
         let first = &events[0];
@@ -177,7 +181,7 @@ mod tests {
         assert_ne!(second["id"], first["id"]);
         let first_id = AccountId::parse(&taken).unwrap();
         assert_eq!(
-            state.store.account(&first_id).unwrap().name.as_str(),
+            state.edge.store.account(&first_id).unwrap().name.as_str(),
             "First"
         );
     }
@@ -185,7 +189,7 @@ mod tests {
     #[tokio::test]
     async fn storage_failures_say_whether_to_retry() {
         let state = state(IdSource::random());
-        state.store.fail_next(
+        state.edge.store.fail_next(
             Operation::CreateAccount,
             StoreError::Unavailable(anyhow::anyhow!("refused")),
         );
@@ -194,7 +198,7 @@ mod tests {
             (status, body["error"]["code"].as_str()),
             (503, Some("service_unavailable"))
         );
-        state.store.fail_next(
+        state.edge.store.fail_next(
             Operation::CreateAccount,
             StoreError::corrupt(shared::store::Entity::Account, "acct_x", "status"),
         );
@@ -220,6 +224,6 @@ mod tests {
             assert_eq!(response["error"]["param"], param, "{body}");
         }
         let id = AccountId::parse("acct_AAAAAAAAAAAAAAAAAAAA").unwrap();
-        assert!(state.store.account(&id).is_none());
+        assert!(state.edge.store.account(&id).is_none());
     }
 }

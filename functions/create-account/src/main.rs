@@ -1,6 +1,6 @@
 use lambda_http::{service_fn, Error};
 use shared::config::Config;
-use shared::domain::{Clock, IdSource};
+use shared::domain::IdSource;
 use shared::store::dynamo::WarmUp;
 
 // An execution environment serves one request at a time: one thread, no cross-thread
@@ -9,12 +9,8 @@ use shared::store::dynamo::WarmUp;
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = Config::from_env()?;
-    let store = config.store().await;
-    store.warm_up(WarmUp::Write).await;
     let state = create_account::State {
-        store,
-        key_environment: config.key_environment,
-        clock: Clock::system(),
+        edge: config.edge(WarmUp::Write).await,
         ids: IdSource::random(),
     };
     let state = &state;

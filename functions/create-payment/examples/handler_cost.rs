@@ -67,12 +67,13 @@ async fn main() {
     let store = MemoryStore::default();
     let (key, _) = shared::testing::account_with_key(&store, Timestamp::now()).await;
     let state = create_payment::State {
-        store,
-        key_environment: KeyEnvironment::Test,
-        limiter: shared::http::limit::RateLimiter::new(
+        edge: shared::http::pipeline::Edge::new(
+            store,
+            KeyEnvironment::Test,
             shared::domain::RateLimit::new(shared::domain::RateLimit::MAX.into()).unwrap(),
+            Clock::system(),
+            shared::http::metrics::Meter::default(),
         ),
-        clock: Clock::system(),
         ids: IdSource::random(),
     };
 

@@ -7,18 +7,16 @@
 //! most once a second per account, and only after a tenth of its rate limit's requests, a
 //! background addition to its shared request count.
 
+use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 
 use shared::domain::{
-    fingerprint, payment_id_for, Clock, IdSource, IdempotencyKey, KeyEnvironment, Payment,
-    PaymentStatus,
+    fingerprint, payment_id_for, IdSource, IdempotencyKey, Payment, PaymentStatus,
 };
-use shared::http::auth::authenticate;
 use shared::http::body::CreatePaymentRequest;
-use shared::http::deadline::Deadline;
-use shared::http::limit::RateLimiter;
-use shared::http::request::{idempotency_key, json_body, require_post, REPLAYED_HEADER};
-use shared::http::response::{serve, Reply};
+use shared::http::pipeline::{Call, Edge, Route};
+use shared::http::request::{idempotency_key, json_body};
+use shared::http::response::{Reply, REPLAYED_HEADER};
 use shared::http::ApiError;
 use shared::store::{
     CountRequests, FindKey, InsertOutcome, InsertPayment, RecordKeyUse, StoreError,
@@ -28,13 +26,14 @@ use shared::store::{
 /// second draw beyond any real chance; the bound keeps a broken random source from looping.
 const MAX_DRAWS: usize = 3;
 
+pub static ROUTE: Route = Route {
+    operation: "create_payment",
+    method: Method::POST,
+};
+
 /// What the handler needs, built once per execution environment.
 pub struct State<S> {
-    pub store: S,
-    pub key_environment: KeyEnvironment,
-    /// This execution environment's counts of each account's requests.
-    pub limiter: RateLimiter,
-    pub clock: Clock,
+    pub edge: Edge<S>,
     pub ids: IdSource,
 }
 
@@ -42,31 +41,24 @@ pub async fn handle<S: FindKey + InsertPayment + RecordKeyUse + CountRequests + 
     state: &State<S>,
     request: Request,
 ) -> Response<Body> {
-    serve(request, "create_payment", |request| {
-        create_payment(state, request)
-    })
-    .await
+    state
+        .edge
+        .serve(&ROUTE, request, |call| create_payment(state, call))
+        .await
 }
 
 async fn create_payment<
     S: FindKey + InsertPayment + RecordKeyUse + CountRequests + Clone + 'static,
 >(
     state: &State<S>,
-    request: Request,
+    call: Call<'_, S>,
 ) -> Result<Reply<Payment>, ApiError> {
-    require_post(&request)?;
-    // Every storage call ends by the invocation's deadline, so the function answers with its
-    // own error before Lambda's timeout whatever DynamoDB does.
-    let store = Deadline::of(&request).bound(&state.store);
-    // Authenticate before anything else: an unauthenticated caller learns nothing about
-    // valid requests, and never sees a stored response for an idempotency key.
-    let now = state.clock.now();
-    let client = authenticate(request.headers(), &store, state.key_environment, now).await?;
-    // Over the account's rate limit: refused before anything else is read or written (see
-    // `RateLimiter`).
-    state.limiter.admit(&client, &state.store, now)?;
-    // Recorded in the background, once an hour per key at most (see `KeyUse`).
-    client.key_use.record_in_background(&state.store);
+    let Call {
+        request,
+        client,
+        store,
+        now,
+    } = call;
     let idempotency_key = idempotency_key(request.headers())?;
     let new = json_body::<CreatePaymentRequest>(&request)?.validate()?;
     let request_fingerprint = fingerprint(&new);

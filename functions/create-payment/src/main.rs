@@ -1,7 +1,6 @@
 use lambda_http::{service_fn, Error};
 use shared::config::Config;
-use shared::domain::{Clock, IdSource};
-use shared::http::limit::RateLimiter;
+use shared::domain::IdSource;
 use shared::store::dynamo::WarmUp;
 
 // An execution environment serves one request at a time: one thread, no cross-thread
@@ -10,13 +9,8 @@ use shared::store::dynamo::WarmUp;
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = Config::from_env()?;
-    let store = config.store().await;
-    store.warm_up(WarmUp::Read).await;
     let state = create_payment::State {
-        store,
-        key_environment: config.key_environment,
-        limiter: RateLimiter::new(config.default_rate_limit),
-        clock: Clock::system(),
+        edge: config.edge(WarmUp::Read).await,
         ids: IdSource::random(),
     };
     let state = &state;

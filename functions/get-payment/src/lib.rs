@@ -11,50 +11,37 @@
 //! id all get the same 404, byte for byte apart from `request_id`: no caller learns whether
 //! another account's payment exists. A malformed id never reaches DynamoDB.
 
+use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 
-use shared::domain::{Clock, KeyEnvironment, Payment, PaymentId};
-use shared::http::auth::authenticate;
-use shared::http::deadline::Deadline;
-use shared::http::limit::RateLimiter;
-use shared::http::request::{path_parameter, require_get};
-use shared::http::response::{serve, Reply};
+use shared::domain::{Payment, PaymentId};
+use shared::http::pipeline::{Call, Edge, Route};
+use shared::http::request::path_parameter;
+use shared::http::response::Reply;
 use shared::http::ApiError;
 use shared::store::{CountRequests, FindKey, GetPayment, RecordKeyUse};
 
-/// What the handler needs, built once per execution environment.
-pub struct State<S> {
-    pub store: S,
-    pub key_environment: KeyEnvironment,
-    /// This execution environment's counts of each account's requests.
-    pub limiter: RateLimiter,
-    pub clock: Clock,
-}
+pub static ROUTE: Route = Route {
+    operation: "get_payment",
+    method: Method::GET,
+};
 
 pub async fn handle<S: FindKey + GetPayment + RecordKeyUse + CountRequests + Clone + 'static>(
-    state: &State<S>,
+    edge: &Edge<S>,
     request: Request,
 ) -> Response<Body> {
-    serve(request, "get_payment", |request| {
-        get_payment(state, request)
-    })
-    .await
+    edge.serve(&ROUTE, request, get_payment).await
 }
 
 async fn get_payment<S: FindKey + GetPayment + RecordKeyUse + CountRequests + Clone + 'static>(
-    state: &State<S>,
-    request: Request,
+    call: Call<'_, S>,
 ) -> Result<Reply<Payment>, ApiError> {
-    require_get(&request)?;
-    // Every storage call ends by the invocation's deadline (see `shared::http::deadline`).
-    let store = Deadline::of(&request).bound(&state.store);
-    let now = state.clock.now();
-    let client = authenticate(request.headers(), &store, state.key_environment, now).await?;
-    // Over the account's rate limit: refused before anything else is read or written (see
-    // `RateLimiter`).
-    state.limiter.admit(&client, &state.store, now)?;
-    // Recorded in the background, once an hour per key at most (see `KeyUse`).
-    client.key_use.record_in_background(&state.store);
+    let Call {
+        request,
+        client,
+        store,
+        ..
+    } = call;
     let not_found = ApiError::PaymentNotFound { param: "id" };
     let Some(id) = path_parameter(&request, "id").and_then(PaymentId::parse) else {
         tracing::info!("payment id malformed");

@@ -11,15 +11,15 @@ use shared::testing::{
 };
 
 use super::*;
-use shared::domain::RateLimit;
-use shared::http::limit::RateLimiter;
+use shared::domain::{Clock, KeyEnvironment, RateLimit};
+use shared::testing::edge;
 
 fn now() -> Timestamp {
     Timestamp::parse("2026-12-01T10:00:00Z").unwrap()
 }
 
 struct Test {
-    state: State<MemoryStore>,
+    state: Edge<MemoryStore>,
     key: ApiKey,
     account: AccountId,
 }
@@ -32,12 +32,7 @@ async fn setup() -> Test {
     let store = MemoryStore::default();
     let (key, account) = account(&store).await;
     Test {
-        state: State {
-            store,
-            key_environment: KeyEnvironment::Test,
-            limiter: RateLimiter::new(RateLimit::DEFAULT),
-            clock: Clock::from_fn(now),
-        },
+        state: edge(store, Clock::from_fn(now)),
         key,
         account,
     }

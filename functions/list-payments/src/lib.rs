@@ -14,30 +14,24 @@
 //! cursor naming another account's payment gets the same 404 as an unknown one, so cursors
 //! cannot probe other accounts.
 
+use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
-use shared::domain::{Clock, KeyEnvironment, Payment};
-use shared::http::auth::authenticate;
-use shared::http::deadline::Deadline;
-use shared::http::limit::RateLimiter;
+use shared::domain::Payment;
+use shared::http::pipeline::{Call, Edge, Route};
 use shared::http::query::{Cursor, ListQuery};
-use shared::http::request::require_get;
-use shared::http::response::{serve, Reply};
+use shared::http::response::Reply;
 use shared::http::ApiError;
 use shared::store::{
     CountRequests, FindKey, GetPayment, ListCursor, ListPayments, ListPosition, ListRange,
     RecordKeyUse,
 };
 
-/// What the handler needs, built once per execution environment.
-pub struct State<S> {
-    pub store: S,
-    pub key_environment: KeyEnvironment,
-    /// This execution environment's counts of each account's requests.
-    pub limiter: RateLimiter,
-    pub clock: Clock,
-}
+pub static ROUTE: Route = Route {
+    operation: "list_payments",
+    method: Method::GET,
+};
 
 /// The response body.
 #[derive(Debug, Serialize)]
@@ -49,33 +43,23 @@ pub struct PaymentList {
 pub async fn handle<
     S: FindKey + GetPayment + ListPayments + RecordKeyUse + CountRequests + Clone + 'static,
 >(
-    state: &State<S>,
+    edge: &Edge<S>,
     request: Request,
 ) -> Response<Body> {
-    serve(request, "list_payments", |request| {
-        list_payments(state, request)
-    })
-    .await
+    edge.serve(&ROUTE, request, list_payments).await
 }
 
 async fn list_payments<
     S: FindKey + GetPayment + ListPayments + RecordKeyUse + CountRequests + Clone + 'static,
 >(
-    state: &State<S>,
-    request: Request,
+    call: Call<'_, S>,
 ) -> Result<Reply<PaymentList>, ApiError> {
-    require_get(&request)?;
-    // Every storage call ends by the invocation's deadline (see `shared::http::deadline`).
-    let store = Deadline::of(&request).bound(&state.store);
-    // Authenticate first: an unauthenticated caller learns nothing, not even which
-    // parameters are valid.
-    let now = state.clock.now();
-    let client = authenticate(request.headers(), &store, state.key_environment, now).await?;
-    // Over the account's rate limit: refused before anything else is read or written (see
-    // `RateLimiter`).
-    state.limiter.admit(&client, &state.store, now)?;
-    // Recorded in the background, once an hour per key at most (see `KeyUse`).
-    client.key_use.record_in_background(&state.store);
+    let Call {
+        request,
+        client,
+        store,
+        ..
+    } = call;
     let query = ListQuery::from_request(&request)?;
     let cursor = match &query.cursor {
         None => None,

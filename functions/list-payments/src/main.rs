@@ -1,7 +1,5 @@
 use lambda_http::{service_fn, Error};
 use shared::config::Config;
-use shared::domain::Clock;
-use shared::http::limit::RateLimiter;
 use shared::store::dynamo::WarmUp;
 
 // An execution environment serves one request at a time: one thread, no cross-thread
@@ -10,14 +8,7 @@ use shared::store::dynamo::WarmUp;
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = Config::from_env()?;
-    let store = config.store().await;
-    store.warm_up(WarmUp::Read).await;
-    let state = list_payments::State {
-        store,
-        key_environment: config.key_environment,
-        limiter: RateLimiter::new(config.default_rate_limit),
-        clock: Clock::system(),
-    };
+    let state = config.edge(WarmUp::Read).await;
     let state = &state;
     lambda_http::run(service_fn(move |request| async move {
         Ok::<_, Error>(list_payments::handle(state, request).await)

@@ -34,13 +34,15 @@ const ENV_PREFIX_CHARS: usize = 8;
 const DISPLAY_SECRET_CHARS: usize = 4;
 pub const KEY_LENGTH: usize = ENV_PREFIX_CHARS + SECRET_CHARS + CHECKSUM_CHARS;
 
-/// Which deployment a key belongs to. Each stack accepts only its own environment's keys, so a
-/// test key can never move money in production.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyEnvironment {
-    Test,
-    Live,
-}
+string_enum!(
+    /// Which deployment a key belongs to, as `API_KEY_ENVIRONMENT` spells it. Each stack
+    /// accepts only its own environment's keys, so a test key can never move money in
+    /// production.
+    KeyEnvironment {
+        Test = "test",
+        Live = "live",
+    }
+);
 
 impl KeyEnvironment {
     pub fn prefix(self) -> &'static str {
@@ -51,23 +53,7 @@ impl KeyEnvironment {
     }
 
     pub fn from_key_prefix(prefix: &str) -> Option<Self> {
-        [KeyEnvironment::Test, KeyEnvironment::Live]
-            .into_iter()
-            .find(|env| env.prefix() == prefix)
-    }
-
-    /// `test` or `live`, as `API_KEY_ENVIRONMENT` spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyEnvironment::Test => "test",
-            KeyEnvironment::Live => "live",
-        }
-    }
-}
-
-impl fmt::Display for KeyEnvironment {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        Self::ALL.iter().copied().find(|env| env.prefix() == prefix)
     }
 }
 
@@ -75,13 +61,8 @@ impl FromStr for KeyEnvironment {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "test" => Ok(KeyEnvironment::Test),
-            "live" => Ok(KeyEnvironment::Live),
-            other => Err(format!(
-                "unknown key environment {other:?}: expected test or live"
-            )),
-        }
+        Self::parse(s)
+            .ok_or_else(|| format!("unknown key environment {s:?}: expected test or live"))
     }
 }
 

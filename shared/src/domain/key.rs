@@ -1,8 +1,6 @@
 //! The rules about a stored key: its status, its expiry, and whether it authenticates at a
 //! given instant. Written once here; the auth step and key administration both use it.
 
-use std::fmt;
-
 use super::account::AccountStatus;
 use super::time::Timestamp;
 
@@ -59,7 +57,7 @@ impl KeyLife {
     /// `now`; if not, why (for the log; the caller is never told).
     pub fn admits(&self, account: AccountStatus, now: Timestamp) -> Result<(), AuthFailure> {
         match self.state_at(now) {
-            KeyState::Revoked => Err(AuthFailure::KeyInactive),
+            KeyState::Revoked => Err(AuthFailure::KeyRevoked),
             KeyState::Expired => Err(AuthFailure::KeyExpired),
             KeyState::Active | KeyState::Expiring => match account {
                 AccountStatus::Active => Ok(()),
@@ -69,52 +67,30 @@ impl KeyLife {
     }
 }
 
-/// Why an API key did not authenticate. Logged, never shown to the caller: every variant
-/// produces the same response so that a caller cannot probe which check failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthFailure {
-    /// Wrong length, characters outside the key alphabet, or more than one header value.
-    Malformed,
-    /// A well-formed key minted for another environment (a live key sent to a test stack).
-    WrongEnvironment,
-    /// The checksum does not match: a typo or a made-up key, refused before any database call.
-    BadChecksum,
-    /// No key with this digest exists.
-    UnknownKey,
-    /// The key exists but was revoked.
-    KeyInactive,
-    /// The key is past its `expires_at` (for example the end of a rotation grace period).
-    KeyExpired,
-    /// The key's account is not active.
-    AccountInactive,
-}
-
-impl AuthFailure {
-    /// Every reason, for tests that must cover each.
-    pub const ALL: &'static [AuthFailure] = &[
-        AuthFailure::Malformed,
-        AuthFailure::WrongEnvironment,
-        AuthFailure::BadChecksum,
-        AuthFailure::UnknownKey,
-        AuthFailure::KeyInactive,
-        AuthFailure::KeyExpired,
-        AuthFailure::AccountInactive,
-    ];
-}
-
-impl fmt::Display for AuthFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            AuthFailure::Malformed => "malformed key",
-            AuthFailure::WrongEnvironment => "key belongs to another environment",
-            AuthFailure::BadChecksum => "checksum mismatch",
-            AuthFailure::UnknownKey => "unknown key",
-            AuthFailure::KeyInactive => "key is not active",
-            AuthFailure::KeyExpired => "key has expired",
-            AuthFailure::AccountInactive => "account is not active",
-        })
+string_enum!(
+    /// Why a request's API key did not authenticate. Logged and counted by these names, never
+    /// shown to the caller: every reason but `Missing` produces the same response, so that a
+    /// caller cannot probe which check failed.
+    AuthFailure {
+        /// No `x-api-key` header.
+        Missing = "missing",
+        /// Wrong length, characters outside the key alphabet, or more than one header value.
+        Malformed = "malformed",
+        /// A well-formed key minted for another environment (a live key sent to a test stack).
+        WrongEnvironment = "wrong_environment",
+        /// The checksum does not match: a typo or a made-up key, refused before any database
+        /// call.
+        BadChecksum = "bad_checksum",
+        /// No key with this digest exists.
+        UnknownKey = "unknown_key",
+        /// The key was revoked.
+        KeyRevoked = "key_revoked",
+        /// The key is past its `expires_at` (for example the end of a rotation grace period).
+        KeyExpired = "key_expired",
+        /// The key's account is not active.
+        AccountInactive = "account_inactive",
     }
-}
+);
 
 #[cfg(test)]
 mod tests {
@@ -177,7 +153,7 @@ mod tests {
         // A revoked key on an inactive account: the key's own state is the reason.
         assert_eq!(
             revoked.admits(AccountStatus::Inactive, now),
-            Err(AuthFailure::KeyInactive)
+            Err(AuthFailure::KeyRevoked)
         );
     }
 }

@@ -79,8 +79,8 @@ impl KeyUse {
 /// passes is looked up by its SHA-256 digest with one strongly consistent `GetItem`, so a key
 /// works on the very next request after it is issued, and revocation or deactivation applies
 /// on the very next request too. Whether the stored key admits the request is the domain's
-/// one rule ([`crate::domain::KeyLife::admits`]). Every refusal is the same `InvalidApiKey` to
-/// the caller; the reason goes to the log with the display prefix, never the key or its
+/// one rule ([`crate::domain::KeyLife::admits`]). Every refusal is the same 401 to the
+/// caller; the reason goes to the log with the display prefix, never the key or its
 /// digest.
 pub async fn authenticate<S: FindKey>(
     headers: &HeaderMap,
@@ -90,21 +90,23 @@ pub async fn authenticate<S: FindKey>(
 ) -> Result<AuthenticatedClient, ApiError> {
     let mut values = headers.get_all(API_KEY_HEADER).iter();
     let (Some(value), None) = (values.next(), values.next()) else {
-        return Err(if headers.contains_key(API_KEY_HEADER) {
-            ApiError::InvalidApiKey(AuthFailure::Malformed)
-        } else {
-            ApiError::MissingApiKey
-        });
+        return Err(ApiError::Unauthenticated(
+            if headers.contains_key(API_KEY_HEADER) {
+                AuthFailure::Malformed
+            } else {
+                AuthFailure::Missing
+            },
+        ));
     };
     let raw = value
         .to_str()
-        .map_err(|_| ApiError::InvalidApiKey(AuthFailure::Malformed))?;
-    let key = ApiKey::parse(raw, environment).map_err(ApiError::InvalidApiKey)?;
+        .map_err(|_| ApiError::Unauthenticated(AuthFailure::Malformed))?;
+    let key = ApiKey::parse(raw, environment).map_err(ApiError::Unauthenticated)?;
     let prefix = key.display_prefix();
     let record = store.find_key(&key.digest()).await?;
     let refuse = |failure: AuthFailure| {
         tracing::info!(key_prefix = %prefix, reason = %failure, "api key refused");
-        ApiError::InvalidApiKey(failure)
+        ApiError::Unauthenticated(failure)
     };
     let record = record.ok_or_else(|| refuse(AuthFailure::UnknownKey))?;
     record
@@ -147,7 +149,7 @@ mod tests {
 
     async fn failure_of(store: &MemoryStore, map: &HeaderMap, now: Timestamp) -> AuthFailure {
         match authenticate(map, store, KeyEnvironment::Test, now).await {
-            Err(ApiError::InvalidApiKey(failure)) => failure,
+            Err(ApiError::Unauthenticated(failure)) => failure,
             other => panic!("expected a refusal, got {other:?}"),
         }
     }
@@ -171,10 +173,10 @@ mod tests {
     async fn missing_and_invalid_keys() {
         let (store, key, _) = store_with_account().await;
         let now = Timestamp::now();
-        assert!(matches!(
-            authenticate(&HeaderMap::new(), &store, KeyEnvironment::Test, now).await,
-            Err(ApiError::MissingApiKey)
-        ));
+        assert_eq!(
+            failure_of(&store, &HeaderMap::new(), now).await,
+            AuthFailure::Missing
+        );
         let unknown = ApiKey::generate(KeyEnvironment::Test).unwrap();
         let live = ApiKey::generate(KeyEnvironment::Live).unwrap();
         let cases: Vec<(HeaderMap, AuthFailure)> = vec![
@@ -224,10 +226,7 @@ mod tests {
                 expires_at: None,
             },
         );
-        assert_eq!(
-            failure_of(&store, &map, now).await,
-            AuthFailure::KeyInactive
-        );
+        assert_eq!(failure_of(&store, &map, now).await, AuthFailure::KeyRevoked);
         store.set_key_life(
             &key.digest(),
             KeyLife {

@@ -15,37 +15,18 @@ use crate::domain::{
 /// The largest body the API reads. API Gateway accepts far more; payment requests are tiny.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// The `code` of a 400: what is wrong with the request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InvalidRequestCode {
-    /// Not JSON, or not one JSON object.
-    InvalidJson,
-    ParameterMissing,
-    /// Present, but of the wrong type or outside what the API accepts.
-    ParameterInvalid,
-    ParameterUnknown,
-    ParameterDuplicate,
-}
-
-impl InvalidRequestCode {
-    pub const ALL: &'static [InvalidRequestCode] = &[
-        InvalidRequestCode::InvalidJson,
-        InvalidRequestCode::ParameterMissing,
-        InvalidRequestCode::ParameterInvalid,
-        InvalidRequestCode::ParameterUnknown,
-        InvalidRequestCode::ParameterDuplicate,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InvalidRequestCode::InvalidJson => "invalid_json",
-            InvalidRequestCode::ParameterMissing => "parameter_missing",
-            InvalidRequestCode::ParameterInvalid => "parameter_invalid",
-            InvalidRequestCode::ParameterUnknown => "parameter_unknown",
-            InvalidRequestCode::ParameterDuplicate => "parameter_duplicate",
-        }
+string_enum!(
+    /// The `code` of a 400: what is wrong with the request.
+    InvalidRequestCode {
+        /// Not JSON, or not one JSON object.
+        InvalidJson = "invalid_json",
+        ParameterMissing = "parameter_missing",
+        /// Present, but of the wrong type or outside what the API accepts.
+        ParameterInvalid = "parameter_invalid",
+        ParameterUnknown = "parameter_unknown",
+        ParameterDuplicate = "parameter_duplicate",
     }
-}
+);
 
 /// What is wrong with a request that failed validation. `message` is written for the
 /// developer calling the API and never contains internals.

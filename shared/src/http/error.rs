@@ -1,16 +1,16 @@
-//! The service's one error type and its one mapping to an HTTP response.
+//! The service's one error type and what a caller is told of each error.
 //!
 //! Every failure a handler can meet becomes an [`ApiError`], converted from the domain's and
-//! the store's own errors here. [`ApiError::to_response`] is the only place that decides
-//! status codes and what a caller is told; internal detail (SDK messages, table names, the
-//! reason a key was refused) stays in the `source()` chain, which goes to the logs and
-//! never into a response body.
+//! the store's own errors here. This module decides the status, the JSON error body and the
+//! headers of each error ([`ApiError::envelope`], [`ApiError::header`]);
+//! `ApiError::to_response` (in `response.rs`) only renders them. Internal detail (SDK
+//! messages, table names, the reason a key was refused) stays in the `source()` chain, which
+//! goes to the logs and never into a response body.
 
 use std::fmt;
 use std::time::Duration;
 
-use lambda_http::http::{header, HeaderValue, StatusCode};
-use lambda_http::{Body, Response};
+use lambda_http::http::{header, HeaderName, HeaderValue, StatusCode};
 use serde::Serialize;
 
 use super::body::{BodyError, InvalidRequest, InvalidRequestCode, MAX_BODY_BYTES};
@@ -20,10 +20,10 @@ use crate::store::StoreError;
 #[derive(thiserror::Error)]
 #[cfg_attr(test, derive(strum::EnumCount))]
 pub enum ApiError {
-    #[error("no API key was presented")]
-    MissingApiKey,
-    #[error("the API key did not authenticate: {0}")]
-    InvalidApiKey(AuthFailure),
+    /// The key is missing or does not authenticate. The reason goes to the log and the
+    /// metrics; the caller sees only whether a key was sent at all.
+    #[error("the request did not authenticate: {0}")]
+    Unauthenticated(AuthFailure),
     #[error("invalid request ({}): {}", .0.code.as_str(), .0.message)]
     InvalidRequest(InvalidRequest),
     #[error("the request body is not JSON by its content type")]
@@ -117,8 +117,9 @@ impl fmt::Debug for ApiError {
     }
 }
 
+/// The JSON body of every error answer: `{"error": {...}}`.
 #[derive(Serialize)]
-struct ErrorEnvelope<'a> {
+pub struct ErrorEnvelope<'a> {
     error: ErrorBody<'a>,
 }
 
@@ -127,7 +128,7 @@ struct ErrorBody<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     code: &'static str,
-    message: &'a str,
+    message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     param: Option<&'a str>,
     /// The payment a failed request may have created, for the client to look up.
@@ -151,7 +152,7 @@ pub struct ErrorKind {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::MissingApiKey | ApiError::InvalidApiKey(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -169,8 +170,8 @@ impl ApiError {
     /// The machine-readable `code` of the error body.
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::MissingApiKey => "missing_api_key",
-            ApiError::InvalidApiKey(_) => "invalid_api_key",
+            ApiError::Unauthenticated(AuthFailure::Missing) => "missing_api_key",
+            ApiError::Unauthenticated(_) => "invalid_api_key",
             ApiError::InvalidRequest(invalid) => invalid.code.as_str(),
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
@@ -186,7 +187,7 @@ impl ApiError {
 
     fn kind(&self) -> &'static str {
         match self {
-            ApiError::MissingApiKey | ApiError::InvalidApiKey(_) => "authentication_error",
+            ApiError::Unauthenticated(_) => "authentication_error",
             ApiError::InvalidRequest(_)
             | ApiError::UnsupportedMediaType
             | ApiError::PayloadTooLarge { .. }
@@ -202,10 +203,10 @@ impl ApiError {
 
     fn public_message(&self) -> String {
         match self {
-            ApiError::MissingApiKey => {
+            ApiError::Unauthenticated(AuthFailure::Missing) => {
                 "No API key provided. Send your API key in the x-api-key header.".into()
             }
-            ApiError::InvalidApiKey(_) => "Invalid API key provided.".into(),
+            ApiError::Unauthenticated(_) => "Invalid API key provided.".into(),
             ApiError::InvalidRequest(invalid) => invalid.message.clone(),
             ApiError::UnsupportedMediaType => {
                 "Request bodies must be JSON, sent with content-type: application/json.".into()
@@ -219,17 +220,15 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => "This Idempotency-Key was already used with a \
                 different request. Use a new key for a new payment."
                 .into(),
-            ApiError::RateLimited { limit, retry_after } => format!(
-                "Too many requests: this account may make {} requests per second. The request \
-                 was not processed; send it again after {} second{}.",
-                limit.per_second(),
-                retry_after_seconds(*retry_after),
-                if retry_after_seconds(*retry_after) == 1 {
-                    ""
-                } else {
-                    "s"
-                }
-            ),
+            ApiError::RateLimited { limit, retry_after } => {
+                let seconds = retry_after_seconds(*retry_after);
+                format!(
+                    "Too many requests: this account may make {} requests per second. The \
+                     request was not processed; send it again after {seconds} second{}.",
+                    limit.per_second(),
+                    if seconds == 1 { "" } else { "s" }
+                )
+            }
             ApiError::Unavailable(_) => {
                 "The service is temporarily unavailable. Retry the request.".into()
             }
@@ -260,8 +259,7 @@ impl ApiError {
             ApiError::InvalidRequest(invalid) => invalid.param.as_deref(),
             ApiError::IdempotencyKeyReused => Some("Idempotency-Key"),
             ApiError::PaymentNotFound { param } => Some(param),
-            ApiError::MissingApiKey
-            | ApiError::InvalidApiKey(_)
+            ApiError::Unauthenticated(_)
             | ApiError::UnsupportedMediaType
             | ApiError::PayloadTooLarge { .. }
             | ApiError::MethodNotAllowed { .. }
@@ -272,20 +270,53 @@ impl ApiError {
         }
     }
 
-    fn payment_id(&self) -> Option<&str> {
-        match self {
-            ApiError::PaymentOutcomeUnknown { payment_id, .. } => Some(payment_id.as_str()),
-            _ => None,
+    /// The error body the caller receives.
+    pub fn envelope<'a>(&'a self, request_id: &'a str) -> ErrorEnvelope<'a> {
+        let (payment_id, idempotency_key) = match self {
+            ApiError::PaymentOutcomeUnknown {
+                payment_id,
+                retry_key,
+                ..
+            } => (
+                Some(payment_id.as_str()),
+                retry_key.as_ref().map(IdempotencyKey::as_str),
+            ),
+            _ => (None, None),
+        };
+        ErrorEnvelope {
+            error: ErrorBody {
+                kind: self.kind(),
+                code: self.code(),
+                message: self.public_message(),
+                param: self.param(),
+                payment_id,
+                idempotency_key,
+                request_id,
+            },
         }
     }
 
-    fn retry_key(&self) -> Option<&str> {
+    /// The header the answer carries besides the ones every answer has: the method a route
+    /// takes, or when to retry.
+    pub fn header(&self) -> Option<(HeaderName, HeaderValue)> {
         match self {
-            ApiError::PaymentOutcomeUnknown {
-                retry_key: Some(key),
-                ..
-            } => Some(key.as_str()),
-            _ => None,
+            ApiError::MethodNotAllowed { allow } => {
+                Some((header::ALLOW, HeaderValue::from_static(allow)))
+            }
+            ApiError::Unavailable(_) | ApiError::PaymentOutcomeUnknown { .. } => {
+                Some((header::RETRY_AFTER, HeaderValue::from_static("1")))
+            }
+            ApiError::RateLimited { retry_after, .. } => Some((
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_seconds(*retry_after)),
+            )),
+            ApiError::Unauthenticated(_)
+            | ApiError::InvalidRequest(_)
+            | ApiError::UnsupportedMediaType
+            | ApiError::PayloadTooLarge { .. }
+            | ApiError::IdempotencyKeyReused
+            | ApiError::PaymentNotFound { .. }
+            | ApiError::Unexpected(_) => None,
         }
     }
 
@@ -293,8 +324,8 @@ impl ApiError {
     /// validation code. `every_variant_is_listed` keeps this complete.
     pub fn examples() -> Vec<ApiError> {
         let mut all = vec![
-            ApiError::MissingApiKey,
-            ApiError::InvalidApiKey(AuthFailure::UnknownKey),
+            ApiError::Unauthenticated(AuthFailure::Missing),
+            ApiError::Unauthenticated(AuthFailure::UnknownKey),
             ApiError::UnsupportedMediaType,
             ApiError::PayloadTooLarge {
                 limit: MAX_BODY_BYTES,
@@ -336,53 +367,14 @@ impl ApiError {
         kinds.dedup();
         kinds
     }
-
-    /// The single mapping from an error to what the caller receives.
-    pub fn to_response(&self, request_id: &str) -> Response<Body> {
-        let message = self.public_message();
-        let envelope = ErrorEnvelope {
-            error: ErrorBody {
-                kind: self.kind(),
-                code: self.code(),
-                message: &message,
-                param: self.param(),
-                payment_id: self.payment_id(),
-                idempotency_key: self.retry_key(),
-                request_id,
-            },
-        };
-        let mut response = super::response::json_response(self.status(), &envelope, request_id);
-        let headers = response.headers_mut();
-        match self {
-            ApiError::MethodNotAllowed { allow } => {
-                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
-            }
-            ApiError::Unavailable(_) | ApiError::PaymentOutcomeUnknown { .. } => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            }
-            ApiError::RateLimited { retry_after, .. } => {
-                headers.insert(
-                    header::RETRY_AFTER,
-                    HeaderValue::from(retry_after_seconds(*retry_after)),
-                );
-            }
-            ApiError::MissingApiKey
-            | ApiError::InvalidApiKey(_)
-            | ApiError::InvalidRequest(_)
-            | ApiError::UnsupportedMediaType
-            | ApiError::PayloadTooLarge { .. }
-            | ApiError::IdempotencyKeyReused
-            | ApiError::PaymentNotFound { .. }
-            | ApiError::Unexpected(_) => {}
-        }
-        response
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::Entity;
+    use lambda_http::{Body, Response};
+    use serde_json::{json, Value};
 
     fn body_json(response: &Response<Body>) -> serde_json::Value {
         serde_json::from_slice(response.body().as_ref()).unwrap()
@@ -392,18 +384,17 @@ mod tests {
     /// and then `every_variant_is_listed` fails until `examples` lists it.
     fn variant(err: &ApiError) -> usize {
         match err {
-            ApiError::MissingApiKey => 0,
-            ApiError::InvalidApiKey(_) => 1,
-            ApiError::InvalidRequest(_) => 2,
-            ApiError::UnsupportedMediaType => 3,
-            ApiError::PayloadTooLarge { .. } => 4,
-            ApiError::MethodNotAllowed { .. } => 5,
-            ApiError::IdempotencyKeyReused => 6,
-            ApiError::Unavailable(_) => 7,
-            ApiError::PaymentOutcomeUnknown { .. } => 8,
-            ApiError::Unexpected(_) => 9,
-            ApiError::PaymentNotFound { .. } => 10,
-            ApiError::RateLimited { .. } => 11,
+            ApiError::Unauthenticated(_) => 0,
+            ApiError::InvalidRequest(_) => 1,
+            ApiError::UnsupportedMediaType => 2,
+            ApiError::PayloadTooLarge { .. } => 3,
+            ApiError::MethodNotAllowed { .. } => 4,
+            ApiError::IdempotencyKeyReused => 5,
+            ApiError::Unavailable(_) => 6,
+            ApiError::PaymentOutcomeUnknown { .. } => 7,
+            ApiError::Unexpected(_) => 8,
+            ApiError::PaymentNotFound { .. } => 9,
+            ApiError::RateLimited { .. } => 10,
         }
     }
 
@@ -441,27 +432,125 @@ mod tests {
             .map(|k| (k.status, k.kind, k.code))
             .collect();
         assert_eq!(actual, expected);
-        for err in ApiError::examples() {
+        // Each example's whole answer, written out: status, body and the headers beyond the
+        // ones every answer has.
+        type Header = Option<(&'static str, &'static str)>;
+        let answers: Vec<(u16, Value, Header)> = vec![
+            (
+                401,
+                json!({"type": "authentication_error", "code": "missing_api_key",
+                       "message": "No API key provided. Send your API key in the x-api-key header."}),
+                None,
+            ),
+            (
+                401,
+                json!({"type": "authentication_error", "code": "invalid_api_key",
+                       "message": "Invalid API key provided."}),
+                None,
+            ),
+            (
+                415,
+                json!({"type": "invalid_request_error", "code": "unsupported_media_type",
+                       "message": "Request bodies must be JSON, sent with content-type: application/json."}),
+                None,
+            ),
+            (
+                413,
+                json!({"type": "invalid_request_error", "code": "payload_too_large",
+                       "message": "The request body must not exceed 16384 bytes."}),
+                None,
+            ),
+            (
+                405,
+                json!({"type": "invalid_request_error", "code": "method_not_allowed",
+                       "message": "This endpoint only accepts POST."}),
+                Some(("allow", "POST")),
+            ),
+            (
+                404,
+                json!({"type": "invalid_request_error", "code": "resource_missing",
+                       "message": "No such payment.", "param": "id"}),
+                None,
+            ),
+            (
+                422,
+                json!({"type": "idempotency_error", "code": "idempotency_key_reused",
+                       "message": "This Idempotency-Key was already used with a different request. Use a new key for a new payment.",
+                       "param": "Idempotency-Key"}),
+                None,
+            ),
+            (
+                429,
+                json!({"type": "rate_limit_error", "code": "rate_limited",
+                       "message": "Too many requests: this account may make 100 requests per second. The request was not processed; send it again after 1 second."}),
+                Some(("retry-after", "1")),
+            ),
+            (
+                503,
+                json!({"type": "api_error", "code": "service_unavailable",
+                       "message": "The service is temporarily unavailable. Retry the request."}),
+                Some(("retry-after", "1")),
+            ),
+            (
+                503,
+                json!({"type": "api_error", "code": "payment_outcome_unknown",
+                       "message": "The payment pay_00000000000000000000 may or may not have been recorded. Retry with the same Idempotency-Key: it cannot create a second payment.",
+                       "payment_id": "pay_00000000000000000000"}),
+                Some(("retry-after", "1")),
+            ),
+            (
+                500,
+                json!({"type": "api_error", "code": "internal_error",
+                       "message": "An unexpected error occurred."}),
+                None,
+            ),
+            (
+                400,
+                json!({"type": "invalid_request_error", "code": "invalid_json", "message": "example"}),
+                None,
+            ),
+            (
+                400,
+                json!({"type": "invalid_request_error", "code": "parameter_missing", "message": "example"}),
+                None,
+            ),
+            (
+                400,
+                json!({"type": "invalid_request_error", "code": "parameter_invalid", "message": "example"}),
+                None,
+            ),
+            (
+                400,
+                json!({"type": "invalid_request_error", "code": "parameter_unknown", "message": "example"}),
+                None,
+            ),
+            (
+                400,
+                json!({"type": "invalid_request_error", "code": "parameter_duplicate", "message": "example"}),
+                None,
+            ),
+        ];
+        let examples = ApiError::examples();
+        assert_eq!(examples.len(), answers.len());
+        for (err, (status, mut body, extra)) in examples.iter().zip(answers) {
+            body["request_id"] = json!("req_1");
             let response = err.to_response("req_1");
-            let body = body_json(&response);
-            assert_eq!(response.status(), err.status());
-            assert_eq!(body["error"]["code"], err.code());
-            assert_eq!(body["error"]["request_id"], "req_1");
-            assert_eq!(response.headers()["x-request-id"], "req_1");
-            assert_eq!(response.headers()["cache-control"], "no-store");
-            assert_eq!(
-                response.headers().contains_key(header::RETRY_AFTER),
-                err.status() == 503 || err.status() == 429,
-                "{err:?}"
-            );
-            assert_eq!(
-                body["error"].get("payment_id").is_some(),
-                matches!(err, ApiError::PaymentOutcomeUnknown { .. })
-            );
-            assert_eq!(
-                response.headers().contains_key(header::ALLOW),
-                matches!(err, ApiError::MethodNotAllowed { .. })
-            );
+            assert_eq!(response.status(), status, "{err:?}");
+            assert_eq!(body_json(&response), json!({ "error": body }), "{err:?}");
+            let mut headers: Vec<(String, String)> = response
+                .headers()
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+                .collect();
+            headers.sort();
+            let mut expected = vec![
+                ("cache-control".to_owned(), "no-store".to_owned()),
+                ("content-type".to_owned(), "application/json".to_owned()),
+                ("x-request-id".to_owned(), "req_1".to_owned()),
+            ];
+            expected.extend(extra.map(|(name, value)| (name.to_owned(), value.to_owned())));
+            expected.sort();
+            assert_eq!(headers, expected, "{err:?}");
         }
     }
 
@@ -569,9 +658,12 @@ mod tests {
 
     #[test]
     fn every_auth_failure_renders_identically() {
-        let first = ApiError::InvalidApiKey(AuthFailure::ALL[0]).to_response("same");
-        for &failure in AuthFailure::ALL {
-            let response = ApiError::InvalidApiKey(failure).to_response("same");
+        let refused = AuthFailure::ALL
+            .iter()
+            .filter(|&&failure| failure != AuthFailure::Missing);
+        let first = ApiError::Unauthenticated(AuthFailure::UnknownKey).to_response("same");
+        for &failure in refused {
+            let response = ApiError::Unauthenticated(failure).to_response("same");
             assert_eq!(response.status(), first.status());
             assert_eq!(response.body().as_ref(), first.body().as_ref());
             assert_eq!(response.headers(), first.headers());

@@ -15,8 +15,8 @@
 //!   (the warm-up call during init, a key's use recorded in the background), when there were
 //!   any, as the property `OutsideRequests`
 //!   (`{"DynamoDbOperations": [...], "ReadUnits": r, "WriteUnits": w}`);
-//! - `AuthRefusals` (Count) by `Reason` (one of [`AuthFailure::ALL`]) and in total, when the
-//!   key was refused;
+//! - `AuthRefusals` (Count) by `Reason` (an [`AuthFailure`]'s name) and in total, when the
+//!   key was missing or refused;
 //! - `RateLimited` (Count) by `Function` and in total, when the account was over its request
 //!   rate limit (a 429);
 //! - `ColdStart` (Count, 1) by `Function`, on an execution environment's first request only.
@@ -25,14 +25,14 @@
 //! id or a payment id, so the number of metrics (and their cost) is bounded.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use lambda_http::http::StatusCode;
 use serde_json::{json, Map, Value};
 
 use crate::domain::AuthFailure;
-use crate::store::usage::{self, CallLog};
+use crate::store::usage::{self, CallLog, OutsideCalls};
 
 /// What one request recorded while it ran.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -44,42 +44,53 @@ pub struct RequestMetrics {
     pub outside: CallLog,
 }
 
-/// Runs `request` with a fresh call log that the store wrapper and the client record into,
-/// and hands its metrics back with the request's output.
-pub async fn measured<F: std::future::Future>(request: F) -> (F::Output, RequestMetrics) {
-    // On the heap: a handler's future, with the SDK's inside it, is tens of kilobytes in a
-    // debug build, and whatever awaits it (a test thread's 2 MB stack) holds only a pointer.
-    let (output, calls) = usage::scoped(Box::pin(request)).await;
-    let outside = usage::take_outside();
-    (output, RequestMetrics { calls, outside })
+/// One execution environment's metrics state: whether its first request is still to come,
+/// and its DynamoDB client's calls outside requests. Cheap to clone: clones share it.
+#[derive(Debug, Clone)]
+pub struct Meter {
+    cold: Arc<AtomicBool>,
+    outside: OutsideCalls,
 }
 
-/// Records one DynamoDB call of the current request (outside a request: the environment's).
-pub fn record_dynamodb_call(elapsed: Duration) {
-    usage::record_call(elapsed);
-}
+impl Meter {
+    /// The meter of an environment whose client records outside requests into `outside`.
+    pub fn new(outside: OutsideCalls) -> Self {
+        Meter {
+            cold: Arc::new(AtomicBool::new(true)),
+            outside,
+        }
+    }
 
-/// The low-cardinality label of a refusal reason; `None` is a request without a key.
-pub fn reason_label(reason: Option<AuthFailure>) -> &'static str {
-    let Some(reason) = reason else {
-        return "missing";
-    };
-    match reason {
-        AuthFailure::Malformed => "malformed",
-        AuthFailure::WrongEnvironment => "wrong_environment",
-        AuthFailure::BadChecksum => "bad_checksum",
-        AuthFailure::UnknownKey => "unknown_key",
-        AuthFailure::KeyInactive => "key_revoked",
-        AuthFailure::KeyExpired => "key_expired",
-        AuthFailure::AccountInactive => "account_inactive",
+    /// Runs `request` with a fresh call log that the store wrapper and the client record
+    /// into, and hands its metrics back with the request's output.
+    pub async fn measured<F: std::future::Future>(
+        &self,
+        request: F,
+    ) -> (F::Output, RequestMetrics) {
+        // On the heap: a handler's future, with the SDK's inside it, is tens of kilobytes in
+        // a debug build, and whatever awaits it (a test thread's 2 MB stack) holds only a
+        // pointer.
+        let (output, calls) = usage::scoped(Box::pin(request)).await;
+        let outside = self.outside.take();
+        (output, RequestMetrics { calls, outside })
+    }
+
+    /// `true` on the environment's first call, `false` after.
+    pub fn take_cold_start(&self) -> bool {
+        self.cold.swap(false, Ordering::Relaxed)
     }
 }
 
-static COLD: AtomicBool = AtomicBool::new(true);
+/// A meter of its own, with a client log nobody else writes: for handlers in tests.
+impl Default for Meter {
+    fn default() -> Self {
+        Meter::new(OutsideCalls::default())
+    }
+}
 
-/// `true` on the first call in this execution environment, `false` after.
-pub fn take_cold_start() -> bool {
-    COLD.swap(false, Ordering::Relaxed)
+/// Records one DynamoDB call of the current request.
+pub fn record_dynamodb_call(elapsed: Duration) {
+    usage::record_call(elapsed);
 }
 
 const DEFAULT_NAMESPACE: &str = "PaymentsApi";
@@ -103,8 +114,8 @@ pub struct RequestRecord<'a> {
     pub outcome: &'a str,
     pub latency: Duration,
     pub metrics: RequestMetrics,
-    /// Why the key was refused (see [`reason_label`]), when it was.
-    pub auth_refusal: Option<&'static str>,
+    /// Why the key was refused, when it was.
+    pub auth_refusal: Option<AuthFailure>,
     /// Refused for the account's request rate limit.
     pub rate_limited: bool,
     pub cold_start: bool,
@@ -202,7 +213,7 @@ pub fn emf_line(record: &RequestRecord<'_>) -> String {
             json!([["Reason"], []]),
             &[("AuthRefusals", "Count")],
         ));
-        root.insert("Reason".into(), json!(reason));
+        root.insert("Reason".into(), json!(reason.as_str()));
         root.insert("AuthRefusals".into(), json!(1));
     }
     if record.rate_limited {
@@ -401,10 +412,20 @@ mod tests {
 
     #[test]
     fn refusals_cold_starts_and_calls_are_valid_too() {
-        let reasons = AuthFailure::ALL.iter().map(|r| Some(*r)).chain([None]);
-        for reason in reasons.clone() {
+        let expected = [
+            "missing",
+            "malformed",
+            "wrong_environment",
+            "bad_checksum",
+            "unknown_key",
+            "key_revoked",
+            "key_expired",
+            "account_inactive",
+        ];
+        assert_eq!(AuthFailure::ALL.len(), expected.len());
+        for (&reason, label) in AuthFailure::ALL.iter().zip(expected) {
             let mut r = record(401, "invalid_api_key");
-            r.auth_refusal = Some(reason_label(reason));
+            r.auth_refusal = Some(reason);
             r.metrics.calls.call_ms.clear();
             r.cold_start = true;
             r.metrics.outside.attempts = vec!["GetItem"];
@@ -414,18 +435,12 @@ mod tests {
                 doc["OutsideRequests"],
                 json!({"DynamoDbOperations": ["GetItem"], "ReadUnits": 0.5, "WriteUnits": 0.0})
             );
-            assert_eq!(doc["Reason"], reason_label(reason));
+            assert_eq!(doc["Reason"], label);
             assert_eq!(doc["AuthRefusals"], 1);
             assert_eq!(doc["ColdStart"], 1);
             assert_eq!(doc["StatusClass"], "4xx");
             assert!(doc.get("DynamoDbCallLatency").is_none());
         }
-        let labels: std::collections::HashSet<_> = reasons.map(reason_label).collect();
-        assert_eq!(
-            labels.len(),
-            AuthFailure::ALL.len() + 1,
-            "one label per reason"
-        );
         let mut many = record(503, "service_unavailable");
         many.metrics.calls.call_ms = vec![1.0; 150];
         many.metrics.calls.attempts = vec!["GetItem"; 150];
@@ -468,15 +483,22 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_s_calls_are_recorded_in_its_own_scope() {
-        let ((), metrics) = measured(async {
-            record_dynamodb_call(Duration::from_millis(2));
-        })
-        .await;
+        let outside = OutsideCalls::default();
+        let meter = Meter::new(outside.clone());
+        let ((), metrics) = meter
+            .measured(async {
+                record_dynamodb_call(Duration::from_millis(2));
+            })
+            .await;
         assert_eq!(metrics.calls.call_ms, vec![2.0]);
-        // Outside a request: the environment's log, reported with the next request.
-        record_dynamodb_call(Duration::from_millis(3));
-        let ((), next) = measured(async {}).await;
+        // What the environment's client spent outside a request goes with the next one.
+        outside.take();
+        crate::store::usage::record(&outside, |log| log.attempts.push("GetItem"));
+        let ((), next) = meter.measured(async {}).await;
         assert!(next.calls.is_empty());
-        assert_eq!(next.outside.call_ms, vec![3.0]);
+        assert_eq!(next.outside.attempts, vec!["GetItem"]);
+        assert!(meter.take_cold_start());
+        assert!(!meter.take_cold_start(), "once per environment");
+        assert!(Meter::default().take_cold_start(), "each meter its own");
     }
 }

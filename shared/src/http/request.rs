@@ -9,9 +9,7 @@ use lambda_http::request::RequestContext;
 
 use crate::domain::{Actor, IdempotencyKey, KeyId};
 
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
-pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
 /// The Lambda request id (the one in the function's CloudWatch logs), so a caller quoting it
 /// leads straight to the log lines. Handlers called outside Lambda get a fresh random id.
@@ -43,19 +41,14 @@ pub fn caller(request: &Request) -> Actor {
         .unwrap_or_else(Actor::anonymous)
 }
 
-pub fn require_post(request: &Request) -> Result<(), ApiError> {
-    require(request, Method::POST, "POST")
-}
-
-pub fn require_get(request: &Request) -> Result<(), ApiError> {
-    require(request, Method::GET, "GET")
-}
-
-fn require(request: &Request, method: Method, allow: &'static str) -> Result<(), ApiError> {
+/// The route's method, or a 405 naming it.
+pub fn require_method(request: &Request, method: &'static Method) -> Result<(), ApiError> {
     if request.method() == method {
         Ok(())
     } else {
-        Err(ApiError::MethodNotAllowed { allow })
+        Err(ApiError::MethodNotAllowed {
+            allow: method.as_str(),
+        })
     }
 }
 
@@ -82,20 +75,19 @@ pub fn json_body<T: JsonBody>(request: &Request) -> Result<T, ApiError> {
     Ok(parse_body(content_type, bytes)?)
 }
 
-/// The `Idempotency-Key` header, if there is one.
+/// The `Idempotency-Key` header, if there is one. Sent twice, it is refused: API Gateway
+/// joins a repeated header's values with commas, and no key contains one.
 pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
     const PARAM: &str = "Idempotency-Key";
+    let single = || InvalidRequest::invalid_param(PARAM, "Send a single Idempotency-Key header.");
     let mut values = headers.get_all(IDEMPOTENCY_KEY_HEADER).iter();
     match (values.next(), values.next()) {
         (None, _) => Ok(None),
+        (Some(value), None) if value.as_bytes().contains(&b',') => Err(single().into()),
         (Some(value), None) => IdempotencyKey::parse(value.as_bytes())
             .map(Some)
             .map_err(|invalid| InvalidRequest::invalid_param(PARAM, invalid.message).into()),
-        (Some(_), Some(_)) => Err(InvalidRequest::invalid_param(
-            PARAM,
-            "Send a single Idempotency-Key header.",
-        )
-        .into()),
+        (Some(_), Some(_)) => Err(single().into()),
     }
 }
 
@@ -132,9 +124,13 @@ mod tests {
                 "{bad:?}"
             );
         }
-        assert_eq!(
-            param_of(idempotency_key(&headers(&[b"a", b"b"]))).as_deref(),
-            Some("Idempotency-Key")
-        );
+        // Repeated, as a client sends it and as API Gateway joins it.
+        for repeated in [&[&b"a"[..], b"b"][..], &[b"a,b"], &[b"order-1, order-2"]] {
+            assert_eq!(
+                param_of(idempotency_key(&headers(repeated))).as_deref(),
+                Some("Idempotency-Key"),
+                "{repeated:?}"
+            );
+        }
     }
 }

@@ -8,8 +8,13 @@ use std::future::Future;
 use tracing::Instrument;
 
 use super::error::ApiError;
-use super::metrics;
-use super::request::{request_id, REPLAYED_HEADER, REQUEST_ID_HEADER};
+use super::metrics::{self, Meter};
+use super::request::request_id;
+
+/// Every response carries the request id, as its error body does.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// On a payment's 201 that answers a retry with the same `Idempotency-Key`.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
 /// Renders a JSON response. `no-store` because responses can carry a freshly minted key.
 pub fn json_response<T: Serialize>(
@@ -30,6 +35,18 @@ pub fn json_response<T: Serialize>(
         headers.insert(REQUEST_ID_HEADER, value);
     }
     response
+}
+
+impl ApiError {
+    /// The single mapping from an error to what the caller receives: the status, body and
+    /// header its module decides, rendered as every response is.
+    pub fn to_response(&self, request_id: &str) -> Response<Body> {
+        let mut response = json_response(self.status(), &self.envelope(request_id), request_id);
+        if let Some((name, value)) = self.header() {
+            response.headers_mut().insert(name, value);
+        }
+        response
+    }
 }
 
 /// A successful outcome: status, JSON body and any extra headers.
@@ -90,8 +107,10 @@ pub fn respond<T: Serialize>(
 }
 
 /// Runs one request's handler inside a span carrying the request id (and, once the auth step
-/// has run, the account id and key display prefix), then renders its outcome.
+/// has run, the account id and key display prefix), renders its outcome, and writes its
+/// metrics line.
 pub async fn serve<T, F, Fut>(
+    meter: &Meter,
     request: Request,
     operation: &'static str,
     handler: F,
@@ -111,11 +130,10 @@ where
     );
     async move {
         let started = std::time::Instant::now();
-        let (outcome, recorded) = metrics::measured(handler(request)).await;
+        let (outcome, recorded) = meter.measured(handler(request)).await;
         let (status, label) = outcome_label(&outcome);
         let auth_refusal = match &outcome {
-            Err(ApiError::MissingApiKey) => Some(metrics::reason_label(None)),
-            Err(ApiError::InvalidApiKey(reason)) => Some(metrics::reason_label(Some(*reason))),
+            Err(ApiError::Unauthenticated(reason)) => Some(*reason),
             _ => None,
         };
         let rate_limited = matches!(outcome, Err(ApiError::RateLimited { .. }));
@@ -128,7 +146,7 @@ where
             metrics: recorded,
             auth_refusal,
             rate_limited,
-            cold_start: metrics::take_cold_start(),
+            cold_start: meter.take_cold_start(),
             timestamp_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |since| since.as_millis() as u64),

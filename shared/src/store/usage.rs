@@ -2,15 +2,16 @@
 //! and the capacity units DynamoDB reported consuming. The [`Usage`] interceptor asks every
 //! call for its consumed capacity (`ReturnConsumedCapacity=TOTAL`) and records it here:
 //! into the [`CallLog`] of the request running (see [`scoped`]), or, outside any request (a
-//! function's warm-up call during init, a task spawned by a request), into one log per
-//! process that [`take_outside`] drains.
+//! function's warm-up call during init, a task spawned by a request), into the client's own
+//! [`OutsideCalls`], which the next request's metrics drain. One log per client, not per
+//! process: in Lambda that is the same thing, and in tests each client keeps its own.
 //!
 //! DynamoDB charges a write whose condition fails, but reports no capacity with the error;
 //! such a call counts as an attempt and adds no units here.
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The calls recorded in one scope.
@@ -36,16 +37,27 @@ impl CallLog {
     }
 }
 
+/// What one client spent outside any request since it was last taken. Cheap to clone:
+/// clones share the log.
+#[derive(Debug, Default, Clone)]
+pub struct OutsideCalls(Arc<Mutex<CallLog>>);
+
+impl OutsideCalls {
+    /// The calls recorded since the last time this was called.
+    pub fn take(&self) -> CallLog {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CallLog> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 tokio::task_local! {
     static CURRENT: RefCell<CallLog>;
 }
-
-static OUTSIDE: Mutex<CallLog> = Mutex::new(CallLog {
-    attempts: Vec::new(),
-    read_units: 0.0,
-    write_units: 0.0,
-    call_ms: Vec::new(),
-});
 
 /// Runs `work` with a fresh [`CallLog`] that every call it makes records into, and hands
 /// the log back with the output.
@@ -58,21 +70,14 @@ pub async fn scoped<F: Future>(work: F) -> (F::Output, CallLog) {
         .await
 }
 
-/// The calls made outside any [`scoped`] work since the last time this was called.
-pub fn take_outside() -> CallLog {
-    std::mem::take(
-        &mut *OUTSIDE
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()),
-    )
-}
-
-/// Records how long one store call took, all its attempts together.
+/// Records how long one store call of the running request took, all its attempts together
+/// (outside a request there is nobody to report it to).
 pub fn record_call(elapsed: Duration) {
-    record(|log| log.call_ms.push(elapsed.as_secs_f64() * 1e3));
+    let _ = CURRENT.try_with(|log| log.borrow_mut().call_ms.push(elapsed.as_secs_f64() * 1e3));
 }
 
-fn record(update: impl FnOnce(&mut CallLog)) {
+/// Records into the running request's log, else into `outside`.
+pub(crate) fn record(outside: &OutsideCalls, update: impl FnOnce(&mut CallLog)) {
     let mut update = Some(update);
     let _ = CURRENT.try_with(|log| {
         if let Some(update) = update.take() {
@@ -80,11 +85,7 @@ fn record(update: impl FnOnce(&mut CallLog)) {
         }
     });
     if let Some(update) = update {
-        update(
-            &mut OUTSIDE
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        );
+        update(&mut outside.lock());
     }
 }
 
@@ -116,12 +117,15 @@ mod interceptor {
     use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
     use aws_smithy_types::config_bag::ConfigBag;
 
-    use super::record;
+    use super::{record, OutsideCalls};
 
     /// Asks each call for its consumed capacity and records attempts and capacity (module
-    /// docs). Attached to the client by `shared::config::dynamodb_client`.
-    #[derive(Debug, Clone, Copy, Default)]
-    pub struct Usage;
+    /// docs), outside requests into its client's `outside`. Attached to the client by
+    /// `shared::config::dynamodb_client`.
+    #[derive(Debug, Clone, Default)]
+    pub struct Usage {
+        pub outside: OutsideCalls,
+    }
 
     /// The operations this service and its tools call, by name; anything else is `Other`.
     const OPERATIONS: &[&str] = &[
@@ -204,7 +208,7 @@ mod interceptor {
             cfg: &mut ConfigBag,
         ) -> Result<(), BoxError> {
             let operation = operation(cfg);
-            record(|log| log.attempts.push(operation));
+            record(&self.outside, |log| log.attempts.push(operation));
             Ok(())
         }
 
@@ -237,7 +241,7 @@ mod interceptor {
             );
             if let Some(units) = units.filter(|units| *units > 0.0) {
                 let read = is_read(operation(cfg));
-                record(|log| {
+                record(&self.outside, |log| {
                     if read {
                         log.read_units += units;
                     } else {
@@ -255,20 +259,27 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn records_into_the_scope_running_else_outside() {
-        take_outside();
-        record(|log| log.attempts.push("GetItem"));
+    async fn records_into_the_scope_running_else_its_client_s_outside_log() {
+        let outside = OutsideCalls::default();
+        let other = OutsideCalls::default();
+        record(&outside, |log| log.attempts.push("GetItem"));
         let ((), inside) = scoped(async {
-            record(|log| {
+            record(&outside, |log| {
                 log.attempts.push("PutItem");
                 log.write_units += 2.0;
             });
+            record_call(Duration::from_millis(2));
         })
         .await;
         assert_eq!(inside.attempts, ["PutItem"]);
         assert_eq!(inside.write_units, 2.0);
-        let outside = take_outside();
-        assert_eq!(outside.attempts, ["GetItem"]);
-        assert!(take_outside().is_empty());
+        assert_eq!(inside.call_ms, [2.0]);
+        // A call timed outside any request has no request to report to.
+        record_call(Duration::from_millis(3));
+        let taken = outside.take();
+        assert_eq!(taken.attempts, ["GetItem"]);
+        assert!(taken.call_ms.is_empty());
+        assert!(outside.take().is_empty());
+        assert!(other.take().is_empty(), "each client keeps its own log");
     }
 }

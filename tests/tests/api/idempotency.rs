@@ -6,10 +6,7 @@ use payments_tests::{dynamodb_endpoint, json_request, keyed_request, TestApp, Te
 use serde_json::json;
 use shared::config::dynamodb_client;
 use shared::domain::Payment;
-use shared::domain::{
-    AccountId, IdSource, KeyDigest, KeyEnvironment, RateLimit, RequestFingerprint, Timestamp,
-};
-use shared::http::limit::RateLimiter;
+use shared::domain::{AccountId, KeyDigest, RateLimit, RequestFingerprint, Timestamp};
 use shared::store::dynamo::DynamoStore;
 use shared::store::{
     CountRequests, FindKey, InsertOutcome, InsertPayment, KeyRecord, RecordKeyUse, StoreError,
@@ -268,16 +265,11 @@ async fn writes_through(
 
 /// The payment handler with its key lookups direct and its payment writes sent to `endpoint`.
 async fn writes_to(app: &TestApp, endpoint: &str) -> create_payment::State<WritesThroughProxy> {
-    create_payment::State {
-        store: WritesThroughProxy {
-            keys: app.store().clone(),
-            payments: DynamoStore::new(dynamodb_client(Some(endpoint)).await, app.tables()),
-        },
-        key_environment: KeyEnvironment::Test,
-        limiter: RateLimiter::new(RateLimit::DEFAULT),
-        clock: shared::domain::Clock::system(),
-        ids: IdSource::random(),
-    }
+    let store = WritesThroughProxy {
+        keys: app.store().clone(),
+        payments: DynamoStore::new(dynamodb_client(Some(endpoint)).await, app.tables()),
+    };
+    payments_tests::payment_environment(store, shared::domain::Clock::system(), RateLimit::DEFAULT)
 }
 
 #[tokio::test]

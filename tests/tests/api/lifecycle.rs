@@ -205,13 +205,11 @@ fn counted_payments(
     app: &TestApp,
     calls: &payments_tests::calls::Calls,
 ) -> create_payment::State<shared::store::dynamo::DynamoStore> {
-    create_payment::State {
-        store: shared::store::dynamo::DynamoStore::new(calls.counting(&app.client), app.tables()),
-        key_environment: KeyEnvironment::Test,
-        limiter: shared::http::limit::RateLimiter::new(shared::domain::RateLimit::DEFAULT),
-        clock: app.clock.clock(),
-        ids: shared::domain::IdSource::random(),
-    }
+    payments_tests::payment_environment(
+        shared::store::dynamo::DynamoStore::new(calls.counting(&app.client), app.tables()),
+        app.clock.clock(),
+        shared::domain::RateLimit::DEFAULT,
+    )
 }
 
 async fn last_used(app: &TestApp, id: &AccountId) -> Option<shared::domain::Timestamp> {

@@ -8,17 +8,10 @@ use std::time::{Duration, Instant};
 use payments_tests::{keyed_request, operator, TestApp, TestResponse};
 use serde_json::json;
 use shared::domain::{AccountId, ApiKey, KeyEnvironment, RateLimit, Timestamp, WINDOW_MS};
-use shared::http::limit::RateLimiter;
 use shared::store::dynamo::DynamoStore;
 
 fn environment(app: &TestApp) -> create_payment::State<DynamoStore> {
-    create_payment::State {
-        store: app.store().clone(),
-        key_environment: KeyEnvironment::Test,
-        limiter: RateLimiter::new(RateLimit::DEFAULT),
-        clock: app.clock.clock(),
-        ids: shared::domain::IdSource::random(),
-    }
+    payments_tests::payment_environment(app.store().clone(), app.clock.clock(), RateLimit::DEFAULT)
 }
 
 /// What one simulated client saw.
