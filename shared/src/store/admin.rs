@@ -14,8 +14,8 @@ use super::dynamo::{classify, put_new, Call, DynamoStore, FailedCondition};
 use super::error::{Entity, StoreError};
 use super::items::{self, Item, PK};
 use super::lifecycle::{
-    plan_rate_limit, plan_revocation, plan_rotation, plan_status_change, AccountRecord, AdminError,
-    KeyListing, MalformedKey, RetiringKey, Revocation, RevocationPlan, Rotation, StatusChange,
+    plan_account_change, plan_revocation, plan_rotation, AccountChange, AccountRecord, AdminError,
+    ChangeOutcome, KeyListing, MalformedKey, RetiringKey, Revocation, RevocationPlan, Rotation,
     StoredKey, RECENT_USE,
 };
 use super::IssuedKey;
@@ -215,7 +215,7 @@ impl DynamoStore {
             .collect();
         let uses = self.last_uses(&retiring_entries).await?;
         let table = &self.clients_table;
-        let status = record.account.status;
+        let settings = record.settings();
         let event = audit_event(EventFacts {
             action: AuditAction::KeyRotated,
             key_ids: std::iter::once(&new_key.key_id)
@@ -238,10 +238,7 @@ impl DynamoStore {
                 &plan.pruned,
                 plan.retire_at,
             )),
-            put_new(
-                table,
-                items::key::new_item(account_id, status, record.rate_limit, new_key),
-            ),
+            put_new(table, items::key::new_item(account_id, settings, new_key)),
             put_new(table, items::key::new_ref_item(account_id, &new_key.key_id)),
             put_new(&self.audit_table, items::audit::new_item(&event)),
         ];
@@ -257,11 +254,7 @@ impl DynamoStore {
                 }))
                 .map(|key| {
                     update(items::key::projection_update(
-                        table,
-                        account_id,
-                        status,
-                        record.rate_limit,
-                        key,
+                        table, account_id, settings, key,
                     ))
                 }),
         );
@@ -325,8 +318,7 @@ impl DynamoStore {
                     update(items::key::projection_update(
                         table,
                         &account_id,
-                        record.account.status,
-                        record.rate_limit,
+                        record.settings(),
                         &key,
                     )),
                 ],
@@ -394,27 +386,53 @@ impl DynamoStore {
         Ok((writes, snapshot.clone(), snapshot))
     }
 
-    /// Activates or deactivates an account. The account item and the item of every key not
-    /// revoked (each carries a copy of the account status for the auth step) change in one
-    /// transaction, so the change applies to every key on the very next request.
+    /// Activates or deactivates an account: every key of it stops (or, unless revoked or
+    /// expired, works again) on the very next request. See [`DynamoStore::change_account`].
     pub async fn set_account_status(
         &self,
         id: &AccountId,
         status: AccountStatus,
         now: Timestamp,
         actor: &Actor,
-    ) -> Result<StatusChange, AdminError> {
+    ) -> Result<ChangeOutcome, AdminError> {
+        self.change_account(id, AccountChange::Status(status), now, actor)
+            .await
+    }
+
+    /// Sets the account's own request rate limit, or (`None`) returns it to the stack's
+    /// default; it applies to every key on the very next request. See
+    /// [`DynamoStore::change_account`].
+    pub async fn set_rate_limit(
+        &self,
+        id: &AccountId,
+        limit: Option<RateLimit>,
+        now: Timestamp,
+        actor: &Actor,
+    ) -> Result<ChangeOutcome, AdminError> {
+        self.change_account(id, AccountChange::RateLimit(limit), now, actor)
+            .await
+    }
+
+    /// The one path of every account-wide change: the account item, the item of every key
+    /// not revoked (each carries a copy of the settings for the auth step), the items of
+    /// malformed entries that still exist, and the change's audit event, in one transaction
+    /// conditional on the account's version. So the change applies to every key on the very
+    /// next request, with its record, or not at all.
+    async fn change_account(
+        &self,
+        id: &AccountId,
+        change: AccountChange,
+        now: Timestamp,
+        actor: &Actor,
+    ) -> Result<ChangeOutcome, AdminError> {
         let record = self.read_account(id).await?;
-        let Some(plan) = plan_status_change(&record, status) else {
-            return Ok(StatusChange::Unchanged);
+        let Some(plan) = plan_account_change(&record, change) else {
+            return Ok(ChangeOutcome::Unchanged);
         };
         let table = &self.clients_table;
         let event = audit_event(EventFacts {
             key_ids: plan.keys.iter().map(|key| key.key_id.clone()).collect(),
-            action: match status {
-                AccountStatus::Active => AuditAction::AccountReactivated,
-                AccountStatus::Inactive => AuditAction::AccountDeactivated,
-            },
+            action: plan.action,
             actor,
             account_id: id,
             before: plan.before,
@@ -422,21 +440,23 @@ impl DynamoStore {
             at: now,
         })?;
         let mut writes = vec![
-            update(items::account::status_update(table, &record, status)),
+            update(items::account::settings_update(
+                table,
+                &record,
+                plan.settings,
+            )),
             put_new(&self.audit_table, items::audit::new_item(&event)),
         ];
-        writes.extend(plan.keys.iter().map(|key| {
-            update(items::key::projection_update(
-                table,
-                id,
-                status,
-                record.rate_limit,
-                key,
-            ))
-        }));
+        writes.extend(
+            plan.keys
+                .iter()
+                .map(|key| update(items::key::projection_update(table, id, plan.settings, key))),
+        );
         for digest in self.existing_items(&record.malformed).await? {
-            writes.push(update(items::key::account_status_update(
-                table, &digest, status,
+            writes.push(update(items::key::settings_update(
+                table,
+                &digest,
+                plan.settings,
             )));
         }
         self.transact(
@@ -447,56 +467,7 @@ impl DynamoStore {
         )
         .await?;
         log_event(&event);
-        Ok(StatusChange::Changed)
-    }
-
-    /// Sets the account's own request rate limit, or (`None`) returns it to the stack's
-    /// default. The account item and the item of every key not revoked (each carries a copy
-    /// for the auth step) change in one transaction with the audit event, so the new limit
-    /// applies to every key on the very next request.
-    pub async fn set_rate_limit(
-        &self,
-        id: &AccountId,
-        limit: Option<RateLimit>,
-        now: Timestamp,
-        actor: &Actor,
-    ) -> Result<StatusChange, AdminError> {
-        let record = self.read_account(id).await?;
-        let Some(plan) = plan_rate_limit(&record, limit) else {
-            return Ok(StatusChange::Unchanged);
-        };
-        let table = &self.clients_table;
-        let status = record.account.status;
-        let event = audit_event(EventFacts {
-            key_ids: plan.keys.iter().map(|key| key.key_id.clone()).collect(),
-            action: AuditAction::RateLimitChanged,
-            actor,
-            account_id: id,
-            before: plan.before,
-            after: plan.after,
-            at: now,
-        })?;
-        let mut writes = vec![
-            update(items::account::rate_limit_update(table, &record, limit)),
-            put_new(&self.audit_table, items::audit::new_item(&event)),
-        ];
-        writes.extend(
-            plan.keys
-                .iter()
-                .map(|key| update(items::key::projection_update(table, id, status, limit, key))),
-        );
-        for digest in self.existing_items(&record.malformed).await? {
-            writes.push(update(items::key::rate_limit_update(table, &digest, limit)));
-        }
-        self.transact(
-            writes,
-            Entity::Account,
-            id.as_str(),
-            FailedCondition::Changed,
-        )
-        .await?;
-        log_event(&event);
-        Ok(StatusChange::Changed)
+        Ok(ChangeOutcome::Changed)
     }
 
     /// An account's audit events, newest first, at most `limit`.

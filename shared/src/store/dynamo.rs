@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use super::error::{Entity, StoreError};
 use super::items::{self, Item, NEW_ITEM_ONLY, PK, SK};
-use super::lifecycle::MAX_TRANSACTION_ITEMS;
+use super::lifecycle::{AccountSettings, MAX_TRANSACTION_ITEMS};
 use super::{
     CountRequests, CreateAccount, FindKey, InsertOutcome, InsertPayment, IssuedKey, KeyRecord,
     RecordKeyUse, StoredPayment,
@@ -325,7 +325,14 @@ impl CreateAccount for DynamoStore {
             put_new(table, items::account::new_item(account, key)),
             put_new(
                 table,
-                items::key::new_item(&account.id, account.status, None, key),
+                items::key::new_item(
+                    &account.id,
+                    AccountSettings {
+                        status: account.status,
+                        rate_limit: None,
+                    },
+                    key,
+                ),
             ),
             put_new(table, items::key::new_ref_item(&account.id, &key.key_id)),
             put_new(&self.audit_table, items::audit::new_item(event)),

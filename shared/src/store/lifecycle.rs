@@ -1,7 +1,8 @@
 //! Key lifecycle and account administration as plain rules over an account record: which
-//! keys a rotation retires or prunes, what a revocation changes, which key items a status
-//! change must touch, and what the audit event of each says. No DynamoDB here, so the rules
-//! are unit-tested directly; `admin.rs` turns each plan into one transaction.
+//! keys a rotation retires or prunes, what a revocation changes, which key items an
+//! account-wide change (status, rate limit) must touch, and what the audit event of each
+//! says. No DynamoDB here, so the rules are unit-tested directly; `admin.rs` turns each
+//! plan into one transaction.
 //!
 //! Two bounds keep every change inside one transaction and the account item small:
 //! - at most [`MAX_LIVE_KEYS`] keys authenticate at once (a rotation that would exceed it is
@@ -11,8 +12,8 @@
 //!   revoked by the same transaction, so it never authenticates again whatever any clock
 //!   says. Pruned keys stay in the audit trail.
 //!
-//! No rule here decides anything about the stack's clock from the operator's: a status change
-//! touches every key not revoked (expired or not), and a key's item is rewritten from its
+//! No rule here decides anything about the stack's clock from the operator's: an
+//! account-wide change touches every key not revoked (expired or not), and a key's item is rewritten from its
 //! entry (an upsert), so a key item the TTL already deleted is no obstacle.
 
 use std::time::Duration;
@@ -21,9 +22,9 @@ use serde::Serialize;
 
 use super::error::StoreError;
 use crate::domain::{
-    Account, AccountId, AccountStatus, KeyDigest, KeyEnvironment, KeyId, KeyLife, KeyPrefix,
-    KeySnapshot, KeyState, KeyStatus, RandomSourceFailed, RateLimit, RateLimitSetting, Snapshot,
-    Timestamp,
+    Account, AccountId, AccountStatus, AuditAction, KeyDigest, KeyEnvironment, KeyId, KeyLife,
+    KeyPrefix, KeySnapshot, KeyState, KeyStatus, RandomSourceFailed, RateLimit, RateLimitSetting,
+    Snapshot, Timestamp,
 };
 use crate::store::IssuedKey;
 
@@ -324,71 +325,91 @@ pub fn plan_revocation(record: &AccountRecord, key_id: &KeyId, now: Timestamp) -
     }
 }
 
-/// What a change of account status touches.
+/// An account-wide setting. Every key item carries a copy of each, so the auth step's one
+/// read sees them: a change rewrites the account item and the item of every key not revoked,
+/// in one transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountChange {
+    /// Activate or deactivate the account: whether any of its keys authenticates.
+    Status(AccountStatus),
+    /// The account's own request rate limit, or (`None`) the stack's default.
+    RateLimit(Option<RateLimit>),
+}
+
+/// The account-wide settings, as each key item carries them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountSettings {
+    pub status: AccountStatus,
+    /// `None`: the stack's default.
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl AccountRecord {
+    pub fn settings(&self) -> AccountSettings {
+        AccountSettings {
+            status: self.account.status,
+            rate_limit: self.rate_limit,
+        }
+    }
+}
+
+/// What an account-wide change writes.
 #[derive(Debug, PartialEq, Eq)]
-pub struct StatusPlan<'a> {
-    /// Every key not revoked: each key item carries a copy of the account status for the auth
-    /// step. Expired keys are included, so that the stack's clock, not the operator's, decides
-    /// whether a key has expired.
+pub struct AccountChangePlan<'a> {
+    pub action: AuditAction,
+    /// The settings after the change, for the account item and every key item below.
+    pub settings: AccountSettings,
+    /// Every key not revoked. Expired keys are included, so that the stack's clock, not the
+    /// operator's, decides whether a key has expired.
     pub keys: Vec<&'a StoredKey>,
     pub before: Snapshot,
     pub after: Snapshot,
 }
 
-/// `None` when the account already has `status`.
-pub fn plan_status_change(record: &AccountRecord, status: AccountStatus) -> Option<StatusPlan<'_>> {
-    if record.account.status == status {
-        return None;
-    }
-    let keys: Vec<&StoredKey> = record
-        .keys
-        .iter()
-        .filter(|key| key.life.status == KeyStatus::Active)
-        .collect();
-    let mut before = snapshot(record.account.status, []);
-    let mut after = snapshot(status, []);
-    for key in &keys {
-        before.keys.insert(key.key_id.clone(), key.snapshot());
-        after.keys.insert(key.key_id.clone(), key.snapshot());
-    }
-    Some(StatusPlan {
-        keys,
-        before,
-        after,
-    })
-}
-
-/// What a change of the account's rate limit touches.
-#[derive(Debug, PartialEq, Eq)]
-pub struct RateLimitPlan<'a> {
-    /// Every key not revoked: each key item carries a copy of the limit for the auth step
-    /// (expired ones too, as for a status change).
-    pub keys: Vec<&'a StoredKey>,
-    pub before: Snapshot,
-    pub after: Snapshot,
-}
-
-/// `None` when the account's limit is `limit` already.
-pub fn plan_rate_limit(
+/// `None` when the account has the setting already.
+pub fn plan_account_change(
     record: &AccountRecord,
-    limit: Option<RateLimit>,
-) -> Option<RateLimitPlan<'_>> {
-    if record.rate_limit == limit {
-        return None;
-    }
+    change: AccountChange,
+) -> Option<AccountChangePlan<'_>> {
+    let current = record.settings();
+    let (action, settings) = match change {
+        AccountChange::Status(status) if status == current.status => return None,
+        AccountChange::Status(status) => (
+            match status {
+                AccountStatus::Active => AuditAction::AccountReactivated,
+                AccountStatus::Inactive => AuditAction::AccountDeactivated,
+            },
+            AccountSettings { status, ..current },
+        ),
+        AccountChange::RateLimit(limit) if limit == current.rate_limit => return None,
+        AccountChange::RateLimit(rate_limit) => (
+            AuditAction::RateLimitChanged,
+            AccountSettings {
+                rate_limit,
+                ..current
+            },
+        ),
+    };
     let keys: Vec<&StoredKey> = record
         .keys
         .iter()
         .filter(|key| key.life.status == KeyStatus::Active)
         .collect();
-    let with_limit = |limit: Option<RateLimit>| Snapshot {
-        rate_limit: Some(RateLimitSetting::of(limit)),
-        ..snapshot(record.account.status, [])
+    // The event records what the change is about: a status change the keys it stops or
+    // restores, a rate limit change the limit.
+    let recorded = |settings: AccountSettings| match change {
+        AccountChange::Status(_) => snapshot(settings.status, keys.iter().copied()),
+        AccountChange::RateLimit(_) => Snapshot {
+            rate_limit: Some(RateLimitSetting::of(settings.rate_limit)),
+            ..snapshot(settings.status, [])
+        },
     };
-    Some(RateLimitPlan {
+    Some(AccountChangePlan {
+        action,
+        settings,
+        before: recorded(current),
+        after: recorded(settings),
         keys,
-        before: with_limit(record.rate_limit),
-        after: with_limit(limit),
     })
 }
 
@@ -422,9 +443,11 @@ pub enum Revocation {
     AlreadyGone,
 }
 
+/// Whether an account-wide change found anything to change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatusChange {
+pub enum ChangeOutcome {
     Changed,
+    /// The account had the setting already: nothing was written.
     Unchanged,
 }
 
@@ -489,17 +512,35 @@ mod tests {
                 key(3, KeyStatus::Active, Some(at("2026-01-02T00:00:00Z"))),
             ],
         );
-        assert_eq!(plan_rate_limit(&record, None), None, "the default already");
+        let change = |limit| AccountChange::RateLimit(limit);
+        assert_eq!(
+            plan_account_change(&record, change(None)),
+            None,
+            "the default already"
+        );
         let limit = RateLimit::new(5).unwrap();
-        let plan = plan_rate_limit(&record, Some(limit)).unwrap();
+        let plan = plan_account_change(&record, change(Some(limit))).unwrap();
         let touched: Vec<&KeyId> = plan.keys.iter().map(|key| &key.key_id).collect();
         assert_eq!(touched, vec![&key_id(1), &key_id(3)]);
+        assert_eq!(plan.action, AuditAction::RateLimitChanged);
+        assert_eq!(
+            plan.settings,
+            AccountSettings {
+                status: AccountStatus::Active,
+                rate_limit: Some(limit)
+            }
+        );
         assert_eq!(plan.before.rate_limit, Some(RateLimitSetting::Default));
         assert_eq!(plan.after.rate_limit, Some(RateLimitSetting::Own(limit)));
+        assert!(
+            plan.after.keys.is_empty(),
+            "a limit's event names no key states"
+        );
         record.rate_limit = Some(limit);
-        assert_eq!(plan_rate_limit(&record, Some(limit)), None);
-        let back = plan_rate_limit(&record, None).unwrap();
+        assert_eq!(plan_account_change(&record, change(Some(limit))), None);
+        let back = plan_account_change(&record, change(None)).unwrap();
         assert_eq!(back.after.rate_limit, Some(RateLimitSetting::Default));
+        assert_eq!(back.settings.rate_limit, None);
     }
 
     fn ids(keys: &[StoredKey]) -> Vec<KeyId> {
@@ -684,7 +725,7 @@ mod tests {
     #[test]
     fn a_status_change_touches_every_key_not_revoked_whatever_the_clock() {
         let now = at("2026-06-01T12:00:00Z");
-        let record = record(
+        let mut record = record(
             AccountStatus::Active,
             vec![
                 key(0, KeyStatus::Active, None),
@@ -693,15 +734,33 @@ mod tests {
                 key(3, KeyStatus::Active, Some(now.plus(MINUTE))),
             ],
         );
-        assert_eq!(plan_status_change(&record, AccountStatus::Active), None);
-        let plan = plan_status_change(&record, AccountStatus::Inactive).unwrap();
+        record.rate_limit = Some(RateLimit::new(7).unwrap());
+        let deactivate = AccountChange::Status(AccountStatus::Inactive);
+        assert_eq!(
+            plan_account_change(&record, AccountChange::Status(AccountStatus::Active)),
+            None
+        );
+        let plan = plan_account_change(&record, deactivate).unwrap();
         assert_eq!(
             plan.keys,
             vec![&record.keys[0], &record.keys[2], &record.keys[3]]
         );
+        assert_eq!(plan.action, AuditAction::AccountDeactivated);
+        assert_eq!(
+            plan.settings,
+            AccountSettings {
+                status: AccountStatus::Inactive,
+                rate_limit: record.rate_limit
+            },
+            "the limit the key items carry stays"
+        );
         assert_eq!(plan.before.account_status, Some(AccountStatus::Active));
         assert_eq!(plan.after.account_status, Some(AccountStatus::Inactive));
         assert_eq!(plan.after.keys.len(), 3);
+        assert_eq!(plan.after.rate_limit, None, "a status event names no limit");
+        record.account.status = AccountStatus::Inactive;
+        let back = plan_account_change(&record, AccountChange::Status(AccountStatus::Active));
+        assert_eq!(back.unwrap().action, AuditAction::AccountReactivated);
     }
 
     #[test]

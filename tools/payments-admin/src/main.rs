@@ -16,7 +16,7 @@ use shared::domain::{
     RateLimit, RateLimitSetting, Timestamp,
 };
 use shared::store::dynamo::{create_tables, DynamoStore, Tables};
-use shared::store::lifecycle::{AdminError, Refusal, Revocation, StatusChange};
+use shared::store::lifecycle::{AdminError, ChangeOutcome, Refusal, Revocation};
 use shared::store::{Entity, IssuedKey, StoreError};
 
 #[derive(Parser)]
@@ -491,7 +491,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 let change = store
                     .set_rate_limit(&account, limit.own(), now, &actor)
                     .await?;
-                let changed = change == StatusChange::Changed;
+                let changed = change == ChangeOutcome::Changed;
                 out.print(
                     json!({"account_id": account, "rate_limit": limit, "changed": changed}),
                     || {
@@ -700,7 +700,7 @@ async fn set_status(
     let change = store
         .set_account_status(account, status, now, actor)
         .await?;
-    let changed = change == StatusChange::Changed;
+    let changed = change == ChangeOutcome::Changed;
     out.print(
         json!({"account_id": account, "status": status, "changed": changed}),
         || {

@@ -10,7 +10,7 @@ use crate::domain::{
     KeyStatus, RateLimit, Timestamp,
 };
 use crate::store::error::{Entity, StoreError};
-use crate::store::lifecycle::{AccountRecord, MalformedKey, StoredKey};
+use crate::store::lifecycle::{AccountRecord, AccountSettings, MalformedKey, StoredKey};
 use crate::store::IssuedKey;
 
 /// The account's own rate limit (absent: the stack's default); each key item carries a copy.
@@ -252,24 +252,21 @@ pub fn malformed_revocation_update(table: &str, record: &AccountRecord, name: &s
         .build(table, &record.account.id)
 }
 
-/// The account's own rate limit, or (`None`) the stack's default.
-pub fn rate_limit_update(table: &str, record: &AccountRecord, limit: Option<RateLimit>) -> Update {
-    let update = VersionedUpdate::new(record.version).name("#rate", RATE_LIMIT);
-    match limit {
+/// The account-wide settings (status, and the account's own rate limit, absent for the
+/// stack's default) as a change leaves them.
+pub fn settings_update(table: &str, record: &AccountRecord, settings: AccountSettings) -> Update {
+    let update = VersionedUpdate::new(record.version)
+        .name("#status", "status")
+        .value(":status", s(settings.status.as_str()))
+        .set("#status = :status".to_owned())
+        .name("#rate", RATE_LIMIT);
+    match settings.rate_limit {
         Some(limit) => update
             .value(":rate", n(limit.per_second()))
             .set("#rate = :rate".to_owned()),
         None => update.remove("#rate".to_owned()),
     }
     .build(table, &record.account.id)
-}
-
-pub fn status_update(table: &str, record: &AccountRecord, status: AccountStatus) -> Update {
-    VersionedUpdate::new(record.version)
-        .name("#status", "status")
-        .value(":status", s(status.as_str()))
-        .set("#status = :status".to_owned())
-        .build(table, &record.account.id)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use crate::domain::{
     AccountId, AccountStatus, KeyDigest, KeyId, KeyLife, KeyPrefix, KeyStatus, RateLimit, Timestamp,
 };
 use crate::store::error::{Entity, StoreError};
-use crate::store::lifecycle::StoredKey;
+use crate::store::lifecycle::{AccountSettings, StoredKey};
 use crate::store::{IssuedKey, KeyRecord};
 
 /// How long DynamoDB keeps a dead key item before its TTL deletes it. Auth refuses the key
@@ -31,12 +31,7 @@ pub fn ref_pk(id: &KeyId) -> String {
 /// default), so the auth step learns it from the one item it reads.
 pub const RATE_LIMIT: &str = "rate_limit";
 
-pub fn new_item(
-    account_id: &AccountId,
-    account_status: AccountStatus,
-    rate_limit: Option<RateLimit>,
-    key: &IssuedKey,
-) -> Item {
+pub fn new_item(account_id: &AccountId, settings: AccountSettings, key: &IssuedKey) -> Item {
     let mut item = HashMap::from([
         (PK.to_owned(), s(pk(&key.digest))),
         ("entity".to_owned(), s("api_key")),
@@ -44,10 +39,10 @@ pub fn new_item(
         ("account_id".to_owned(), s(account_id.as_str())),
         ("prefix".to_owned(), s(key.prefix.as_str())),
         ("status".to_owned(), s(KeyStatus::Active.as_str())),
-        ("account_status".to_owned(), s(account_status.as_str())),
+        ("account_status".to_owned(), s(settings.status.as_str())),
         ("created_at".to_owned(), s(key.created_at.to_rfc3339())),
     ]);
-    if let Some(limit) = rate_limit {
+    if let Some(limit) = settings.rate_limit {
         item.insert(RATE_LIMIT.to_owned(), n(limit.per_second()));
     }
     item
@@ -88,7 +83,7 @@ fn ttl_after(at: Timestamp) -> aws_sdk_dynamodb::types::AttributeValue {
     n(at.plus(DEAD_KEY_RETENTION).unix_seconds())
 }
 
-/// Writes the key item as its account entry and the account's status make it: every
+/// Writes the key item as its account entry and the account's settings make it: every
 /// attribute the auth step reads, and the TTL once the key's end is decided. An upsert, with
 /// no condition: it applies whether or not the TTL already deleted the item (a deleted one
 /// comes back dead, and is deleted again), so no change depends on whether the TTL ran.
@@ -96,8 +91,7 @@ fn ttl_after(at: Timestamp) -> aws_sdk_dynamodb::types::AttributeValue {
 pub fn projection_update(
     table: &str,
     account_id: &AccountId,
-    account_status: AccountStatus,
-    rate_limit: Option<RateLimit>,
+    settings: AccountSettings,
     key: &StoredKey,
 ) -> Update {
     let mut sets = vec![
@@ -128,7 +122,7 @@ pub fn projection_update(
         .expression_attribute_values(":account_id", s(account_id.as_str()))
         .expression_attribute_values(":prefix", s(key.prefix.as_str()))
         .expression_attribute_values(":status", s(key.life.status.as_str()))
-        .expression_attribute_values(":account_status", s(account_status.as_str()))
+        .expression_attribute_values(":account_status", s(settings.status.as_str()))
         .expression_attribute_values(":created_at", s(key.created_at.to_rfc3339()));
     match key.life.expires_at {
         Some(at) => {
@@ -137,7 +131,7 @@ pub fn projection_update(
         }
         None => removes.push("#expires"),
     }
-    match rate_limit {
+    match settings.rate_limit {
         Some(limit) => {
             sets.push("#rate = :rate");
             update = update.expression_attribute_values(":rate", n(limit.per_second()));
@@ -161,39 +155,28 @@ pub fn projection_update(
         .expect("table, key and expression are set")
 }
 
-/// For a key whose entry is malformed: only what is known, and only on an item that exists
-/// (the caller has just read it), so nothing half-formed is ever created.
-pub fn account_status_update(table: &str, digest: &KeyDigest, status: AccountStatus) -> Update {
-    Update::builder()
-        .table_name(table)
-        .key(PK, s(pk(digest)))
-        .update_expression("SET #status = :status")
-        .condition_expression("attribute_exists(pk)")
-        .expression_attribute_names("#status", "account_status")
-        .expression_attribute_values(":status", s(status.as_str()))
-        .build()
-        .expect("table, key and expression are set")
-}
-
-/// Sets (or, with `None`, removes) the rate limit on the item of a key whose entry is
-/// malformed (see [`account_status_update`]).
-pub fn rate_limit_update(table: &str, digest: &KeyDigest, limit: Option<RateLimit>) -> Update {
+/// The account-wide settings on the item of a key whose entry is malformed: only what is
+/// known, and only on an item that exists (the caller has just read it), so nothing
+/// half-formed is ever created.
+pub fn settings_update(table: &str, digest: &KeyDigest, settings: AccountSettings) -> Update {
     let update = Update::builder()
         .table_name(table)
         .key(PK, s(pk(digest)))
         .condition_expression("attribute_exists(pk)")
+        .expression_attribute_names("#status", "account_status")
+        .expression_attribute_values(":status", s(settings.status.as_str()))
         .expression_attribute_names("#rate", RATE_LIMIT);
-    match limit {
+    match settings.rate_limit {
         Some(limit) => update
-            .update_expression("SET #rate = :rate")
+            .update_expression("SET #status = :status, #rate = :rate")
             .expression_attribute_values(":rate", n(limit.per_second())),
-        None => update.update_expression("REMOVE #rate"),
+        None => update.update_expression("SET #status = :status REMOVE #rate"),
     }
     .build()
     .expect("table, key and expression are set")
 }
 
-/// Revokes the item of a key whose entry is malformed (see [`account_status_update`]).
+/// Revokes the item of a key whose entry is malformed (see [`settings_update`]).
 pub fn revocation_update(table: &str, digest: &KeyDigest, now: Timestamp) -> Update {
     Update::builder()
         .table_name(table)
@@ -261,13 +244,19 @@ mod tests {
     #[test]
     fn a_key_item_reads_back_as_written() {
         let (account, key) = issued();
-        let item = new_item(&account, AccountStatus::Active, None, &key);
+        let active = AccountSettings {
+            status: AccountStatus::Active,
+            rate_limit: None,
+        };
+        let item = new_item(&account, active, &key);
         let record = record_from_item(&item).unwrap();
         assert_eq!(record.rate_limit, None);
         let limited = new_item(
             &account,
-            AccountStatus::Active,
-            Some(RateLimit::new(7).unwrap()),
+            AccountSettings {
+                rate_limit: Some(RateLimit::new(7).unwrap()),
+                ..active
+            },
             &key,
         );
         assert_eq!(
@@ -292,7 +281,14 @@ mod tests {
     #[test]
     fn every_malformed_attribute_is_reported_by_name_not_by_value() {
         let (account, key) = issued();
-        let good = new_item(&account, AccountStatus::Active, None, &key);
+        let good = new_item(
+            &account,
+            AccountSettings {
+                status: AccountStatus::Active,
+                rate_limit: None,
+            },
+            &key,
+        );
         for (attribute, value) in [
             ("key_id", s("nope")),
             ("account_id", s("acct_x")),
