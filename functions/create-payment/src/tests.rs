@@ -111,6 +111,52 @@ fn usd(amount: i64) -> Value {
     json!({"amount": amount, "currency": "usd"})
 }
 
+/// API Gateway's payload 2.0 joins a repeated header's values with commas: that is the form
+/// a function sees of two `Idempotency-Key` or two `x-api-key` headers.
+#[tokio::test]
+async fn repeated_headers_joined_as_api_gateway_joins_them_are_refused() {
+    let test = setup(IdSource::random()).await;
+    let key = test.key.expose_once();
+    let answer = pay(
+        &test,
+        &[("x-api-key", key), ("idempotency-key", "order-1,order-2")],
+        usd(100),
+    )
+    .await;
+    assert_eq!((answer.status, answer.code()), (400, "parameter_invalid"));
+    assert_eq!(answer.body["error"]["param"], "Idempotency-Key");
+    assert_eq!(
+        answer.body["error"]["message"],
+        "Send a single Idempotency-Key header."
+    );
+    let joined = format!("{key},{key}");
+    let answer = pay_with_key(&test, &joined, usd(100)).await;
+    assert_eq!((answer.status, answer.code()), (401, "invalid_api_key"));
+    assert!(test.state.edge.store.payments().is_empty());
+}
+
+/// Valid JSON with a number no amount can be is a bad amount, not bad JSON.
+#[tokio::test]
+async fn an_amount_beyond_any_number_names_the_amount() {
+    let test = setup(IdSource::random()).await;
+    let key = test.key.expose_once();
+    for amount in ["1e400".to_owned(), "9".repeat(309)] {
+        let answer = send(
+            &test,
+            api_gateway_request(
+                "POST",
+                "/payments",
+                &[],
+                &[("content-type", "application/json"), ("x-api-key", key)],
+                &format!(r#"{{"amount": {amount}, "currency": "USD"}}"#),
+            ),
+        )
+        .await;
+        assert_eq!((answer.status, answer.code()), (400, "parameter_invalid"));
+        assert_eq!(answer.body["error"]["param"], "amount");
+    }
+}
+
 #[tokio::test]
 async fn a_payment_for_the_key_s_account() {
     let test = setup(IdSource::random()).await;

@@ -116,6 +116,22 @@ fn ids(payments: &[&Payment]) -> Vec<String> {
     payments.iter().map(|p| p.id.to_string()).collect()
 }
 
+/// An unknown parameter's name is echoed in `param`, bounded: a 20,000-character name does
+/// not come back as a 20 KB body.
+#[tokio::test]
+async fn an_unknown_parameter_s_long_name_is_echoed_bounded() {
+    let test = setup().await;
+    let name = "x".repeat(20_000);
+    let answer = list(&test, &[(name.as_str(), "1")]).await;
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert_eq!(answer.body["error"]["code"], "parameter_unknown");
+    assert_eq!(
+        answer.body["error"]["param"],
+        format!("{}…", "x".repeat(64))
+    );
+    assert!(answer.body.to_string().len() < 1_000, "{}", answer.body);
+}
+
 #[tokio::test]
 async fn newest_first_ten_by_default_and_only_the_account_s_own() {
     let test = setup().await;

@@ -37,11 +37,24 @@ pub struct InvalidRequest {
     pub message: String,
 }
 
+/// How much of a name the caller sent is echoed back in `param` and the message: enough for
+/// any real parameter, while a 20,000-character name costs 64 characters, not a 20 KB body.
+pub const MAX_ECHOED_CHARS: usize = 64;
+
+/// `name` as an error echoes it: whole up to [`MAX_ECHOED_CHARS`], else cut there with `…`.
+pub fn echoed(name: &str) -> std::borrow::Cow<'_, str> {
+    match name.char_indices().nth(MAX_ECHOED_CHARS) {
+        None => name.into(),
+        Some((end, _)) => format!("{}…", &name[..end]).into(),
+    }
+}
+
 impl InvalidRequest {
+    /// `param` is echoed back bounded (see [`echoed`]).
     pub fn new(code: InvalidRequestCode, param: Option<&str>, message: impl Into<String>) -> Self {
         Self {
             code,
-            param: param.map(str::to_owned),
+            param: param.map(|name| echoed(name).into_owned()),
             message: message.into(),
         }
     }
@@ -174,7 +187,18 @@ fn describe(
     let path = err.path().to_string();
     let inner = err.into_inner();
     let text = inner.to_string();
+    let field = fields.iter().find(|(name, _)| *name == path);
+    let wrong_field = |(name, expected): &(&str, &str)| {
+        InvalidRequest::invalid_param(name, format!("{name} must be {expected}."))
+    };
     match inner.classify() {
+        // Valid JSON holding a number beyond any type (`1e400`): serde_json stops at it as
+        // at a syntax error, but it is the field that is wrong.
+        serde_json::error::Category::Syntax if text.starts_with("number out of range") => field
+            .map_or_else(
+                || invalid_json("The request body must be a JSON object."),
+                wrong_field,
+            ),
         serde_json::error::Category::Io
         | serde_json::error::Category::Syntax
         | serde_json::error::Category::Eof => invalid_json("The request body is not valid JSON."),
@@ -185,7 +209,7 @@ fn describe(
                 InvalidRequest::new(
                     InvalidRequestCode::ParameterUnknown,
                     Some(name),
-                    format!("Received unknown parameter: {name}"),
+                    format!("Received unknown parameter: {}", echoed(name)),
                 )
             } else if text.starts_with("duplicate field") {
                 let name = named.unwrap_or_default();
@@ -201,8 +225,8 @@ fn describe(
                     Some(name),
                     format!("Missing required parameter: {name}"),
                 )
-            } else if let Some((name, expected)) = fields.iter().find(|(name, _)| *name == path) {
-                InvalidRequest::invalid_param(name, format!("{name} must be {expected}."))
+            } else if let Some(field) = field {
+                wrong_field(field)
             } else {
                 invalid_json("The request body must be a JSON object.")
             }
@@ -262,6 +286,28 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_field_s_name_is_echoed_bounded() {
+        // As long as a body may be.
+        let name = "n".repeat(16_000);
+        let err = invalid(payment(&format!(
+            r#"{{"amount": 1, "currency": "USD", "{name}": 1}}"#
+        )));
+        assert_eq!(err.code, InvalidRequestCode::ParameterUnknown);
+        let expected = format!("{}…", "n".repeat(MAX_ECHOED_CHARS));
+        assert_eq!(err.param.as_deref(), Some(expected.as_str()));
+        assert_eq!(
+            err.message,
+            format!("Received unknown parameter: {expected}")
+        );
+        // Short names, and names of exactly the bound, whole; multi-byte ones cut on a
+        // character.
+        assert_eq!(echoed("client_id"), "client_id");
+        let exact = "é".repeat(MAX_ECHOED_CHARS);
+        assert_eq!(echoed(&exact), exact.as_str());
+        assert_eq!(echoed(&format!("{exact}é")), format!("{exact}…").as_str());
+    }
+
+    #[test]
     fn api_key_in_the_body_is_refused() {
         let err = invalid(payment(
             r#"{"amount": 100, "currency": "USD", "api_key": "x"}"#,
@@ -311,6 +357,10 @@ mod tests {
                 r#"{"amount": 9223372036854775808, "currency": "USD"}"#,
                 "amount",
             ),
+            // Valid JSON, with a number no type holds: the field is wrong, not the JSON.
+            (r#"{"amount": 1e400, "currency": "USD"}"#, "amount"),
+            (r#"{"amount": -1e400, "currency": "USD"}"#, "amount"),
+            (r#"{"currency": "USD", "amount": 1e400}"#, "amount"),
             (r#"{"amount": 100, "currency": 840}"#, "currency"),
             (
                 r#"{"amount": 100, "currency": "USD", "description": 7}"#,
@@ -322,6 +372,16 @@ mod tests {
             assert_eq!(err.code, InvalidRequestCode::ParameterInvalid, "{body}");
             assert_eq!(err.param.as_deref(), Some(param), "{body}");
         }
+        let digits = format!(r#"{{"amount": {}, "currency": "USD"}}"#, "9".repeat(309));
+        let err = invalid(payment(&digits));
+        assert_eq!(
+            (err.code, err.param.as_deref(), err.message.as_str()),
+            (
+                InvalidRequestCode::ParameterInvalid,
+                Some("amount"),
+                "amount must be an integer."
+            )
+        );
     }
 
     #[test]

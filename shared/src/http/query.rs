@@ -255,5 +255,10 @@ mod tests {
             refused(&[("limit", "5"), ("limit", "6")]),
             (ParameterDuplicate, "limit".into())
         );
+        // An unknown name is echoed bounded, however long it is.
+        let long = "x".repeat(20_000);
+        let (code, param) = refused(&[(long.as_str(), "1")]);
+        assert_eq!(code, ParameterUnknown);
+        assert_eq!(param, format!("{}…", "x".repeat(64)));
     }
 }

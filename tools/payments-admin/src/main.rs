@@ -133,7 +133,8 @@ enum KeysCommand {
     Rotate {
         #[arg(value_parser = parse_account_id)]
         account: AccountId,
-        /// How long the old keys keep working: e.g. 24h (default), 90m, 30s, 7d; 0 = now.
+        /// How long the old keys keep working: e.g. 24h (default), 90m, 30s, 7d, 1h30m; 0 =
+        /// now; at most 30 days.
         #[arg(long, value_parser = parse_grace, default_value = "24h")]
         grace: Duration,
         /// Environment of the new key (default: that of the account's keys). Refused if it
@@ -207,30 +208,12 @@ fn parse_rate_limit(value: &str) -> Result<RateLimitSetting, String> {
         })
 }
 
-/// `0`, or a whole number followed by s, m, h or d; at most 30 days.
+/// A duration as humantime reads it (`0`, `30s`, `90m`, `24h`, `7d`, `1h30m`); at most 30
+/// days.
 fn parse_grace(value: &str) -> Result<Duration, String> {
     const MAX: Duration = Duration::from_secs(30 * 24 * 3600);
-    let bad = || format!("not a duration (examples: 0, 30s, 90m, 24h, 7d): {value}");
-    if value == "0" {
-        return Ok(Duration::ZERO);
-    }
-    // The unit is the last character, whatever its width in bytes.
-    let mut chars = value.chars();
-    let unit = chars.next_back().ok_or_else(bad)?;
-    let number = chars.as_str();
-    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let number: u64 = number.parse().map_err(|_| bad())?;
-    let seconds = match unit {
-        's' => Some(number),
-        'm' => number.checked_mul(60),
-        'h' => number.checked_mul(3600),
-        'd' => number.checked_mul(86_400),
-        _ => None,
-    }
-    .ok_or_else(bad)?;
-    let grace = Duration::from_secs(seconds);
+    let grace = humantime::parse_duration(value)
+        .map_err(|_| format!("not a duration (examples: 0, 30s, 90m, 24h, 7d): {value}"))?;
     if grace > MAX {
         return Err(format!("grace period longer than 30 days: {value}"));
     }
@@ -242,6 +225,18 @@ struct Output {
 }
 
 impl Output {
+    /// `{"error": {"code", "message", "retry_safe"}}` on stdout.
+    fn print_failure(&self, failure: &Failure, message: &str) {
+        self.print(
+            json!({"error": {
+                "code": failure.code(),
+                "message": message,
+                "retry_safe": failure.retry_safe(),
+            }}),
+            || message.to_owned(),
+        );
+    }
+
     fn print(&self, value: Value, text: impl FnOnce() -> String) {
         if self.json {
             println!("{value}");
@@ -339,7 +334,10 @@ impl Failure {
 #[tokio::main]
 async fn main() -> ExitCode {
     init_audit_log();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage(err),
+    };
     let out = Output {
         json: cli.global.json,
     };
@@ -348,19 +346,34 @@ async fn main() -> ExitCode {
         Err(err) => {
             let message = err.message();
             if out.json {
-                println!(
-                    "{}",
-                    json!({"error": {
-                        "code": err.code(),
-                        "message": message,
-                        "retry_safe": err.retry_safe(),
-                    }})
-                );
+                out.print_failure(&err, &message);
             }
             eprintln!("error: {message}");
             err.exit_code()
         }
     }
+}
+
+/// Arguments clap could not read: its own message on stderr (with the usage), and, when
+/// `--json` is among them, the same `usage` failure on stdout that any other failure
+/// prints. `--help` and `--version` print as usual.
+fn usage(err: clap::Error) -> ExitCode {
+    if err.use_stderr() && std::env::args().skip(1).any(|arg| arg == "--json") {
+        let message = match err.kind() {
+            clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                "a command is missing (see --help)".to_owned()
+            }
+            _ => {
+                let text = err.to_string();
+                let first = text.lines().next().unwrap_or_default();
+                first.trim_start_matches("error: ").to_owned()
+            }
+        };
+        let failure = Failure::Usage(message);
+        Output { json: true }.print_failure(&failure, &failure.message());
+    }
+    let _ = err.print();
+    ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2))
 }
 
 /// Audit events (and warnings) as JSON lines on stderr, apart from the command's output.
@@ -725,17 +738,18 @@ mod tests {
         assert_eq!(parse_grace("0"), Ok(Duration::ZERO));
         assert_eq!(parse_grace("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_grace("90m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_grace("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_grace("24h"), Ok(DEFAULT_ROTATION_GRACE));
         assert_eq!(parse_grace("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_grace("30d"), Ok(Duration::from_secs(30 * 86_400)));
         for bad in [
             "",
             "h",
             "-1h",
             "+1h",
-            "1.5h",
             "24",
-            "1w",
             "31d",
+            "1M",
             "1é",
             "é",
             "１h",

@@ -370,7 +370,7 @@ async fn errors_are_clear_and_exit_non_zero() {
                 "rotate",
                 account.as_str(),
                 "--grace",
-                "1w",
+                "24",
                 "--key-environment",
                 "test",
             ],
@@ -468,6 +468,54 @@ async fn a_rotation_to_another_key_environment_is_refused_and_writes_nothing() {
         1,
         "nothing written"
     );
+}
+
+/// With `--json`, arguments clap refuses are a `usage` failure on stdout too, as every other
+/// failure is, still with exit 2 and clap's own message on stderr.
+#[test]
+fn usage_errors_print_json_with_json() {
+    for args in [
+        vec!["--json", "accounts", "show", "acct_nope"],
+        vec!["accounts", "delete", "acct_AAAAAAAAAAAAAAAAAAAA", "--json"],
+        vec![
+            "keys",
+            "rotate",
+            "acct_AAAAAAAAAAAAAAAAAAAA",
+            "--grace",
+            "24",
+            "--json",
+        ],
+        vec!["--json"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_payments-admin"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let body: Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|_| panic!("{args:?}: stdout {:?}", text(&output.stdout)));
+        assert_eq!(body["error"]["code"], "usage", "{args:?}");
+        assert_eq!(body["error"]["retry_safe"], false);
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            !message.is_empty() && !message.starts_with("error:"),
+            "{message}"
+        );
+        assert!(!text(&output.stderr).is_empty());
+    }
+    // Without --json, stdout stays empty; help is not a failure.
+    let output = Command::new(env!("CARGO_BIN_EXE_payments-admin"))
+        .args(["accounts", "show", "acct_nope"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    let help = Command::new(env!("CARGO_BIN_EXE_payments-admin"))
+        .args(["--json", "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    assert!(text(&help.stdout).contains("Usage"));
 }
 
 #[test]
