@@ -43,6 +43,8 @@ pub struct Stored {
     request_counts: Mutex<HashMap<(AccountId, u64), u64>>,
     /// What the next calls of each operation do instead of their work.
     failures: Mutex<Vec<(Operation, Injected)>>,
+    /// How many calls of each operation reached the store.
+    calls: Mutex<HashMap<Operation, usize>>,
 }
 
 enum Injected {
@@ -52,7 +54,7 @@ enum Injected {
 }
 
 /// A store operation, for injecting a failure into the next call of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
     FindKey,
     CreateAccount,
@@ -97,6 +99,16 @@ impl MemoryStore {
         lock(&self.keys).get(digest).cloned()
     }
 
+    /// How many calls of `operation` reached the store.
+    pub fn calls(&self, operation: Operation) -> usize {
+        lock(&self.calls).get(&operation).copied().unwrap_or(0)
+    }
+
+    /// How many calls of any operation reached the store.
+    pub fn all_calls(&self) -> usize {
+        lock(&self.calls).values().sum()
+    }
+
     /// Makes the next call of `operation` fail with `error`, doing nothing.
     pub fn fail_next(&self, operation: Operation, error: StoreError) {
         lock(&self.failures).push((operation, Injected::Fail(error)));
@@ -107,7 +119,9 @@ impl MemoryStore {
         lock(&self.failures).push((operation, Injected::Hang));
     }
 
+    /// Counts the call, then does what was injected for it, if anything.
     async fn injected_failure(&self, operation: Operation) -> Result<(), StoreError> {
+        *lock(&self.calls).entry(operation).or_default() += 1;
         let injected = {
             let mut failures = lock(&self.failures);
             failures
