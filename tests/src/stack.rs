@@ -1,5 +1,6 @@
-//! The local stack as a developer runs it: `cargo lambda watch` on a loopback port, routing
-//! `/accounts` and `/payments` to the two functions, with DynamoDB Local behind them.
+//! The local stack as a developer runs it (`make dev`): `cargo lambda watch` on a loopback
+//! port, routing every route to its function, behind `dev-gateway` (which joins repeated
+//! headers as API Gateway does), with DynamoDB Local behind them.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -98,8 +99,10 @@ pub fn table_env(tables: &Tables) -> [(&'static str, &str); 3] {
     ]
 }
 
-/// A running `cargo lambda watch`, stopped (with everything it started) on drop.
+/// A running `cargo lambda watch` behind `dev-gateway`, stopped (with everything they
+/// started) on drop.
 pub struct LocalStack {
+    _gateway: GroupGuard,
     _process: GroupGuard,
     pub base_url: String,
     pub log_path: PathBuf,
@@ -132,6 +135,7 @@ impl LocalStack {
     pub async fn start_with_concurrency(dynamodb_endpoint: &str, concurrency: usize) -> Self {
         let tables = fresh_tables(dynamodb_endpoint).await;
         let port = free_port();
+        let watch_port = free_port();
         let (log_path, log) = log_file(&format!("watch-{port}.log"));
         let env_vars = table_env(&tables)
             .iter()
@@ -149,16 +153,33 @@ impl LocalStack {
                 "--invoke-address",
                 "127.0.0.1",
             ])
-            .args(["--invoke-port", &port.to_string(), "--env-vars", &env_vars])
+            .args([
+                "--invoke-port",
+                &watch_port.to_string(),
+                "--env-vars",
+                &env_vars,
+            ])
             .args(["--concurrency", &concurrency.to_string()])
             .current_dir(workspace_root())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log);
+        let process = GroupGuard::spawn(
+            command,
+            "`cargo lambda watch` (is cargo-lambda on PATH? run `make test`)",
+        );
+        let gateway = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join("target"))
+            .join("debug")
+            .join("dev-gateway");
+        let mut front = Command::new(&gateway);
+        front.args([port.to_string(), watch_port.to_string()]);
         let stack = LocalStack {
-            _process: GroupGuard::spawn(
-                command,
-                "`cargo lambda watch` (is cargo-lambda on PATH? run `make test`)",
+            _gateway: GroupGuard::spawn(
+                front,
+                &format!("{} (run `cargo build -p dev-gateway`)", gateway.display()),
             ),
+            _process: process,
             base_url: format!("http://127.0.0.1:{port}"),
             log_path,
             clients_table: tables.clients.clone(),
@@ -166,8 +187,10 @@ impl LocalStack {
             tables,
         };
         assert!(
-            wait_until_listening(port, Duration::from_secs(120)),
-            "cargo lambda watch did not listen on port {port} within 120 s; log:\n{}",
+            wait_until_listening(watch_port, Duration::from_secs(120))
+                && wait_until_listening(port, Duration::from_secs(10)),
+            "cargo lambda watch (port {watch_port}) and dev-gateway (port {port}) did not both \
+             listen within 120 s; log:\n{}",
             stack.log()
         );
         stack

@@ -117,6 +117,30 @@ async fn the_whole_flow_over_http() {
         created.push(payment);
     }
 
+    // A header sent twice reaches the function as API Gateway passes it, joined: two keys
+    // never authenticate, two Idempotency-Keys are a 400, and nothing is recorded.
+    let twice = |name: &str, first: &str, second: &str| {
+        http.client
+            .post(format!("{}/payments", http.base))
+            .header("content-type", "application/json")
+            .header("x-api-key", key.as_str())
+            .header(name, first)
+            .header(name, second)
+            .body(json!({"amount": 100, "currency": "USD"}).to_string())
+            .send()
+    };
+    let (status, _, body) = json_of(twice("x-api-key", &key, &key).await.unwrap()).await;
+    assert_eq!(status, 401, "{body}\n{}", stack.log());
+    assert_eq!(body["error"]["code"], "invalid_api_key");
+    let (status, _, body) = json_of(
+        twice("idempotency-key", "order-1", "order-2")
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}\n{}", stack.log());
+    assert_eq!(body["error"]["param"], "Idempotency-Key");
+
     // Retrieve each at once, exactly as created; another account's key gets the 404 an
     // unknown id gets.
     for payment in &created {
