@@ -7,7 +7,7 @@
 //! the SDK's 2 s attempt timeout before they are forwarded, DynamoDB paused (SIGSTOP) or
 //! restarted. Meanwhile an operator creates accounts, rotates keys and revokes them.
 //!
-//! Clients behave as the README tells them to. Some send an `Idempotency-Key` and, on a
+//! Clients behave as docs/api.md tells them to. Some send an `Idempotency-Key` and, on a
 //! 429, a 503 or a lost answer, send the same request again with it. Some send none: on a
 //! 503 `payment_outcome_unknown` they look the payment up (`GET /payments/{payment_id}`),
 //! and if it is not there they send the request again with the `idempotency_key` the 503
@@ -291,7 +291,7 @@ async fn get_payment(campaign: &Campaign, key: &BookKey, id: &str) -> (Attempt, 
     (attempt, response)
 }
 
-/// One payment, made the way the README tells a client to make it. One request in twenty
+/// One payment, made the way docs/api.md tells a client to make it. One request in twenty
 /// goes out with any of the account's keys, as from a client whose configuration lags: a
 /// stopped key must be refused, and the client then takes the current one.
 async fn make_payment(campaign: &Campaign, mut intent: Intent, rng: &mut Rng) -> Intent {

@@ -12,7 +12,7 @@
 //! a few, since the SDK's three attempts spread over up to 3 s and at most four instances of
 //! the function run at once.
 //!
-//! Clients do what the README tells them: on a 503 (honouring `Retry-After`) or a transport
+//! Clients do what docs/api.md tells them: on a 503 (honouring `Retry-After`) or a transport
 //! error they retry the same request with the same `Idempotency-Key`. Some payments are
 //! submitted by several tasks at once with one key, and some acknowledged keys are sent
 //! again. Afterwards the payments table must hold exactly the acknowledged payments, once
@@ -152,7 +152,7 @@ impl Tally {
     }
 }
 
-/// Sends one payment as the README tells clients to: on a 429 or a 503 (after
+/// Sends one payment as docs/api.md tells clients to: on a 429 or a 503 (after
 /// `Retry-After`) or a transport error, the same request again with the same key, up to `MAX_ATTEMPTS` times.
 async fn submit(
     http: Client,

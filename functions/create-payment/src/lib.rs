@@ -3,9 +3,7 @@
 //!
 //! Request path budget: one strongly consistent read (the key lookup) and one conditional
 //! write (the payment), replays included.
-//! Off the path: at most once an hour per key, a background write of the key's last use; at
-//! most once a second per account, and only after a tenth of its rate limit's requests, a
-//! background addition to its shared request count.
+//! Off the path: the pipeline's background writes (`shared::http::pipeline`).
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};

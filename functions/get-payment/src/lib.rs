@@ -3,9 +3,7 @@
 //!
 //! Request path budget: two strongly consistent reads (the key lookup, then the payment), so
 //! a payment can be read on the request right after the one that created it.
-//! Off the path: at most once an hour per key, a background write of the key's last use; at
-//! most once a second per account, and only after a tenth of its rate limit's requests, a
-//! background addition to its shared request count.
+//! Off the path: the pipeline's background writes (`shared::http::pipeline`).
 //!
 //! A payment that does not exist, another account's payment and an id that is not a payment
 //! id all get the same 404, byte for byte apart from `request_id`: no caller learns whether

@@ -6,9 +6,7 @@
 //! when there is a cursor, and one `Query` of the account's index partition. The index is
 //! eventually consistent: a payment shows up in lists shortly after its `201` (typically
 //! within a second), while `GET /payments/{id}` finds it at once.
-//! Off the path: at most once an hour per key, a background write of the key's last use; at
-//! most once a second per account, and only after a tenth of its rate limit's requests, a
-//! background addition to its shared request count.
+//! Off the path: the pipeline's background writes (`shared::http::pipeline`).
 //!
 //! Only the account's own payments, ever: the account is the index's partition key. A
 //! cursor naming another account's payment gets the same 404 as an unknown one, so cursors

@@ -13,6 +13,11 @@
 //! 6. the route's own work, handed the authenticated client and the bounded store;
 //! 7. the response, its log line and its metrics line ([`serve`]).
 //!
+//! Off every request's path, two background writes: at most once an hour per key, the
+//! key's last use (step 5); at most once a second per account, and only after a tenth of its
+//! rate limit's requests, an addition to its shared request count (step 4). The request never
+//! waits for either, nor fails by one.
+//!
 //! [`KeyUse`]: super::auth::KeyUse
 
 use std::future::Future;

@@ -20,9 +20,8 @@
 //   reads as the struct, is not an object; any syntax error is "not valid JSON", even after a
 //   field serde refuses first, and so is content after the object (serde: "must contain a
 //   single JSON object"); names like array indices ("0") come first in a parsed object; an
-//   integer written as a float (`1e3`) is that integer (serde: "must be an integer"), `1e400`
-//   a wrong type, not invalid JSON, and an integer past 2^53 its nearest double; a lone
-//   surrogate escape (`"\ud800"`) is accepted.
+//   integer written as a float (`1e3`) is that integer (serde: "must be an integer"), and an
+//   integer past 2^53 its nearest double; a lone surrogate escape (`"\ud800"`) is accepted.
 // - RUST_LOG: only a bare level (`info`, `warn`, ...) is understood; per-target directives are
 //   ignored (the level defaults to info, as in Rust).
 // - A base64-encoded event body is decoded as UTF-8 with replacement characters; Rust's JSON
@@ -181,30 +180,26 @@ class ApiError extends Error {
   }
 }
 
-const AUTH_FAILURE_TEXT = {
-  malformed: "malformed key",
-  wrong_environment: "key belongs to another environment",
-  bad_checksum: "checksum mismatch",
-  unknown_key: "unknown key",
-  key_revoked: "key is not active",
-  key_expired: "key has expired",
-  account_inactive: "account is not active",
-};
-
 const missingApiKey = () =>
   new ApiError({
     status: 401, type: "authentication_error", code: "missing_api_key",
     message: "No API key provided. Send your API key in the x-api-key header.",
-    display: "no API key was presented", refusal: "missing",
+    display: "the request did not authenticate: missing", refusal: "missing",
   });
 
-/** @param {string} reason a key of AUTH_FAILURE_TEXT (the metrics' Reason label). */
+/** @param {string} reason an `AuthFailure` name (the metrics' Reason label, the log's reason). */
 const invalidApiKey = (reason) =>
   new ApiError({
     status: 401, type: "authentication_error", code: "invalid_api_key",
     message: "Invalid API key provided.",
-    display: `the API key did not authenticate: ${AUTH_FAILURE_TEXT[reason]}`, refusal: reason,
+    display: `the request did not authenticate: ${reason}`, refusal: reason,
   });
+
+/** At most 64 characters of a name the caller sent, cut with an ellipsis. */
+const echoed = (name) => {
+  const chars = [...name];
+  return chars.length > 64 ? chars.slice(0, 64).join("") + "…" : name;
+};
 
 const invalidRequest = (code, param, message) =>
   new ApiError({
@@ -524,7 +519,7 @@ const BASE64URL_CHECKSUM = /^[A-Za-z0-9_-]{6}$/;
 const KEY_PREFIXES = { sk_test_: "test", sk_live_: "live" };
 
 /** `ApiKey::parse`: everything that can be checked without a database. Returns the failure
- * reason (a key of AUTH_FAILURE_TEXT), or null for a key that may exist. */
+ * reason (an AuthFailure name), or null for a key that may exist. */
 function checkApiKey(raw, expected) {
   if (raw.length !== KEY_LENGTH || !/^[\x00-\x7f]*$/.test(raw)) return "malformed";
   const environment = KEY_PREFIXES[raw.slice(0, ENV_PREFIX_CHARS)];
@@ -604,7 +599,9 @@ function withinChars(text, max) {
   return true;
 }
 
-const isIdempotencyKey = (value) => value.length >= 1 && value.length <= 255 && /^[\x20-\x7e]*$/.test(value);
+// Printable ASCII without a comma: a repeated header arrives joined by commas.
+const isIdempotencyKey = (value) =>
+  value.length >= 1 && value.length <= 255 && /^[\x20-\x2b\x2d-\x7e]*$/.test(value);
 
 // --------------------------------------------------------------------------------------------
 // The request body (shared/src/http/body.rs): `CreatePaymentRequest` (deny_unknown_fields),
@@ -634,8 +631,9 @@ function parsePaymentBody(text) {
   }
   for (const [name, value] of Object.entries(body)) {
     if (!Object.hasOwn(FIELD_TYPES, name)) {
-      // serde's message quotes the name in backticks; the first quoted part is taken.
-      const param = name.split("`")[0];
+      // serde's message quotes the name in backticks; the first quoted part is taken, and
+      // echoed at most 64 characters (`shared::http::body::echoed`).
+      const param = echoed(name.split("`")[0]);
       throw invalidRequest("parameter_unknown", param, `Received unknown parameter: ${param}`);
     }
     if (!FIELD_CHECKS[name](value)) throw invalidParam(name, `${name} must be ${FIELD_TYPES[name]}.`);
@@ -888,7 +886,7 @@ async function authenticate(request, headers, now) {
     throw err instanceof StoreError ? fromStore(err) : err;
   }
   const refuse = (reason) => {
-    info("api key refused", { key_prefix: prefix, reason: AUTH_FAILURE_TEXT[reason] }, request.span);
+    info("api key refused", { key_prefix: prefix, reason }, request.span);
     return invalidApiKey(reason);
   };
   if (record === null) throw refuse("unknown_key");
@@ -906,9 +904,14 @@ async function authenticate(request, headers, now) {
 function idempotencyKey(headers) {
   const values = headerValues(headers, "idempotency-key");
   if (values.length === 0) return null;
-  if (values.length > 1) throw invalidParam("Idempotency-Key", "Send a single Idempotency-Key header.");
+  if (values.length > 1 || values[0].includes(",")) {
+    throw invalidParam("Idempotency-Key", "Send a single Idempotency-Key header.");
+  }
   if (!isIdempotencyKey(values[0])) {
-    throw invalidParam("Idempotency-Key", "Idempotency-Key must be 1 to 255 printable ASCII characters.");
+    throw invalidParam(
+      "Idempotency-Key",
+      "Idempotency-Key must be 1 to 255 printable ASCII characters other than a comma.",
+    );
   }
   return values[0];
 }
