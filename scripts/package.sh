@@ -7,11 +7,20 @@ source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 export SAM_CLI_TELEMETRY=0
 
+export CARGO_TARGET_DIR="$REPO_ROOT/target"
+# One cargo-lambda build of the four functions first: cargo links them side by side in one
+# target dir. `sam build` then runs cargo-lambda once per function, one after another, and
+# finds each binary built. Never `--parallel`: four cargo-lambda processes in one target dir
+# wait on cargo's lock and then race to move each other's binaries into target/lambda (one
+# build in five failed that way).
+log "cargo lambda build (arm64, release): the four functions"
+cargo lambda build --release --arm64 \
+    -p create-account -p create-payment -p get-payment -p list-payments
 log "sam build (arm64, release)"
 # No `--cached`: SAM's cache keys on each function's own folder and would serve a stale
 # binary after a change in shared/. Cargo's incremental build in the one target dir is the
 # cache, and it knows every dependency.
-CARGO_TARGET_DIR="$REPO_ROOT/target" sam build --beta-features --parallel --build-dir .aws-sam/build
+sam build --beta-features --build-dir .aws-sam/build
 
 mkdir -p .aws-sam/artifacts
 : >.aws-sam/artifacts/sizes.txt
