@@ -117,6 +117,17 @@ impl fmt::Debug for ApiError {
     }
 }
 
+string_enum!(
+    /// The `type` of an error body: which family of error it is.
+    ErrorType {
+        AuthenticationError = "authentication_error",
+        InvalidRequestError = "invalid_request_error",
+        IdempotencyError = "idempotency_error",
+        RateLimitError = "rate_limit_error",
+        ApiError = "api_error",
+    }
+);
+
 /// The JSON body of every error answer: `{"error": {...}}`.
 #[derive(Serialize)]
 pub struct ErrorEnvelope<'a> {
@@ -126,7 +137,7 @@ pub struct ErrorEnvelope<'a> {
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     #[serde(rename = "type")]
-    kind: &'static str,
+    kind: ErrorType,
     code: &'static str,
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -145,7 +156,7 @@ struct ErrorBody<'a> {
 pub struct ErrorKind {
     pub status: u16,
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub kind: ErrorType,
     pub code: &'static str,
 }
 
@@ -185,19 +196,19 @@ impl ApiError {
         }
     }
 
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> ErrorType {
         match self {
-            ApiError::Unauthenticated(_) => "authentication_error",
+            ApiError::Unauthenticated(_) => ErrorType::AuthenticationError,
             ApiError::InvalidRequest(_)
             | ApiError::UnsupportedMediaType
             | ApiError::PayloadTooLarge { .. }
             | ApiError::MethodNotAllowed { .. }
-            | ApiError::PaymentNotFound { .. } => "invalid_request_error",
-            ApiError::IdempotencyKeyReused => "idempotency_error",
-            ApiError::RateLimited { .. } => "rate_limit_error",
+            | ApiError::PaymentNotFound { .. } => ErrorType::InvalidRequestError,
+            ApiError::IdempotencyKeyReused => ErrorType::IdempotencyError,
+            ApiError::RateLimited { .. } => ErrorType::RateLimitError,
             ApiError::Unavailable(_)
             | ApiError::PaymentOutcomeUnknown { .. }
-            | ApiError::Unexpected(_) => "api_error",
+            | ApiError::Unexpected(_) => ErrorType::ApiError,
         }
     }
 
@@ -429,7 +440,7 @@ mod tests {
         ];
         let actual: Vec<(u16, &str, &str)> = ApiError::catalogue()
             .iter()
-            .map(|k| (k.status, k.kind, k.code))
+            .map(|k| (k.status, k.kind.as_str(), k.code))
             .collect();
         assert_eq!(actual, expected);
         // Each example's whole answer, written out: status, body and the headers beyond the

@@ -134,12 +134,24 @@ fn directive(dimensions: Value, metrics: &[(&str, &str)]) -> Value {
     })
 }
 
-fn status_class(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        200..=299 => "2xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "other",
+string_enum!(
+    /// The `StatusClass` dimension: a status by its hundred.
+    StatusClass {
+        Success = "2xx",
+        ClientError = "4xx",
+        ServerError = "5xx",
+        Other = "other",
+    }
+);
+
+impl StatusClass {
+    pub fn of(status: StatusCode) -> Self {
+        match status.as_u16() {
+            200..=299 => StatusClass::Success,
+            400..=499 => StatusClass::ClientError,
+            500..=599 => StatusClass::ServerError,
+            _ => StatusClass::Other,
+        }
     }
 }
 
@@ -177,7 +189,7 @@ pub fn emf_line(record: &RequestRecord<'_>) -> String {
     ];
     let mut root = Map::new();
     root.insert("Function".into(), json!(record.function));
-    root.insert("StatusClass".into(), json!(status_class(record.status)));
+    root.insert("StatusClass".into(), json!(StatusClass::of(record.status)));
     root.insert("Outcome".into(), json!(record.outcome));
     root.insert("Requests".into(), json!(1));
     root.insert("Latency".into(), json!(record.latency.as_secs_f64() * 1e3));

@@ -3,29 +3,17 @@
 
 use std::fmt;
 
-/// The kind of stored thing an error is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Entity {
-    Account,
-    Key,
-    KeyReference,
-    Payment,
-    AuditEvent,
-    RequestCount,
-}
-
-impl fmt::Display for Entity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Entity::Account => "account",
-            Entity::Key => "key",
-            Entity::KeyReference => "key reference",
-            Entity::Payment => "payment",
-            Entity::AuditEvent => "audit event",
-            Entity::RequestCount => "request count",
-        })
+string_enum!(
+    /// The kind of stored thing an error is about, as messages name it.
+    Entity {
+        Account = "account",
+        Key = "key",
+        KeyReference = "key reference",
+        Payment = "payment",
+        AuditEvent = "audit event",
+        RequestCount = "request count",
     }
-}
+);
 
 #[derive(thiserror::Error)]
 pub enum StoreError {
