@@ -42,7 +42,7 @@ log "contract tests: docs/openapi.yaml against the running stack (schemathesis)"
 "$REPO_ROOT/scripts/contract-test.sh"
 
 log "fuzzing the parsers (short run)"
-"$REPO_ROOT/scripts/fuzz.sh" 20
+"$REPO_ROOT/scripts/fuzz.sh" 10
 
 log "benchmark harness smoke run (debug binaries; numbers are not judged here; see make bench)"
 "$REPO_ROOT/scripts/bench.sh" --smoke

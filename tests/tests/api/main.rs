@@ -1,5 +1,6 @@
-//! Integration tests: the handlers called directly, against DynamoDB Local.
-//! Each test gets its own tables, so the whole binary runs in parallel.
+//! Integration tests: the handlers called directly, against DynamoDB Local (and, in
+//! `routes`, the in-memory store). Each test gets its own tables, so the whole binary runs
+//! in parallel. One binary, so the suite links the SDK once for all of them.
 
 mod accounts;
 mod audit;
@@ -11,4 +12,5 @@ mod lifecycle;
 mod payments;
 mod rate_limits;
 mod reads;
+mod routes;
 mod storage;
