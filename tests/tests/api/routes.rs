@@ -164,7 +164,7 @@ impl Functions {
             "get-payment" => get_payment::handle(&self.retrieve, request).await,
             "list-payments" => list_payments::handle(&self.list, request).await,
             other => panic!(
-                "a route goes to function {other}, which tests/tests/routes.rs does not know: \
+                "a route goes to function {other}, which tests/tests/api/routes.rs does not know: \
                  add its handler to Functions::call so the route is checked"
             ),
         }
