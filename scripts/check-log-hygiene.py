@@ -1,19 +1,35 @@
 #!/usr/bin/env python3
-"""After the test suite: no API key and no key digest appears in any log line.
+"""After the test suite: no API key, no key digest and no key's IP list appears in any log
+line.
 
 Test processes write their logs (trace level, production format) to target/test-logs/*.jsonl
 and every key they issued or presented to target/test-logs/*.keys; the end-to-end and
-artifact tests leave the functions' own output in target/e2e-logs/. A key may appear only as
-its 12-character display prefix, and its SHA-256 digest never.
+artifact tests leave the functions' own output in target/e2e-logs/. A key (secret `sk_` or
+restricted `rk_`) may appear only as its 12-character display prefix, and its SHA-256 digest
+never. A key's `allowed_ips` never appear either: the logs name no range in CIDR form (the
+services log no address range of their own, so any is a key's).
 """
 
 import hashlib
+import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIRS = [ROOT / "target" / "test-logs", ROOT / "target" / "e2e-logs"]
 DISPLAY_PREFIX = 12
+KEY_PREFIXES = ("sk_test_", "sk_live_", "rk_test_", "rk_live_")
+# An IPv4 or IPv6 range in CIDR form, as a key's allowed_ips holds them.
+CIDR = re.compile(
+    r"(?<![\w.:])(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})/\d{1,3}(?![\w.])"
+)
+
+
+def leaks_in(line: str, needles: dict[str, str]) -> list[str]:
+    """What of `needles` (a secret's text -> what it is), or which IP range, `line` shows."""
+    found = [what for needle, what in needles.items() if needle in line]
+    found.extend(f"an IP range ({match})" for match in CIDR.findall(line))
+    return found
 
 
 def main() -> int:
@@ -22,7 +38,7 @@ def main() -> int:
         keys.update(line.strip() for line in path.read_text().splitlines())
     # Only well-formed keys (57 characters) are secrets worth checking; junk presented by the
     # negative tests ("garbage") could match ordinary log text by chance.
-    keys = {k for k in keys if len(k) == 57 and k.startswith(("sk_test_", "sk_live_"))}
+    keys = {k for k in keys if len(k) == 57 and k.startswith(KEY_PREFIXES)}
     needles = {}
     for key in keys:
         needles[key[DISPLAY_PREFIX:]] = "an API key"
@@ -36,9 +52,8 @@ def main() -> int:
                 continue
             for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
                 lines += 1
-                for needle, what in needles.items():
-                    if needle in line:
-                        leaks.append(f"{path.relative_to(ROOT)}:{number}: {what}")
+                for what in leaks_in(line, needles):
+                    leaks.append(f"{path.relative_to(ROOT)}:{number}: {what}")
 
     if len(keys) < 20 or lines < 1000:
         print(f"log hygiene: too little to check ({len(keys)} keys, {lines} log lines); "
@@ -47,7 +62,9 @@ def main() -> int:
     if leaks:
         print("log hygiene: secrets found in logs:", *leaks[:50], sep="\n  ", file=sys.stderr)
         return 1
-    print(f"log hygiene: {len(keys)} keys and their digests absent from {lines} log lines")
+    restricted = sum(key.startswith("rk_") for key in keys)
+    print(f"log hygiene: {len(keys)} keys ({restricted} restricted) and their digests, and any "
+          f"IP range, absent from {lines} log lines")
     return 0
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make package`: `sam build` of the four functions for arm64 (cargo-lambda cross-compiles with
+# `make package`: `sam build` of every function (one per folder of functions/) for arm64 (cargo-lambda cross-compiles with
 # zig), then the zip that `sam deploy` would upload for each (scripts/zip-bootstrap.py: the
 # same binary always gives the same zip), with its size.
 set -euo pipefail
@@ -8,14 +8,22 @@ cd "$REPO_ROOT"
 export SAM_CLI_TELEMETRY=0
 
 export CARGO_TARGET_DIR="$REPO_ROOT/target"
-# One cargo-lambda build of the four functions first: cargo links them side by side in one
+# Each function's package (its folder's name) and its template resource (create-key:
+# CreateKeyFunction).
+packages=()
+resources=()
+for dir in functions/*/; do
+    name="$(basename "$dir")"
+    packages+=(-p "$name")
+    resources+=("$(sed -E 's/(^|-)([a-z])/\U\2/g' <<<"$name")Function")
+done
+# One cargo-lambda build of every function first: cargo links them side by side in one
 # target dir. `sam build` then runs cargo-lambda once per function, one after another, and
-# finds each binary built. Never `--parallel`: four cargo-lambda processes in one target dir
-# wait on cargo's lock and then race to move each other's binaries into target/lambda (one
-# build in five failed that way).
-log "cargo lambda build (arm64, release): the four functions"
-cargo lambda build --release --arm64 \
-    -p create-account -p create-payment -p get-payment -p list-payments
+# finds each binary built. Never `--parallel`: several cargo-lambda processes in one target
+# dir wait on cargo's lock and then race to move each other's binaries into target/lambda
+# (one build in five failed that way).
+log "cargo lambda build (arm64, release): ${#resources[@]} functions"
+cargo lambda build --release --arm64 "${packages[@]}"
 log "sam build (arm64, release)"
 # No `--cached`: SAM's cache keys on each function's own folder and would serve a stale
 # binary after a change in shared/. Cargo's incremental build in the one target dir is the
@@ -24,7 +32,7 @@ sam build --beta-features --build-dir .aws-sam/build
 
 mkdir -p .aws-sam/artifacts
 : >.aws-sam/artifacts/sizes.txt
-for function in CreateAccountFunction CreatePaymentFunction GetPaymentFunction ListPaymentsFunction; do
+for function in "${resources[@]}"; do
     bootstrap=".aws-sam/build/$function/bootstrap"
     [ -x "$bootstrap" ] || die "$bootstrap was not built"
     # ELF e_machine 183 is AArch64.

@@ -8,10 +8,14 @@
 //! cargo run --quiet -p shared --example api_contract
 //! ```
 
-use shared::domain::{AccountName, Amount, Currency, Description, Email, IdempotencyKey};
-use shared::http::body::MAX_BODY_BYTES;
+use shared::domain::{
+    AccountName, Amount, Currency, Description, Email, IdempotencyKey, IpAllowList, KeyName,
+    Permission,
+};
+use shared::http::body::{MAX_BODY_BYTES, MAX_ROLL_GRACE};
 use shared::http::deadline::{DEFAULT_BUDGET, RESPONSE_MARGIN};
 use shared::http::ApiError;
+use shared::store::lifecycle::MAX_KEY_ENTRIES;
 
 fn main() {
     let facts = serde_json::json!({
@@ -24,6 +28,11 @@ fn main() {
             "amount_max": Amount::MAX,
             "body_max_bytes": MAX_BODY_BYTES,
             "idempotency_key_max_len": IdempotencyKey::MAX_LEN,
+            "key_name_max_chars": KeyName::MAX_CHARS,
+            "allowed_ips_max": IpAllowList::MAX_RANGES,
+            "roll_grace_max_s": MAX_ROLL_GRACE.as_secs(),
+            "key_entries_max": MAX_KEY_ENTRIES,
+            "permissions": Permission::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
         },
         "currencies": Currency::all().map(Currency::code).collect::<Vec<_>>(),
         "deadline": {

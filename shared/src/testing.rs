@@ -12,9 +12,52 @@ use crate::store::{CreateAccount, IssuedKey};
 
 pub use crate::store::memory::{MemoryStore, Operation};
 
+/// What a restricted key of a test is given: `permissions` (and what they imply), usable
+/// from `ips` (none: anywhere), unnamed, with no end.
+pub fn grant(permissions: &[crate::domain::Permission], ips: &[&str]) -> crate::domain::KeyGrant {
+    crate::domain::KeyGrant {
+        name: None,
+        permissions: crate::domain::Permissions::of(permissions.iter().copied()),
+        allowed_ips: crate::domain::IpAllowList::parse(ips.iter().copied())
+            .expect("valid IP ranges"),
+        expires_at: None,
+    }
+}
+
+/// Adds a restricted key with `grant` to `account` in `store`, as an operator would.
+pub async fn restricted_key(
+    store: &MemoryStore,
+    account: &AccountId,
+    grant: crate::domain::KeyGrant,
+    at: Timestamp,
+) -> (ApiKey, KeyId) {
+    use crate::store::CreateKey;
+    let key = ApiKey::generate(crate::domain::KeyKind::Restricted, KeyEnvironment::Test)
+        .expect("OS random source");
+    let issued = IssuedKey::with_grant(
+        &key,
+        KeyId::generate().expect("OS random source"),
+        at,
+        grant,
+    );
+    let actor = Actor::parse("test-operator").expect("a valid actor");
+    store
+        .create_key(
+            account,
+            &issued,
+            None,
+            at,
+            crate::store::Origin::operator(&actor),
+        )
+        .await
+        .expect("room for a restricted key");
+    (key, issued.key_id)
+}
+
 /// An active account with one test-environment key, created at `at` in `store`.
 pub async fn account_with_key(store: &MemoryStore, at: Timestamp) -> (ApiKey, AccountId) {
-    let key = ApiKey::generate(KeyEnvironment::Test).expect("OS random source");
+    let key = ApiKey::generate(crate::domain::KeyKind::Secret, KeyEnvironment::Test)
+        .expect("OS random source");
     let account = Account {
         id: AccountId::generate().expect("OS random source"),
         name: AccountName::parse("Ada".into()).expect("a valid name"),
@@ -130,6 +173,88 @@ pub fn api_gateway_iam_request(
         }
     });
     from_event(event)
+}
+
+/// A request as API Gateway hands it over, built part by part: `Event::new("POST",
+/// "/keys/{id}/roll").path("/keys/key_…/roll").param("id", "key_…").header(…).body(…)`.
+#[cfg(feature = "lambda")]
+#[derive(Debug, Clone)]
+pub struct Event {
+    method: String,
+    route: String,
+    path: String,
+    path_parameters: Vec<(String, String)>,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+    body: String,
+    source_ip: String,
+}
+
+#[cfg(feature = "lambda")]
+impl Event {
+    /// A request of `route` at the route's own path, from 203.0.113.7.
+    pub fn new(method: &str, route: &str) -> Self {
+        Event {
+            method: method.to_owned(),
+            route: route.to_owned(),
+            path: route.to_owned(),
+            path_parameters: Vec::new(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: String::new(),
+            source_ip: "203.0.113.7".to_owned(),
+        }
+    }
+
+    pub fn path(mut self, path: &str) -> Self {
+        self.path = path.to_owned();
+        self
+    }
+
+    pub fn param(mut self, name: &str, value: &str) -> Self {
+        self.path_parameters
+            .push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn query(mut self, name: &str, value: &str) -> Self {
+        self.query.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// A JSON body, with its content type.
+    pub fn json(self, body: &serde_json::Value) -> Self {
+        let mut event = self.header("content-type", "application/json");
+        event.body = body.to_string();
+        event
+    }
+
+    pub fn source_ip(mut self, ip: &str) -> Self {
+        self.source_ip = ip.to_owned();
+        self
+    }
+
+    pub fn request(self) -> lambda_http::Request {
+        fn pairs(list: &[(String, String)]) -> Vec<(&str, &str)> {
+            list.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect()
+        }
+        let mut event = api_gateway_event_json(
+            &self.method,
+            &self.route,
+            &self.path,
+            &pairs(&self.path_parameters),
+            &pairs(&self.query),
+            &pairs(&self.headers),
+            &self.body,
+        );
+        event["requestContext"]["http"]["sourceIp"] = serde_json::json!(self.source_ip);
+        from_event(event)
+    }
 }
 
 #[cfg(feature = "lambda")]

@@ -196,7 +196,18 @@ def _json_or_text(data: bytes):
 
 def ensure_binaries(env: dict[str, str]) -> None:
     debug = REPO_ROOT / "target" / "debug"
-    binaries = ("payments-admin", "create-account", "create-payment", "get-payment", "list-payments")
+    binaries = (
+        "payments-admin",
+        "create-account",
+        "create-payment",
+        "get-payment",
+        "list-payments",
+        "create-key",
+        "list-keys",
+        "get-key",
+        "roll-key",
+        "revoke-key",
+    )
     if all((debug / name).exists() for name in binaries):
         return
     subprocess.run(
@@ -307,7 +318,7 @@ def _raise_keyboard_interrupt(signum, frame):
 
 @pytest.fixture(scope="session")
 def api_key(stack: Stack) -> str:
-    """A valid key: the first key of a fresh account. Also warms up the four functions."""
+    """A valid key: the first (secret) key of a fresh account. Also warms up the functions."""
     status, headers, body = stack.post("/accounts", {"name": "Contract Test Ltd", "email": "contract@example.com"})
     assert status == 201, f"POST /accounts: {status} {body}\n{tail(stack.watch_log)}"
     key = body["api_key"]
@@ -318,6 +329,8 @@ def api_key(stack: Stack) -> str:
     assert status == 200, f"GET /payments/{{id}}: {status} {body}\n{tail(stack.watch_log)}"
     status, _, body = stack.get("/payments", {"x-api-key": key})
     assert status == 200, f"GET /payments: {status} {body}\n{tail(stack.watch_log)}"
+    status, _, body = stack.get("/keys", {"x-api-key": key})
+    assert status == 200, f"GET /keys: {status} {body}\n{tail(stack.watch_log)}"
     return key
 
 

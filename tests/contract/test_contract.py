@@ -65,10 +65,11 @@ CHECKS = [
 # for an account over its rate limit, which the stack under test sets out of reach.)
 REJECTION_STATUSES = ["400", "401", "404", "405", "413", "415", "422", "429"]
 # A request that the spec allows must get one of these: 401 without a key, 404 for a
-# well-formed payment id (in the path or as a cursor) that names no payment of the account,
-# 422 when a generated Idempotency-Key comes again with another body, 429 for an account
-# over its rate limit.
-ACCEPTANCE_STATUSES = ["2xx", "401", "404", "422", "429"]
+# well-formed payment or key id (in the path or as a cursor) that names none of the
+# account's, 409 for a key change the account's keys refuse (an eleventh live key after the
+# generated POST /keys made ten), 422 when a generated Idempotency-Key comes again with
+# another body, 429 for an account over its rate limit.
+ACCEPTANCE_STATUSES = ["2xx", "401", "404", "409", "422", "429"]
 
 
 def contract_config() -> SchemathesisConfig:
@@ -104,6 +105,7 @@ def contract_config() -> SchemathesisConfig:
 # no longer has.)
 schema = schemathesis.openapi.from_path(SPEC, config=contract_config())
 payment_operations = schema.include(path_regex="^/payments")
+keyed_operations = schema.include(path_regex="^/(payments|keys)")
 
 
 def local_router_cannot_carry(request) -> str | None:
@@ -137,12 +139,16 @@ def is_utf8(data: bytes) -> bool:
 def acceptance_not_checked(case) -> str | None:
     """Why a schema-valid body may rightly be refused: what JSON Schema cannot say.
 
-    - `amount: 1250.0` is an `integer` to JSON Schema (same number as 1250), but the
-      service takes only an integer literal and answers 400 (see the Amount schema).
+    - `amount: 1250.0` (and a roll's `expires_in: 60.0`) is an `integer` to JSON Schema
+      (the same number as 1250), but the service takes only an integer literal and answers
+      400 (see the Amount schema).
     - `starting_after` with `ending_before`: each is valid alone, together a 400 (a rule
       across parameters, which OpenAPI cannot state).
     - Non-ASCII e-mail addresses: the service allows Unicode alphanumerics in domain labels
       and counts lengths in UTF-8 bytes; the spec's pattern admits a superset there.
+    - A new key's `allowed_ips`: which strings are addresses or ranges, and that a range has
+      no host bits set; and its `expires_at`, which must lie ahead (a generated date-time
+      mostly lies in the past).
     """
     query = case.query if isinstance(case.query, dict) else {}
     if "starting_after" in query and "ending_before" in query:
@@ -150,9 +156,15 @@ def acceptance_not_checked(case) -> str | None:
     body = case.body if isinstance(case.body, dict) else {}
     if isinstance(body.get("amount"), float):
         return "amount sent as a float"
+    if isinstance(body.get("expires_in"), float):
+        return "expires_in sent as a float"
     email = body.get("email")
     if isinstance(email, str) and not email.isascii():
         return "non-ASCII email"
+    if case.path == "/keys" and body.get("allowed_ips"):
+        return "IP ranges"
+    if case.path == "/keys" and isinstance(body.get("expires_at"), str):
+        return "expires_at"
     return None
 
 
@@ -190,14 +202,14 @@ def assert_request_id_matches(response) -> None:
 
 @schema.parametrize()
 def test_api_with_key(case, stack, api_key, sent):
-    """Both operations; the payment routes with a valid key of a fresh account."""
-    headers = {"x-api-key": api_key} if case.path.startswith("/payments") else None
+    """Every operation; the payment and key routes with the secret key of a fresh account."""
+    headers = {"x-api-key": api_key} if case.path.startswith(("/payments", "/keys")) else None
     call_and_validate(case, stack, sent, "with a valid key", headers)
 
 
-@payment_operations.parametrize()
+@keyed_operations.parametrize()
 def test_payments_without_key(case, stack, sent):
-    """The payment routes without any `x-api-key`: whatever else is sent, a 401."""
+    """The payment and key routes without any `x-api-key`: whatever else is sent, a 401."""
     assert "x-api-key" not in {name.lower() for name in (case.headers or {})}
     response = call_and_validate(case, stack, sent, "without a key")
     # The coverage phase also tries other methods, which the router answers (404).
@@ -285,6 +297,60 @@ def test_idempotent_replay_and_key_reuse(stack, api_key):
     assert reused.json()["error"]["param"] == "Idempotency-Key"
 
 
+def call(stack, path: str, method: str, headers: dict[str, str] | None, expect: int, **case):
+    """Sends `method path` (path parameters, query and body in `case`), checks the response
+    against the spec, returns it."""
+    case = schema[path][method].Case(**case)
+    response = case.call(base_url=stack.base_url, headers=headers)
+    assert response.status_code == expect, response.text
+    case.validate_response(
+        response,
+        checks=RESPONSE_CHECKS + ([] if expect >= 500 else [not_a_server_error]),
+        headers=headers,
+    )
+    assert_request_id_matches(response)
+    return response
+
+
+def test_key_answers_are_the_documented_ones(stack):
+    """Each answer of the key routes, reached on purpose: created, listed, read, rolled,
+    refused (403, 409, 404) and revoked, each checked against the spec."""
+    status, _, account = stack.post("/accounts", {"name": "Contract Keys Ltd"})
+    assert status == 201
+    secret = {"x-api-key": account["api_key"]}
+    json_body = {"media_type": "application/json"}
+    reader = call(stack, "/keys", "POST", secret, 201, body={"name": "reader", "permissions": ["payments:read"]},
+                  **json_body).json()
+    assert reader["api_key"].startswith("rk_test_") and reader["kind"] == "restricted"
+    listing = call(stack, "/keys", "GET", secret, 200).json()
+    assert [key["id"] for key in listing["data"]][0] == reader["id"]
+    secret_id = listing["data"][-1]["id"]
+    call(stack, "/keys/{id}", "GET", secret, 200, path_parameters={"id": reader["id"]})
+    # The read-only key: refused a payment and the keys, with the permission named.
+    denied = send(stack, "/payments", {"amount": 1, "currency": "usd"}, {"x-api-key": reader["api_key"]}, expect=403)
+    assert denied.json()["error"]["message"] == "This key does not have the payments:write permission."
+    call(stack, "/keys", "GET", {"x-api-key": reader["api_key"]}, 403)
+    rolled = call(stack, "/keys/{id}/roll", "POST", secret, 201, path_parameters={"id": reader["id"]},
+                  body={"expires_in": 600}, **json_body).json()
+    assert rolled["name"] == "reader" and rolled["permissions"] == ["payments:read"]
+    again = call(stack, "/keys/{id}/roll", "POST", secret, 409, path_parameters={"id": reader["id"]},
+                 body={"expires_in": 600}, **json_body)
+    assert again.json()["error"]["code"] == "key_not_active"
+    locked = call(stack, "/keys/{id}", "DELETE", secret, 409, path_parameters={"id": secret_id})
+    assert locked.json()["error"]["code"] == "would_lock_out"
+    revoked = call(stack, "/keys/{id}", "DELETE", secret, 200, path_parameters={"id": rolled["id"]}).json()
+    assert revoked["status"] == "revoked"
+    # Another account's key, an unknown id and a malformed one: one 404.
+    _, _, other = stack.post("/accounts", {"name": "Other Keys Ltd"})
+    _, _, theirs = stack.get("/keys", {"x-api-key": other["api_key"]})
+    bodies = []
+    for id in [theirs["data"][0]["id"], "key_00000000000000000000", "key_short"]:
+        error = call(stack, "/keys/{id}", "GET", secret, 404, path_parameters={"id": id}).json()["error"]
+        assert (error["code"], error["param"]) == ("resource_missing", "id")
+        bodies.append({**error, "request_id": None})
+    assert all(body == bodies[0] for body in bodies), bodies
+
+
 def test_keys_that_do_not_authenticate(stack, api_key):
     tampered = api_key[:-1] + ("A" if api_key[-1] != "A" else "B")
     live = "sk_live_" + api_key.removeprefix("sk_test_")
@@ -360,6 +426,11 @@ def test_spec_routes_are_the_routes_the_stack_serves():
         ("POST", "/payments/create"): "create-payment",
         ("GET", "/payments"): "list-payments",
         ("GET", "/payments/{id}"): "get-payment",
+        ("POST", "/keys"): "create-key",
+        ("GET", "/keys"): "list-keys",
+        ("GET", "/keys/{id}"): "get-key",
+        ("DELETE", "/keys/{id}"): "revoke-key",
+        ("POST", "/keys/{id}/roll"): "roll-key",
     }
     # The two payment routes are one operation: the same parameters, body and responses.
     payments, alias = spec["paths"]["/payments"]["post"], spec["paths"]["/payments/create"]["post"]
@@ -405,6 +476,13 @@ def test_spec_limits_are_the_code_limits(code_facts):
     assert f"{body_max // 1024} KiB ({body_max} bytes)" in spec["info"]["description"]
     idempotency = spec["components"]["parameters"]["IdempotencyKey"]["schema"]
     assert idempotency["maxLength"] == limits["idempotency_key_max_len"]
+    assert schemas["KeyName"]["maxLength"] == limits["key_name_max_chars"]
+    create = schemas["CreateKeyRequest"]["properties"]
+    assert create["allowed_ips"]["oneOf"][0]["maxItems"] == limits["allowed_ips_max"]
+    roll = schemas["RollKeyRequest"]["properties"]["expires_in"]["oneOf"][0]
+    assert roll["maximum"] == limits["roll_grace_max_s"]
+    assert schemas["KeyList"]["properties"]["data"]["maxItems"] == limits["key_entries_max"]
+    assert schemas["Permission"]["enum"] == limits["permissions"]
 
 
 def test_function_timeout_and_request_deadline_agree(code_facts):
@@ -423,7 +501,7 @@ def test_function_timeout_and_request_deadline_agree(code_facts):
         for name, resource in template["Resources"].items()
         if resource["Type"] == "AWS::Serverless::Function"
     }
-    assert len(timeouts) == 4, timeouts
+    assert len(timeouts) == 9, timeouts
     deadline = code_facts["deadline"]
     for name, timeout in timeouts.items():
         assert timeout * 1000 - deadline["response_margin_ms"] == deadline["default_budget_ms"], name
@@ -449,6 +527,11 @@ def test_spec_is_valid_openapi_with_valid_examples():
     validator("/components/schemas/CreateAccountRequest").validate(body["example"])
     body = spec["components"]["requestBodies"]["CreatePayment"]["content"]["application/json"]
     validator("/components/schemas/CreatePaymentRequest").validate(body["example"])
+    body = spec["paths"]["/keys"]["post"]["requestBody"]["content"]["application/json"]
+    for example in body["examples"].values():
+        validator("/components/schemas/CreateKeyRequest").validate(example["value"])
+    created = spec["paths"]["/keys"]["post"]["responses"]["201"]["content"]["application/json"]
+    validator("/components/schemas/NewKey").validate(created["example"])
     parameter = spec["components"]["parameters"]["IdempotencyKey"]
     validator("/components/parameters/IdempotencyKey/schema").validate(parameter["example"])
 

@@ -124,7 +124,7 @@ impl TestResponse {
     }
 }
 
-/// The four handlers wired to their own fresh tables in DynamoDB Local.
+/// The handlers of every route wired to their own fresh tables in DynamoDB Local.
 pub struct TestApp {
     /// The handlers' clock: the real time, plus however far a test advanced it.
     pub clock: ManualClock,
@@ -136,6 +136,11 @@ pub struct TestApp {
     pub payments: create_payment::State<DynamoStore>,
     pub retrieve: Edge<DynamoStore>,
     pub list: Edge<DynamoStore>,
+    pub key_create: create_key::State<DynamoStore>,
+    pub key_list: Edge<DynamoStore>,
+    pub key_get: Edge<DynamoStore>,
+    pub key_roll: roll_key::State<DynamoStore>,
+    pub key_revoke: Edge<DynamoStore>,
 }
 
 impl TestApp {
@@ -178,7 +183,18 @@ impl TestApp {
                 ids: IdSource::random(),
             },
             retrieve: edge(store.clone()),
-            list: edge(store),
+            list: edge(store.clone()),
+            key_create: create_key::State {
+                edge: edge(store.clone()),
+                ids: IdSource::random(),
+            },
+            key_list: edge(store.clone()),
+            key_get: edge(store.clone()),
+            key_roll: roll_key::State {
+                edge: edge(store.clone()),
+                ids: IdSource::random(),
+            },
+            key_revoke: edge(store),
             clock,
             client,
             clients_table: tables.clients.clone(),
@@ -255,6 +271,47 @@ impl TestApp {
         TestResponse::from_lambda(list_payments::handle(&self.list, request).await)
     }
 
+    /// `POST /keys` with `body`, as `api_key`.
+    pub async fn create_key(&self, api_key: &str, body: &Value) -> TestResponse {
+        let request = key_event("POST", "/keys", None, api_key)
+            .json(body)
+            .request();
+        let response =
+            TestResponse::from_lambda(create_key::handle(&self.key_create, request).await);
+        record_new_key(&response);
+        response
+    }
+
+    /// `GET /keys`, as `api_key`.
+    pub async fn list_keys(&self, api_key: &str) -> TestResponse {
+        let request = key_event("GET", "/keys", None, api_key).request();
+        TestResponse::from_lambda(list_keys::handle(&self.key_list, request).await)
+    }
+
+    /// `GET /keys/{id}`, as `api_key`.
+    pub async fn get_key(&self, api_key: &str, id: &str) -> TestResponse {
+        let request = key_event("GET", "/keys/{id}", Some(id), api_key).request();
+        TestResponse::from_lambda(get_key::handle(&self.key_get, request).await)
+    }
+
+    /// `POST /keys/{id}/roll` with `body` (none: no body), as `api_key`.
+    pub async fn roll_key(&self, api_key: &str, id: &str, body: Option<&Value>) -> TestResponse {
+        let mut event = key_event("POST", "/keys/{id}/roll", Some(id), api_key);
+        if let Some(body) = body {
+            event = event.json(body);
+        }
+        let response =
+            TestResponse::from_lambda(roll_key::handle(&self.key_roll, event.request()).await);
+        record_new_key(&response);
+        response
+    }
+
+    /// `DELETE /keys/{id}`, as `api_key`.
+    pub async fn revoke_key(&self, api_key: &str, id: &str) -> TestResponse {
+        let request = key_event("DELETE", "/keys/{id}", Some(id), api_key).request();
+        TestResponse::from_lambda(revoke_key::handle(&self.key_revoke, request).await)
+    }
+
     pub async fn create_account(&self, body: Value) -> TestResponse {
         self.post_account(json_request("/accounts", None, &body))
             .await
@@ -320,6 +377,23 @@ impl TestApp {
                     == Some(account_id)
             })
             .collect()
+    }
+}
+
+/// A `/keys` request as API Gateway hands it over: `route` with its `{id}` filled in.
+fn key_event(method: &str, route: &str, id: Option<&str>, api_key: &str) -> shared::testing::Event {
+    record_key(api_key);
+    let mut event = shared::testing::Event::new(method, route).header("x-api-key", api_key);
+    if let Some(id) = id {
+        event = event.path(&route.replace("{id}", id)).param("id", id);
+    }
+    event
+}
+
+/// The secret a created or rolled key's answer carries, for the log hygiene check.
+fn record_new_key(response: &TestResponse) {
+    if let Some(key) = response.body["api_key"].as_str() {
+        record_key(key);
     }
 }
 

@@ -4,8 +4,8 @@
 //! response (the write happens, the caller never hears of it). Changing the fault closes
 //! every open connection, so pooled connections cannot bypass it.
 //!
-//! Two modes act on single requests rather than whole connections: [`FaultProxy::
-//! lose_next_responses`] and [`Fault::Flaky`]. For those the proxy finds request boundaries
+//! Three modes act on single requests rather than whole connections: [`FaultProxy::
+//! lose_next_responses`], [`FaultProxy::lose_responses_of`] and [`Fault::Flaky`]. For those the proxy finds request boundaries
 //! in the client's bytes (HTTP/1.1 framed by `Content-Length`, as the AWS SDK and reqwest
 //! send them; clients that do not pipeline) and decides each request's fate before it goes
 //! upstream. A connection whose framing it does not understand (chunked bodies,
@@ -180,6 +180,22 @@ enum Mode {
     Fixed(Fault),
     /// Lose the responses of this many more requests, then forward.
     LoseNext(AtomicUsize),
+    /// Lose the response of every request for this DynamoDB operation.
+    LoseResponsesOf(&'static str),
+}
+
+/// Whether `request` (a whole HTTP/1.x request) is a call of the DynamoDB `operation`.
+fn calls(request: &[u8], operation: &str) -> bool {
+    let end = request
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(request.len());
+    let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
+    let target = format!(
+        "\r\nx-amz-target: dynamodb_20120810.{}\r\n",
+        operation.to_ascii_lowercase()
+    );
+    format!("{head}\r\n").contains(&target)
 }
 
 struct ModeState {
@@ -196,8 +212,10 @@ impl ModeState {
         })
     }
 
-    fn decide(&self) -> Action {
+    fn decide(&self, request: &[u8]) -> Action {
         match &self.mode {
+            Mode::LoseResponsesOf(operation) if calls(request, operation) => Action::LoseResponse,
+            Mode::LoseResponsesOf(_) => Action::Forward,
             Mode::LoseNext(remaining) => {
                 match remaining
                     .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -280,6 +298,14 @@ impl FaultProxy {
             .send_replace(ModeState::new(Mode::LoseNext(AtomicUsize::new(n))));
     }
 
+    /// Closes every open connection; then every request for the DynamoDB `operation`
+    /// (`TransactWriteItems`, by its `x-amz-target` header) reaches the server and loses its
+    /// response, and every other request is forwarded.
+    pub fn lose_responses_of(&self, operation: &'static str) {
+        self.mode
+            .send_replace(ModeState::new(Mode::LoseResponsesOf(operation)));
+    }
+
     /// What the proxy has done since it started.
     pub fn counts(&self) -> FaultCounts {
         self.counters.snapshot()
@@ -300,7 +326,9 @@ async fn relay(
 ) -> std::io::Result<()> {
     let fault = match &state.mode {
         Mode::Fixed(fault) => *fault,
-        Mode::LoseNext(_) => return relay_requests(client, upstream, state, counters).await,
+        Mode::LoseNext(_) | Mode::LoseResponsesOf(_) => {
+            return relay_requests(client, upstream, state, counters).await
+        }
     };
     match fault {
         Fault::Refuse => {
@@ -371,7 +399,7 @@ async fn relay_requests(
                     tokio::io::copy_bidirectional(&mut client, &mut server).await?;
                     return Ok(());
                 }
-                Frame::Request(len) => match state.decide() {
+                Frame::Request(len) => match state.decide(&pending[..len]) {
                     Action::Forward => {
                         server.write_all(&pending[..len]).await?;
                         pending.drain(..len);
@@ -505,6 +533,18 @@ mod tests {
         ] {
             assert_eq!(frame(unframed), Frame::Unframed);
         }
+    }
+
+    #[test]
+    fn a_request_is_told_by_its_dynamodb_operation() {
+        let transact = b"POST / HTTP/1.1\r\nX-Amz-Target: DynamoDB_20120810.TransactWriteItems\r\ncontent-length: 2\r\n\r\n{}";
+        assert!(calls(transact, "TransactWriteItems"));
+        assert!(!calls(transact, "GetItem"));
+        let last = b"POST / HTTP/1.1\r\nx-amz-target: DynamoDB_20120810.GetItem\r\n\r\n";
+        assert!(calls(last, "GetItem"));
+        // In the body, it is not the target.
+        let body = b"POST / HTTP/1.1\r\ncontent-length: 52\r\n\r\nx-amz-target: DynamoDB_20120810.TransactWriteItems\r\n";
+        assert!(!calls(body, "TransactWriteItems"));
     }
 
     #[test]

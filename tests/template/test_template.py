@@ -155,11 +155,30 @@ REQUEST_COUNT_CONDITION = {
 }
 
 
+# What a key change may update: the account item and key items, never a payment or a
+# request count.
+KEY_CHANGE_CONDITION = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["ACCOUNT#*", "KEY#*"]}}
+# The roles of the routes that authenticate their caller's key, and whether each changes keys.
+AUTHENTICATED_ROLES = {
+    "CreatePaymentRole": False,
+    "GetPaymentRole": False,
+    "ListPaymentsRole": False,
+    "ListKeysRole": False,
+    "GetKeyRole": False,
+    "CreateKeyRole": True,
+    "RollKeyRole": True,
+    "RevokeKeyRole": True,
+}
+
+
 def check_key_use_grants(cfn):
     problems = []
-    for role in ("CreatePaymentRole", "GetPaymentRole", "ListPaymentsRole"):
+    for role, changes_keys in AUTHENTICATED_ROLES.items():
         found = conditions(cfn, role, "dynamodb:UpdateItem")
-        if found != [KEY_USE_CONDITION, REQUEST_COUNT_CONDITION]:
+        expected = [KEY_USE_CONDITION, REQUEST_COUNT_CONDITION]
+        if changes_keys:
+            expected.append(KEY_CHANGE_CONDITION)
+        if found != expected:
             problems.append(f"{role}: UpdateItem conditions {found}")
     return problems
 
@@ -172,6 +191,11 @@ def check_functions(raw):
         "CreatePaymentFunction": "functions/create-payment",
         "GetPaymentFunction": "functions/get-payment",
         "ListPaymentsFunction": "functions/list-payments",
+        "CreateKeyFunction": "functions/create-key",
+        "ListKeysFunction": "functions/list-keys",
+        "GetKeyFunction": "functions/get-key",
+        "RollKeyFunction": "functions/roll-key",
+        "RevokeKeyFunction": "functions/revoke-key",
     }
     if set(functions) != set(expected):
         problems.append(f"functions are {sorted(functions)}")
@@ -310,6 +334,11 @@ def check_api(raw, cfn):
         ("POST /payments/create", "CreatePaymentFunction"),
         ("GET /payments/{id}", "GetPaymentFunction"),
         ("GET /payments", "ListPaymentsFunction"),
+        ("POST /keys", "CreateKeyFunction"),
+        ("GET /keys", "ListKeysFunction"),
+        ("GET /keys/{id}", "GetKeyFunction"),
+        ("POST /keys/{id}/roll", "RollKeyFunction"),
+        ("DELETE /keys/{id}", "RevokeKeyFunction"),
     ]:
         uri, version, security = routes.get(key, ("", None, None))
         if function not in uri:
@@ -388,15 +417,51 @@ def test_iam_is_least_privilege(cfn):
         "logs:PutLogEvents": [{"Fn::GetAtt": ["ListPaymentsLogGroup", "Arn"]}],
         **XRAY,
     }
+    # The key routes: no access to payments. Reading keys is the account item and a batch
+    # read of its key items (for their last use); changing them, one transaction of the
+    # account item, key items and references, and the change's audit event.
+    key_use = {
+        "dynamodb:GetItem": [clients],
+        "dynamodb:UpdateItem": [clients, clients],
+    }
+    for reader in ("ListKeys", "GetKey"):
+        assert grants(cfn, f"{reader}Role") == {
+            **key_use,
+            "dynamodb:BatchGetItem": [clients],
+            "logs:CreateLogStream": [{"Fn::GetAtt": [f"{reader}LogGroup", "Arn"]}],
+            "logs:PutLogEvents": [{"Fn::GetAtt": [f"{reader}LogGroup", "Arn"]}],
+            **XRAY,
+        }
+        assert conditions(cfn, f"{reader}Role", "dynamodb:BatchGetItem") == [
+            {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["KEY#*"]}}
+        ]
+    for writer, puts in (("CreateKey", True), ("RollKey", True), ("RevokeKey", False)):
+        expected = {
+            "dynamodb:GetItem": [clients],
+            "dynamodb:UpdateItem": [clients, clients, clients],
+            "dynamodb:PutItem": [clients, audit] if puts else [audit],
+            "logs:CreateLogStream": [{"Fn::GetAtt": [f"{writer}LogGroup", "Arn"]}],
+            "logs:PutLogEvents": [{"Fn::GetAtt": [f"{writer}LogGroup", "Arn"]}],
+            **XRAY,
+        }
+        assert grants(cfn, f"{writer}Role") == expected, writer
+        if puts:
+            # New key items and references only, never an account or a payment.
+            assert conditions(cfn, f"{writer}Role", "dynamodb:PutItem") == [
+                {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["KEY#*", "KEYID#*"]}},
+                None,
+            ]
+    # Nothing in the stack scans.
+    for role in resources_of(cfn, "AWS::IAM::Role"):
+        assert "dynamodb:Scan" not in grants(cfn, role), role
     roles = {
         name: fn["Properties"]["Role"]
         for name, fn in resources_of(cfn, "AWS::Lambda::Function").items()
     }
     assert roles == {
-        "CreateAccountFunction": {"Fn::GetAtt": ["CreateAccountRole", "Arn"]},
-        "CreatePaymentFunction": {"Fn::GetAtt": ["CreatePaymentRole", "Arn"]},
-        "GetPaymentFunction": {"Fn::GetAtt": ["GetPaymentRole", "Arn"]},
-        "ListPaymentsFunction": {"Fn::GetAtt": ["ListPaymentsRole", "Arn"]},
+        f"{name}Function": {"Fn::GetAtt": [f"{name}Role", "Arn"]}
+        for name in ("CreateAccount", "CreatePayment", "GetPayment", "ListPayments",
+                     "CreateKey", "ListKeys", "GetKey", "RollKey", "RevokeKey")
     }
 
 
@@ -494,12 +559,18 @@ FUNCTION_ALARMS = {
     "CreatePaymentFunction": ["CreatePaymentServerErrorsAlarm", "CreatePaymentThrottlesAlarm"],
     "GetPaymentFunction": ["GetPaymentServerErrorsAlarm", "GetPaymentThrottlesAlarm"],
     "ListPaymentsFunction": ["ListPaymentsServerErrorsAlarm", "ListPaymentsThrottlesAlarm"],
+    "CreateKeyFunction": ["CreateKeyServerErrorsAlarm", "CreateKeyThrottlesAlarm"],
+    "ListKeysFunction": ["ListKeysServerErrorsAlarm", "ListKeysThrottlesAlarm"],
+    "GetKeyFunction": ["GetKeyServerErrorsAlarm", "GetKeyThrottlesAlarm"],
+    "RollKeyFunction": ["RollKeyServerErrorsAlarm", "RollKeyThrottlesAlarm"],
+    "RevokeKeyFunction": ["RevokeKeyServerErrorsAlarm", "RevokeKeyThrottlesAlarm"],
 }
 SERVICE_ALARMS = [
     "ApiServerErrorRateAlarm",
     "ApiLatencyAlarm",
     "AuthRefusalsAlarm",
     "RateLimitedAlarm",
+    "KeyChangeRefusalsAlarm",
     "DynamoDbThrottlesAlarm",
     "DynamoDbSystemErrorsAlarm",
     "ConcurrencyAlarm",
@@ -510,6 +581,11 @@ FUNCTION_METRIC_NAMES = {
     "CreatePaymentFunction": "create_payment",
     "GetPaymentFunction": "get_payment",
     "ListPaymentsFunction": "list_payments",
+    "CreateKeyFunction": "create_key",
+    "ListKeysFunction": "list_keys",
+    "GetKeyFunction": "get_key",
+    "RollKeyFunction": "roll_key",
+    "RevokeKeyFunction": "revoke_key",
 }
 
 
@@ -544,7 +620,8 @@ def check_alarms(raw):
         problems.append("no optional e-mail subscription")
     for parameter in ["ApiServerErrorRatePercent", "ApiLatencyP99Ms", "FunctionServerErrors",
                       "FunctionThrottlesPerMinute", "DynamoDbErrorsPerMinute",
-                      "AuthRefusalsPer5Minutes", "RateLimitedPer5Minutes", "ConcurrencyAlarmThreshold",
+                      "AuthRefusalsPer5Minutes", "RateLimitedPer5Minutes", "KeyRefusalsPer5Minutes",
+                      "ConcurrencyAlarmThreshold",
                       "AlarmEmail", "DefaultRateLimit"]:
         if "Default" not in raw["Parameters"].get(parameter, {}):
             problems.append(f"parameter {parameter} missing or without a default")

@@ -1,7 +1,7 @@
 //! Smoke test of the deploy artifacts: the exact arm64 `bootstrap` binaries that `sam build`
 //! produced (`make package`), run under qemu-aarch64 against a Lambda Runtime API emulator
 //! (`cargo lambda watch --only-lambda-apis`, which also routes HTTP like API Gateway) and
-//! DynamoDB Local, driven through the whole flow over HTTP: all four bootstraps.
+//! DynamoDB Local, driven through the whole flow over HTTP: every function's bootstrap.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -75,12 +75,25 @@ fn spawn_function(
     )
 }
 
+/// Each function: its name in the emulator's routes, and its resource in the template.
+const FUNCTIONS: [(&str, &str); 9] = [
+    ("create-account", "CreateAccountFunction"),
+    ("create-payment", "CreatePaymentFunction"),
+    ("get-payment", "GetPaymentFunction"),
+    ("list-payments", "ListPaymentsFunction"),
+    ("create-key", "CreateKeyFunction"),
+    ("list-keys", "ListKeysFunction"),
+    ("get-key", "GetKeyFunction"),
+    ("roll-key", "RollKeyFunction"),
+    ("revoke-key", "RevokeKeyFunction"),
+];
+
 #[tokio::test]
 async fn the_arm64_artifacts_serve_the_contract() {
-    let account_binary = artifact("CreateAccountFunction");
-    let payment_binary = artifact("CreatePaymentFunction");
-    let get_binary = artifact("GetPaymentFunction");
-    let list_binary = artifact("ListPaymentsFunction");
+    let binaries: Vec<(&str, PathBuf)> = FUNCTIONS
+        .iter()
+        .map(|(name, resource)| (*name, artifact(resource)))
+        .collect();
     assert!(
         Path::new(AARCH64_SYSROOT)
             .join("lib/ld-linux-aarch64.so.1")
@@ -117,25 +130,23 @@ async fn the_arm64_artifacts_serve_the_contract() {
         ("API_KEY_ENVIRONMENT", "test"),
         ("DYNAMODB_ENDPOINT", endpoint.as_str()),
     ]);
-    let (_account_fn, account_log) = spawn_function("create-account", &account_binary, port, &env);
-    let (_payment_fn, payment_log) = spawn_function("create-payment", &payment_binary, port, &env);
-    let (_get_fn, get_log) = spawn_function("get-payment", &get_binary, port, &env);
-    let (_list_fn, list_log) = spawn_function("list-payments", &list_binary, port, &env);
-    let logs = || {
-        [
-            ("create-account", &account_log),
-            ("create-payment", &payment_log),
-            ("get-payment", &get_log),
-            ("list-payments", &list_log),
-        ]
+    let running: Vec<(&str, GroupGuard, PathBuf)> = binaries
         .iter()
-        .map(|(name, path)| {
-            format!(
-                "{name}:\n{}\n",
-                std::fs::read_to_string(path).unwrap_or_default()
-            )
+        .map(|(name, binary)| {
+            let (guard, log) = spawn_function(name, binary, port, &env);
+            (*name, guard, log)
         })
-        .collect::<String>()
+        .collect();
+    let logs = || {
+        running
+            .iter()
+            .map(|(name, _, path)| {
+                format!(
+                    "{name}:\n{}\n",
+                    std::fs::read_to_string(path).unwrap_or_default()
+                )
+            })
+            .collect::<String>()
     };
 
     let http = Client::builder()
@@ -209,7 +220,7 @@ async fn the_arm64_artifacts_serve_the_contract() {
     let response = get("/payments?limit=0".into()).await.unwrap();
     assert_eq!(response.status(), 400);
 
-    let unknown = ApiKey::generate(KeyEnvironment::Test).unwrap();
+    let unknown = ApiKey::generate(shared::domain::KeyKind::Secret, KeyEnvironment::Test).unwrap();
     for bad in ["sk_test_bad", unknown.expose_once()] {
         let response = post(
             "/payments",
@@ -227,7 +238,53 @@ async fn the_arm64_artifacts_serve_the_contract() {
         .unwrap();
     assert_eq!(response.status(), 401);
 
+    // The key routes: a read-only key, refused a payment, listed, read, rolled, revoked.
+    let response = post(
+        "/keys",
+        Some(&key),
+        json!({"name": "arm64 reader", "permissions": ["payments:read"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 201, "{}", logs());
+    let reader: Value = response.json().await.unwrap();
+    let reader_key = reader["api_key"].as_str().unwrap().to_owned();
+    payments_tests::record_key(&reader_key);
+    let reader_id = reader["id"].as_str().unwrap().to_owned();
+    let response = post(
+        "/payments",
+        Some(&reader_key),
+        json!({"amount": 1, "currency": "USD"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 403, "{}", logs());
+    let response = get("/keys".into()).await.unwrap();
+    assert_eq!(response.status(), 200, "{}", logs());
+    let listing: Value = response.json().await.unwrap();
+    assert_eq!(listing["data"][0]["id"], reader_id.as_str());
+    let response = get(format!("/keys/{reader_id}")).await.unwrap();
+    assert_eq!(response.status(), 200, "{}", logs());
+    let response = post(
+        &format!("/keys/{reader_id}/roll"),
+        Some(&key),
+        json!({"expires_in": 60}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 201, "{}", logs());
+    let rolled: Value = response.json().await.unwrap();
+    payments_tests::record_key(rolled["api_key"].as_str().unwrap());
+    let response = http
+        .delete(format!("{base}/keys/{reader_id}"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", logs());
+
     let all_logs = logs();
     assert!(all_logs.contains("connection warmed"), "{all_logs}");
     assert!(!all_logs.contains(&key[12..]), "API key in the logs");
+    assert!(!all_logs.contains(&reader_key[12..]), "API key in the logs");
 }

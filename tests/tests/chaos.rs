@@ -5,7 +5,8 @@
 //! from the seed, changes the faults every few seconds: requests dropped before they reach
 //! DynamoDB, forwarded with their responses dropped, connections reset, requests held past
 //! the SDK's 2 s attempt timeout before they are forwarded, DynamoDB paused (SIGSTOP) or
-//! restarted. Meanwhile an operator creates accounts, rotates keys and revokes them.
+//! restarted. Meanwhile an operator creates accounts, rotates keys and revokes them, and
+//! accounts roll their own keys through `POST /keys/{id}/roll`.
 //!
 //! Clients behave as docs/api.md tells them to. Some send an `Idempotency-Key` and, on a
 //! 429, a 503 or a lost answer, send the same request again with it. Some send none: on a
@@ -23,6 +24,14 @@
 //! issuance was acknowledged is never refused before an operator touched it; every request is
 //! answered within its deadline; and no status is outside those the API documents.
 //!
+//! An account whose roll gets no answer, or one that may have been applied (a 503
+//! `outcome_unknown`, a 500), does what docs/api.md says: it lists its keys with the key it
+//! rolled (`GET /keys`, which works through the self-roll's grace), and if the rolled key is
+//! now expiring, revokes the new key it never saw (undoing the roll), then rolls again. The
+//! checker asserts that afterwards every key of such an account that works is a key whose
+//! secret a client was given: a lost answer never leaves a working key behind that nobody
+//! holds.
+//!
 //! `CHAOS_SECONDS` (default 60), `CHAOS_SEED` (default: from the clock; printed) and
 //! `CHAOS_CLIENTS` (default 12) shape the run; `make chaos SECONDS=1800` runs a long one.
 //! The report goes to stdout and `target/chaos/report.md`. A seed fixes every choice the
@@ -35,7 +44,7 @@
 // deep, past the compiler's default depth for computing their layout.
 #![recursion_limit = "256"]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -160,6 +169,30 @@ struct Book {
     created_accounts: Vec<(String, String)>,
     /// Every `POST /accounts` of the operator: (milliseconds it took, status).
     account_creations: Vec<(u64, u16)>,
+    /// Every self-service roll: its account, the key, and how it ended.
+    rolls: Vec<(String, String, RollOutcome)>,
+    /// Accounts with a key change whose outcome nobody learned (an operator's rotation
+    /// whose answer was lost, a roll its account could not resolve): a key may work there
+    /// that no client was given.
+    uncertain: HashSet<String>,
+    /// Every answer of the key routes: (route, milliseconds it took, status).
+    key_answers: Vec<(&'static str, u64, u16)>,
+}
+
+/// How an account's roll of its key ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum RollOutcome {
+    /// A 201 on the first request.
+    Rolled,
+    /// A 201 after a lost or unknown answer, found out from `GET /keys`.
+    RolledAfterLooking,
+    /// A lost roll found applied, its new key revoked (the roll undone), rolled again.
+    UndoneAndRolled,
+    /// Refused: the key was already being replaced or no longer works (an operator's
+    /// rotation came first).
+    Refused,
+    /// The account could not find out (its key stopped, or every look failed).
+    Unresolved,
 }
 
 impl Book {
@@ -394,8 +427,162 @@ async fn client(campaign: Arc<Campaign>, id: usize, seed: u64) {
     }
 }
 
+/// A key route's request as API Gateway hands it over, within the invocation's deadline.
+fn key_request(
+    method: &str,
+    route: &str,
+    id: &str,
+    key: &str,
+    body: Option<Value>,
+) -> lambda_http::Request {
+    let mut event = shared::testing::Event::new(method, route)
+        .path(&route.replace("{id}", id))
+        .header("x-api-key", key);
+    if route.contains("{id}") {
+        event = event.param("id", id);
+    }
+    if let Some(body) = body {
+        event = event.json(&body);
+    }
+    with_deadline_in(event.request(), DEADLINE_MS)
+}
+
+/// Sends one key route's request and notes its answer.
+async fn key_call(
+    campaign: &Campaign,
+    route: &'static str,
+    request: lambda_http::Request,
+) -> TestResponse {
+    let app = &campaign.app;
+    let sent = Instant::now();
+    let response = TestResponse::from_lambda(match route {
+        "roll" => roll_key::handle(&app.key_roll, request).await,
+        "list" => list_keys::handle(&app.key_list, request).await,
+        "revoke" => revoke_key::handle(&app.key_revoke, request).await,
+        other => unreachable!("no key route {other}"),
+    });
+    campaign.book.lock().unwrap().key_answers.push((
+        route,
+        sent.elapsed().as_millis() as u64,
+        response.status,
+    ));
+    response
+}
+
+/// An account rolls `current`, its key, with the 60 s grace a key rolling itself keeps, and
+/// when the answer is lost finds out what happened as docs/api.md says.
+async fn self_roll(campaign: &Campaign, current: &BookKey, rng: &mut Rng) -> RollOutcome {
+    let mut looked = false;
+    let mut undone = false;
+    for _ in 0..MAX_ATTEMPTS {
+        let request = key_request(
+            "POST",
+            "/keys/{id}/roll",
+            &current.key_id,
+            &current.key,
+            Some(json!({"expires_in": 60})),
+        );
+        let response = key_call(campaign, "roll", request).await;
+        match (response.status, response.error_code()) {
+            (201, _) => {
+                let acked = campaign.now_ms();
+                let new_key = response.body["api_key"].as_str().unwrap().to_owned();
+                payments_tests::record_key(&new_key);
+                let mut book = campaign.book.lock().unwrap();
+                if let Some(old) = book.keys.iter_mut().find(|k| k.key_id == current.key_id) {
+                    old.retired_ms.get_or_insert(acked + 60_000);
+                }
+                book.keys.push(BookKey {
+                    account: current.account.clone(),
+                    key: new_key,
+                    key_id: response.body["id"].as_str().unwrap().to_owned(),
+                    touched_ms: None,
+                    retired_ms: None,
+                });
+                return match (looked, undone) {
+                    (_, true) => RollOutcome::UndoneAndRolled,
+                    (true, false) => RollOutcome::RolledAfterLooking,
+                    (false, false) => RollOutcome::Rolled,
+                };
+            }
+            // Nothing was done: wait as told, or give up on a refusal.
+            (429, _) | (503, "service_unavailable") => {
+                tokio::time::sleep(retry_after(&response)).await;
+                continue;
+            }
+            (401, _) => return RollOutcome::Refused,
+            (409, _) if !looked => return RollOutcome::Refused,
+            // A 409 after a lost answer (the lost roll may be what made the key expiring),
+            // a 503 `outcome_unknown`, a 500: look.
+            _ => {}
+        }
+        looked = true;
+        let Some(listing) = look_at_keys(campaign, current).await else {
+            return RollOutcome::Unresolved;
+        };
+        let rolled = listing
+            .iter()
+            .find(|k| k["id"] == current.key_id.as_str())
+            .is_some_and(|k| k["status"] == "expiring");
+        if !rolled {
+            continue;
+        }
+        // The roll happened: revoke the new key nobody holds, which undoes the roll.
+        let known: HashSet<String> = {
+            let book = campaign.book.lock().unwrap();
+            book.keys.iter().map(|k| k.key_id.clone()).collect()
+        };
+        for orphan in listing.iter().filter(|k| {
+            matches!(k["status"].as_str(), Some("active" | "expiring"))
+                && !known.contains(k["id"].as_str().unwrap_or_default())
+        }) {
+            let id = orphan["id"].as_str().unwrap_or_default().to_owned();
+            if !revoke_until_answered(campaign, current, &id).await {
+                return RollOutcome::Unresolved;
+            }
+            campaign.event(format!(
+                "revoked {id}, the new key of a lost roll of {}",
+                current.key_id
+            ));
+            undone = true;
+        }
+        tokio::time::sleep(rng.millis(0, 200)).await;
+    }
+    RollOutcome::Unresolved
+}
+
+/// `GET /keys` with `key`, retried while the answer says nothing (503, lost): the account's
+/// keys, or `None` when no answer came.
+async fn look_at_keys(campaign: &Campaign, key: &BookKey) -> Option<Vec<Value>> {
+    for _ in 0..MAX_ATTEMPTS {
+        let request = key_request("GET", "/keys", "", &key.key, None);
+        let response = key_call(campaign, "list", request).await;
+        match response.status {
+            200 => return response.body["data"].as_array().cloned(),
+            401 => return None,
+            _ => tokio::time::sleep(retry_after(&response)).await,
+        }
+    }
+    None
+}
+
+/// `DELETE /keys/{id}` with `key` until it is answered (revoking twice is revoking once).
+async fn revoke_until_answered(campaign: &Campaign, key: &BookKey, id: &str) -> bool {
+    for _ in 0..MAX_ATTEMPTS {
+        let request = key_request("DELETE", "/keys/{id}", id, &key.key, None);
+        let response = key_call(campaign, "revoke", request).await;
+        match response.status {
+            200 => return true,
+            401 | 403 | 404 | 409 => return false,
+            _ => tokio::time::sleep(retry_after(&response)).await,
+        }
+    }
+    false
+}
+
 /// The operator: creates accounts through the API, and rotates and revokes keys with the
-/// store's own administration (as `payments-admin` does), straight to DynamoDB.
+/// store's own administration (as `payments-admin` does), straight to DynamoDB. Now and
+/// then, instead, an account rolls its own key through the API.
 async fn operator_task(campaign: Arc<Campaign>, admin: DynamoStore, seed: u64, clients: usize) {
     let mut rng = Rng::new(seed, 2);
     while Instant::now() < campaign.until {
@@ -445,7 +632,33 @@ async fn operator_task(campaign: Arc<Campaign>, admin: DynamoStore, seed: u64, c
                 book.created_accounts.push((id.clone(), key));
                 book.accounts_of.get_mut(&client).unwrap().push(id);
             }
-        } else if roll < 65 {
+        } else if roll < 40 {
+            // The account rolls the key its clients use.
+            let Some(current) = campaign.book.lock().unwrap().current_key(&account) else {
+                continue;
+            };
+            let touched = campaign.now_ms();
+            if let Some(key) = campaign
+                .book
+                .lock()
+                .unwrap()
+                .keys
+                .iter_mut()
+                .find(|k| k.key_id == current.key_id)
+            {
+                key.touched_ms.get_or_insert(touched);
+            }
+            let outcome = self_roll(&campaign, &current, &mut rng).await;
+            campaign.event(format!(
+                "roll {} (self, grace 60 s): {outcome:?}",
+                current.key_id
+            ));
+            let mut book = campaign.book.lock().unwrap();
+            if outcome == RollOutcome::Unresolved {
+                book.uncertain.insert(account.clone());
+            }
+            book.rolls.push((account, current.key_id, outcome));
+        } else if roll < 70 {
             // Rotate with no grace: the account's keys stop as the change is acknowledged.
             let touched = campaign.now_ms();
             {
@@ -454,7 +667,8 @@ async fn operator_task(campaign: Arc<Campaign>, admin: DynamoStore, seed: u64, c
                     key.touched_ms.get_or_insert(touched);
                 }
             }
-            let new_key = ApiKey::generate(KeyEnvironment::Test).unwrap();
+            let new_key =
+                ApiKey::generate(shared::domain::KeyKind::Secret, KeyEnvironment::Test).unwrap();
             let issued = IssuedKey::new(&new_key, KeyId::generate().unwrap(), Timestamp::now());
             let result = admin
                 .rotate_key(
@@ -467,6 +681,17 @@ async fn operator_task(campaign: Arc<Campaign>, admin: DynamoStore, seed: u64, c
                 .await;
             let acked = campaign.now_ms();
             campaign.event(format!("rotate {account} (grace 0): {}", result.is_ok()));
+            if let Err(shared::store::lifecycle::AdminError::Store(
+                shared::store::StoreError::OutcomeUnknown(_),
+            )) = &result
+            {
+                campaign
+                    .book
+                    .lock()
+                    .unwrap()
+                    .uncertain
+                    .insert(account.clone());
+            }
             if result.is_ok() {
                 let mut book = campaign.book.lock().unwrap();
                 for key in book.keys.iter_mut().filter(|k| k.account == account) {
@@ -646,8 +871,48 @@ fn check(
     book: &Book,
     stored: &[HashMap<String, aws_sdk_dynamodb::types::AttributeValue>],
     other_statuses: &[(String, u16, String)],
+    working_keys: &HashMap<String, Vec<String>>,
 ) -> Vec<Violation> {
     let mut violations = vec![];
+    // No key works that no client was given, on an account whose changes all resolved.
+    for (account, working) in working_keys {
+        if book.uncertain.contains(account) {
+            continue;
+        }
+        for key_id in working {
+            if !book.keys.iter().any(|k| &k.key_id == key_id) {
+                let history = book
+                    .events
+                    .iter()
+                    .filter(|(_, what)| what.contains(account.as_str()) || what.starts_with("roll"))
+                    .map(|(at, what)| format!("  {at:>7} ms  * {what}"))
+                    .collect();
+                violations.push(Violation {
+                    what: format!("key {key_id} of {account} works, but no client was given it"),
+                    history,
+                });
+            }
+        }
+    }
+    for (route, elapsed_ms, status) in &book.key_answers {
+        if *elapsed_ms > DEADLINE_MS as u64 {
+            violations.push(Violation {
+                what: format!("a {route} of a key took {elapsed_ms} ms, past its deadline"),
+                history: vec![],
+            });
+        }
+        let documented: &[u16] = match *route {
+            "roll" => &[201, 400, 401, 403, 404, 409, 429, 500, 503],
+            "list" => &[200, 401, 403, 429, 500, 503],
+            _ => &[200, 401, 403, 404, 409, 429, 500, 503],
+        };
+        if !documented.contains(status) {
+            violations.push(Violation {
+                what: format!("undocumented status {status} for a {route} of a key"),
+                history: vec![],
+            });
+        }
+    }
     let by_description: HashMap<&str, &Intent> = intents
         .iter()
         .map(|i| (i.description.as_str(), i))
@@ -918,8 +1183,32 @@ async fn a_seeded_fault_campaign_keeps_every_promise() {
     let stored = campaign.app.scan(&campaign.app.payments_table).await;
     let intents = campaign.intents.lock().unwrap().clone();
     let other_statuses = campaign.other_statuses.lock().unwrap().clone();
+    // The keys that work now on each clients' account, as the stack's clock sees them.
+    let mut working_keys: HashMap<String, Vec<String>> = HashMap::new();
+    let accounts: HashSet<String> = {
+        let book = campaign.book.lock().unwrap();
+        book.accounts_of.values().flatten().cloned().collect()
+    };
+    for account in accounts {
+        let listing = admin
+            .account_keys(
+                &AccountId::parse(&account).unwrap(),
+                campaign.app.clock.clock().now(),
+            )
+            .await
+            .expect("the account's keys, with the faults off");
+        working_keys.insert(
+            account,
+            listing
+                .keys
+                .iter()
+                .filter(|k| k.state.is_live())
+                .map(|k| k.key_id.to_string())
+                .collect(),
+        );
+    }
     let book = campaign.book.lock().unwrap();
-    let violations = check(&intents, &book, &stored, &other_statuses);
+    let violations = check(&intents, &book, &stored, &other_statuses, &working_keys);
 
     // The report: what the run covered.
     let attempts: Vec<&Attempt> = intents.iter().flat_map(|i| &i.attempts).collect();
@@ -936,6 +1225,14 @@ async fn a_seeded_fault_campaign_keeps_every_promise() {
     let operator_actions = book.events.iter().filter(|(_, e)| {
         e.starts_with("rotate") || e.starts_with("revoke") || e.starts_with("create account")
     });
+    let mut roll_outcomes: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, _, outcome) in &book.rolls {
+        *roll_outcomes.entry(format!("{outcome:?}")).or_default() += 1;
+    }
+    let mut key_statuses: BTreeMap<String, u64> = BTreeMap::new();
+    for (route, _, status) in &book.key_answers {
+        *key_statuses.entry(format!("{route} {status}")).or_default() += 1;
+    }
     let mut report = vec![
         format!("# Fault campaign: seed {seed}, {seconds} s, {clients} clients"),
         String::new(),
@@ -963,6 +1260,11 @@ async fn a_seeded_fault_campaign_keeps_every_promise() {
             counts.delayed,
             DELAY.as_millis(),
             counts.refused
+        ),
+        format!(
+            "- self-service rolls: {} ({roll_outcomes:?}); key route answers: {key_statuses:?}; {} accounts left uncertain",
+            book.rolls.len(),
+            book.uncertain.len()
         ),
         format!("- nemesis: {:?}", book.fault_counts),
         format!("- answers: {statuses:?}"),

@@ -1,4 +1,4 @@
-//! End to end: real HTTP through `cargo lambda watch`, which builds and runs the four Lambda
+//! End to end: real HTTP through `cargo lambda watch`, which builds and runs the Lambda
 //! binaries exactly as `make dev` does, against DynamoDB Local.
 
 use std::time::Duration;
@@ -257,7 +257,7 @@ async fn the_whole_flow_over_http() {
         body["error"]["request_id"].as_str().unwrap()
     );
 
-    let unknown = ApiKey::generate(KeyEnvironment::Test).unwrap();
+    let unknown = ApiKey::generate(shared::domain::KeyKind::Secret, KeyEnvironment::Test).unwrap();
     let mut bodies = Vec::new();
     for bad in ["nope", unknown.expose_once()] {
         let (status, _, body) = json_of(
@@ -313,6 +313,95 @@ async fn the_whole_flow_over_http() {
     let (status, _, body) = json_of(http.get("/payments", &other_key).await).await;
     assert_eq!(status, 200, "after Retry-After: {body}");
 
+    // The account manages its own keys over HTTP: a read-only key is refused a payment with
+    // the 403 naming what it lacks; it is listed, rolled with a grace and revoked.
+    let (status, _, reader) = json_of(
+        http.post(
+            "/keys",
+            Some(&key),
+            &json!({"name": "reconciliation", "permissions": ["payments:read"]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{reader}\n{}", stack.log());
+    let reader_key = reader["api_key"].as_str().unwrap().to_owned();
+    payments_tests::record_key(&reader_key);
+    assert!(reader_key.starts_with("rk_test_"));
+    let reader_id = reader["id"].as_str().unwrap().to_owned();
+    let (status, _, body) = json_of(
+        http.post(
+            "/payments",
+            Some(&reader_key),
+            &json!({"amount": 1, "currency": "USD"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["type"], "permission_error");
+    assert_eq!(
+        body["error"]["message"],
+        "This key does not have the payments:write permission."
+    );
+    let (status, _, _) = json_of(http.get("/payments", &reader_key).await).await;
+    assert_eq!(status, 200);
+    let (status, _, listing) = json_of(http.get("/keys", &key).await).await;
+    assert_eq!(status, 200, "{listing}");
+    assert_eq!(listing["data"][0]["id"], reader_id.as_str());
+    assert!(!listing.to_string().contains(&reader_key[12..]));
+    let (status, _, rolled) = json_of(
+        http.post(
+            &format!("/keys/{reader_id}/roll"),
+            Some(&key),
+            &json!({"expires_in": 3600}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{rolled}\n{}", stack.log());
+    payments_tests::record_key(rolled["api_key"].as_str().unwrap());
+    let (_, _, old) = json_of(http.get(&format!("/keys/{reader_id}"), &key).await).await;
+    assert_eq!(old["status"], "expiring");
+    let revoke = http
+        .client
+        .delete(format!("{}/keys/{reader_id}", http.base))
+        .header("x-api-key", key.as_str())
+        .send()
+        .await
+        .unwrap();
+    let (status, _, revoked) = json_of(revoke).await;
+    assert_eq!(status, 200, "{revoked}\n{}", stack.log());
+    assert_eq!(revoked["status"], "revoked");
+    let (status, _, _) = json_of(http.get("/payments", &reader_key).await).await;
+    assert_eq!(status, 401, "revoked: refused on the very next request");
+
+    // IP ranges, with the source address `cargo lambda watch` writes: a key open to every
+    // address works, one limited to a range without the caller gets the 401 of a bad key.
+    let mut answers = Vec::new();
+    for ranges in [json!(["0.0.0.0/0", "::/0"]), json!(["203.0.113.0/24"])] {
+        let (status, _, made) = json_of(
+            http.post(
+                "/keys",
+                Some(&key),
+                &json!({"name": "ranged", "permissions": ["payments:read"], "allowed_ips": ranges}),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, 201, "{made}");
+        let ranged = made["api_key"].as_str().unwrap().to_owned();
+        payments_tests::record_key(&ranged);
+        let (status, _, body) = json_of(http.get("/payments", &ranged).await).await;
+        answers.push((status.as_u16(), body["error"]["code"].clone()));
+    }
+    assert_eq!(
+        answers,
+        [(200, Value::Null), (401, json!("invalid_api_key"))],
+        "{}",
+        stack.log()
+    );
+
     // Each request left one metrics line (EMF) in its function's output, with its outcome.
     let log = stack.log();
     let metrics: Vec<Value> = log
@@ -335,6 +424,12 @@ async fn the_whole_flow_over_http() {
         ("get_payment", "ok"),
         ("list_payments", "ok"),
         ("list_payments", "rate_limited"),
+        ("create_key", "key_created"),
+        ("create_payment", "insufficient_permissions"),
+        ("list_keys", "ok"),
+        ("roll_key", "key_rolled"),
+        ("get_key", "ok"),
+        ("revoke_key", "key_revoked"),
     ] {
         assert!(
             outcome_of(function, outcome),
@@ -344,6 +439,9 @@ async fn the_whole_flow_over_http() {
     assert!(metrics
         .iter()
         .any(|m| m["Reason"] == "unknown_key" && m["AuthRefusals"] == 1));
+    assert!(metrics
+        .iter()
+        .any(|m| m["Reason"] == "ip_not_allowed" && m["AuthRefusals"] == 1));
     assert!(metrics
         .iter()
         .any(|m| m["Function"] == "list_payments" && m["RateLimited"] == 1));

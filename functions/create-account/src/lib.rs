@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use shared::domain::{Account, AccountStatus, ApiKey, AuditEvent, IdSource};
 use shared::http::body::CreateAccountRequest;
-use shared::http::pipeline::{Edge, OpenCall, Route};
+use shared::http::pipeline::{Edge, OpenCall, OpenRoute};
 use shared::http::request::{caller, json_body};
 use shared::http::response::Reply;
 use shared::http::ApiError;
@@ -17,7 +17,7 @@ use shared::store::{CreateAccount, IssuedKey, StoreError};
 /// random source from looping.
 const MAX_DRAWS: usize = 3;
 
-pub static ROUTE: Route = Route {
+pub static ROUTE: OpenRoute = OpenRoute {
     operation: "create_account",
     method: Method::POST,
 };
@@ -52,13 +52,14 @@ async fn create_account<S: CreateAccount>(
         request,
         store,
         now,
+        ..
     } = call;
     let new = json_body::<CreateAccountRequest>(&request)?.validate()?;
     let actor = caller(&request);
     let mut draw = 0;
     loop {
         draw += 1;
-        let key = ApiKey::generate(state.edge.key_environment)?;
+        let key = ApiKey::generate(shared::domain::KeyKind::Secret, state.edge.key_environment)?;
         let account = Account {
             id: state.ids.account_id()?,
             name: new.name.clone(),

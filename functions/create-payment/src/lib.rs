@@ -8,6 +8,7 @@
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 
+use shared::domain::Permission;
 use shared::domain::{
     fingerprint, payment_id_for, IdSource, IdempotencyKey, Payment, PaymentStatus,
 };
@@ -27,6 +28,7 @@ const MAX_DRAWS: usize = 3;
 pub static ROUTE: Route = Route {
     operation: "create_payment",
     method: Method::POST,
+    permission: Permission::PaymentsWrite,
 };
 
 /// What the handler needs, built once per execution environment.
@@ -56,6 +58,7 @@ async fn create_payment<
         client,
         store,
         now,
+        ..
     } = call;
     let idempotency_key = idempotency_key(request.headers())?;
     let new = json_body::<CreatePaymentRequest>(&request)?.validate()?;

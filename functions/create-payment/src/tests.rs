@@ -223,8 +223,8 @@ async fn a_key_in_the_query_string_or_body_is_not_a_key() {
 #[tokio::test]
 async fn every_refused_key_gets_the_same_401_and_writes_nothing() {
     let test = setup(IdSource::random()).await;
-    let unknown = ApiKey::generate(KeyEnvironment::Test).unwrap();
-    let live = ApiKey::generate(KeyEnvironment::Live).unwrap();
+    let unknown = ApiKey::generate(shared::domain::KeyKind::Secret, KeyEnvironment::Test).unwrap();
+    let live = ApiKey::generate(shared::domain::KeyKind::Secret, KeyEnvironment::Live).unwrap();
     let mut tampered = test.key.expose_once().to_owned();
     let last = tampered.pop().unwrap();
     tampered.push(if last == 'A' { 'B' } else { 'A' });
@@ -653,7 +653,11 @@ async fn every_request_writes_one_metrics_line_with_its_outcome() {
     let keyed = [("x-api-key", key), ("idempotency-key", "metrics-1")];
     assert_eq!(pay(&test, &keyed, usd(5)).await.status, 201);
     assert_eq!(pay(&test, &keyed, usd(5)).await.status, 201);
-    let unknown = ApiKey::generate(shared::domain::KeyEnvironment::Test).unwrap();
+    let unknown = ApiKey::generate(
+        shared::domain::KeyKind::Secret,
+        shared::domain::KeyEnvironment::Test,
+    )
+    .unwrap();
     assert_eq!(
         pay_with_key(&test, unknown.expose_once(), usd(5))
             .await
@@ -803,7 +807,7 @@ async fn refused_keys_never_count_against_the_account_and_other_accounts_are_una
     let key = test.key.expose_once();
     // A guesser with unknown keys and a near miss of the real one, and the real key while
     // it is revoked, hammer the service: all refused, none counted.
-    let unknown = ApiKey::generate(KeyEnvironment::Test).unwrap();
+    let unknown = ApiKey::generate(shared::domain::KeyKind::Secret, KeyEnvironment::Test).unwrap();
     let mut tampered = key.to_owned();
     let last = tampered.pop().unwrap();
     tampered.push(if last == 'A' { 'B' } else { 'A' });
@@ -840,4 +844,41 @@ async fn refused_keys_never_count_against_the_account_and_other_accounts_are_una
             201
         );
     }
+}
+
+#[tokio::test]
+async fn a_key_without_payments_write_is_403_before_its_body_is_read_and_writes_nothing() {
+    use shared::domain::Permission;
+    use shared::testing::{grant, restricted_key};
+    let test = setup(IdSource::random()).await;
+    let store = &test.state.edge.store;
+    let (reader, _) = restricted_key(
+        store,
+        &test.account,
+        grant(&[Permission::PaymentsRead, Permission::KeysWrite], &[]),
+        now(),
+    )
+    .await;
+    // A body that is a 400 once read: the 403 comes first.
+    let answer = pay_with_key(&test, reader.expose_once(), json!({"amount": "lots"})).await;
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    assert_eq!(answer.code(), "insufficient_permissions");
+    assert_eq!(answer.body["error"]["type"], "permission_error");
+    assert_eq!(
+        answer.body["error"]["message"],
+        "This key does not have the payments:write permission."
+    );
+    assert!(store.payments().is_empty());
+    assert_eq!(store.calls(Operation::InsertPayment), 0);
+    // A restricted key holding payments:write pays.
+    let (writer, _) = restricted_key(
+        store,
+        &test.account,
+        grant(&[Permission::PaymentsWrite], &[]),
+        now(),
+    )
+    .await;
+    let answer = pay_with_key(&test, writer.expose_once(), usd(100)).await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    assert_eq!(store.payments().len(), 1);
 }

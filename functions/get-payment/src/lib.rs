@@ -12,6 +12,7 @@
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 
+use shared::domain::Permission;
 use shared::domain::{Payment, PaymentId};
 use shared::http::pipeline::{Call, Edge, Route};
 use shared::http::request::path_parameter;
@@ -22,6 +23,7 @@ use shared::store::{CountRequests, FindKey, GetPayment, RecordKeyUse};
 pub static ROUTE: Route = Route {
     operation: "get_payment",
     method: Method::GET,
+    permission: Permission::PaymentsRead,
 };
 
 pub async fn handle<S: FindKey + GetPayment + RecordKeyUse + CountRequests + Clone + 'static>(

@@ -151,7 +151,7 @@ async fn unauthenticated_requests_are_401_before_any_lookup() {
     let path = format!("/payments/{}", payment.id);
     let answer = get(&test, "GET", &path, None).await;
     assert_eq!((answer.status, answer.code()), (401, "missing_api_key"));
-    let unknown = ApiKey::generate(KeyEnvironment::Test).unwrap();
+    let unknown = ApiKey::generate(shared::domain::KeyKind::Secret, KeyEnvironment::Test).unwrap();
     let answer = get(&test, "GET", &path, Some(unknown.expose_once())).await;
     assert_eq!((answer.status, answer.code()), (401, "invalid_api_key"));
     let answer = get(&test, "GET", &path, Some("garbage")).await;
@@ -249,4 +249,36 @@ async fn over_the_account_s_limit_a_read_is_429_and_other_accounts_read_on() {
         let answer = get(&test, "GET", &theirs, Some(other_key.expose_once())).await;
         assert_eq!(answer.status, 200);
     }
+}
+
+#[tokio::test]
+async fn a_key_without_payments_read_is_403_and_write_implies_read() {
+    use shared::domain::Permission;
+    use shared::testing::{grant, restricted_key};
+    let test = setup().await;
+    let payment = stored(&test, &test.account);
+    let path = format!("/payments/{}", payment.id);
+    let (keys_only, _) = restricted_key(
+        &test.state.store,
+        &test.account,
+        grant(&[Permission::KeysWrite], &[]),
+        now(),
+    )
+    .await;
+    let answer = get(&test, "GET", &path, Some(keys_only.expose_once())).await;
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    assert_eq!(
+        answer.body["error"]["message"],
+        "This key does not have the payments:read permission."
+    );
+    assert_eq!(test.state.store.calls(Operation::GetPayment), 0);
+    let (writer, _) = restricted_key(
+        &test.state.store,
+        &test.account,
+        grant(&[Permission::PaymentsWrite], &[]),
+        now(),
+    )
+    .await;
+    let answer = get(&test, "GET", &path, Some(writer.expose_once())).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
 }

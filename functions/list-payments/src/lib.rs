@@ -17,6 +17,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
 use shared::domain::Payment;
+use shared::domain::Permission;
 use shared::http::pipeline::{Call, Edge, Route};
 use shared::http::query::{Cursor, ListQuery};
 use shared::http::response::Reply;
@@ -29,6 +30,7 @@ use shared::store::{
 pub static ROUTE: Route = Route {
     operation: "list_payments",
     method: Method::GET,
+    permission: Permission::PaymentsRead,
 };
 
 /// The response body.

@@ -293,7 +293,7 @@ async fn unauthenticated_requests_are_401_whatever_the_parameters() {
     let test = setup().await;
     let answer = list_as(&test, "GET", None, &[("limit", "abc")]).await;
     assert_eq!((answer.status, answer.code()), (401, "missing_api_key"));
-    let unknown = ApiKey::generate(KeyEnvironment::Test).unwrap();
+    let unknown = ApiKey::generate(shared::domain::KeyKind::Secret, KeyEnvironment::Test).unwrap();
     let answer = list_as(&test, "GET", Some(unknown.expose_once()), &[]).await;
     assert_eq!((answer.status, answer.code()), (401, "invalid_api_key"));
     let answer = list_as(&test, "DELETE", Some(test.key.expose_once()), &[]).await;
@@ -341,4 +341,26 @@ async fn over_the_account_s_limit_a_list_is_429() {
     assert_eq!(list(&test, &[]).await.status, 200);
     let refused = list(&test, &[]).await;
     assert_eq!((refused.status, refused.code()), (429, "rate_limited"));
+}
+
+#[tokio::test]
+async fn a_key_without_payments_read_is_403() {
+    use shared::domain::Permission;
+    use shared::testing::{grant, restricted_key};
+    let test = setup().await;
+    let (keys_only, _) = restricted_key(
+        &test.state.store,
+        &test.account,
+        grant(&[Permission::KeysRead], &[]),
+        start(),
+    )
+    .await;
+    let answer = list_as(&test, "GET", Some(keys_only.expose_once()), &[]).await;
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    assert_eq!(answer.body["error"]["code"], "insufficient_permissions");
+    assert_eq!(
+        answer.body["error"]["message"],
+        "This key does not have the payments:read permission."
+    );
+    assert_eq!(test.state.store.calls(Operation::ListPayments), 0);
 }

@@ -1,11 +1,12 @@
 //! API key format, generation and hashing: everything about what a key looks like lives here.
 //!
-//! A key is `sk_<env>_` + 43 characters of base64url (32 bytes from the OS CSPRNG) + a
-//! 6-character base64url checksum (CRC-32 of everything before it), 57 characters in all:
+//! A key is `<kind>_<env>_` (`sk_` a secret key, `rk_` a restricted one; `test` or
+//! `live`) + 43 characters of base64url (32 bytes from the OS CSPRNG) + a 6-character
+//! base64url checksum (CRC-32 of everything before it), 57 characters in all:
 //!
 //! ```text
 //! sk_test_9rAQ7yJx0m7dVgT0n8nV6dC3m6oKq5b6w1Yk3y7Xo0E_Xq2w1A
-//! └─env─┘└──────────────── secret (256 bits) ──────────────┘└chk─┘
+//! └kind+env┘└─────────────── secret (256 bits) ───────────────┘└chk─┘
 //! ```
 //!
 //! The checksum is not a security control (CRC-32 is public); it lets the service refuse a
@@ -23,6 +24,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use super::key::AuthFailure;
+use super::permission::KeyKind;
 use super::random::{self, RandomSourceFailed};
 
 const SECRET_BYTES: usize = 32;
@@ -44,17 +46,22 @@ string_enum!(
     }
 );
 
-impl KeyEnvironment {
-    pub fn prefix(self) -> &'static str {
-        match self {
-            KeyEnvironment::Test => "sk_test_",
-            KeyEnvironment::Live => "sk_live_",
-        }
+/// The first characters of every key of a kind and environment: `sk_test_`, `rk_live_`.
+pub fn key_prefix(kind: KeyKind, env: KeyEnvironment) -> &'static str {
+    match (kind, env) {
+        (KeyKind::Secret, KeyEnvironment::Test) => "sk_test_",
+        (KeyKind::Secret, KeyEnvironment::Live) => "sk_live_",
+        (KeyKind::Restricted, KeyEnvironment::Test) => "rk_test_",
+        (KeyKind::Restricted, KeyEnvironment::Live) => "rk_live_",
     }
+}
 
-    pub fn from_key_prefix(prefix: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|env| env.prefix() == prefix)
-    }
+/// The kind and environment a key's first characters name.
+fn kind_and_environment(prefix: &str) -> Option<(KeyKind, KeyEnvironment)> {
+    KeyKind::ALL
+        .iter()
+        .flat_map(|&kind| KeyEnvironment::ALL.iter().map(move |&env| (kind, env)))
+        .find(|&(kind, env)| key_prefix(kind, env) == prefix)
 }
 
 impl FromStr for KeyEnvironment {
@@ -73,12 +80,12 @@ pub struct ApiKey {
 }
 
 impl ApiKey {
-    /// Mints a new key from the operating system's CSPRNG.
-    pub fn generate(env: KeyEnvironment) -> Result<Self, RandomSourceFailed> {
+    /// Mints a new key of `kind` from the operating system's CSPRNG.
+    pub fn generate(kind: KeyKind, env: KeyEnvironment) -> Result<Self, RandomSourceFailed> {
         let mut secret = [0u8; SECRET_BYTES];
         random::fill(&mut secret)?;
         let mut text = String::with_capacity(KEY_LENGTH);
-        text.push_str(env.prefix());
+        text.push_str(key_prefix(kind, env));
         URL_SAFE_NO_PAD.encode_string(secret, &mut text);
         let checksum = checksum(&text);
         text.push_str(&checksum);
@@ -88,14 +95,14 @@ impl ApiKey {
         })
     }
 
-    /// Checks everything that can be checked without a database: length, environment,
-    /// alphabet, canonical encoding and checksum.
+    /// Checks everything that can be checked without a database: length, kind and
+    /// environment, alphabet, canonical encoding and checksum.
     pub fn parse(raw: &str, expected: KeyEnvironment) -> Result<Self, AuthFailure> {
         if raw.len() != KEY_LENGTH || !raw.is_ascii() {
             return Err(AuthFailure::Malformed);
         }
         let (prefix, rest) = raw.split_at(ENV_PREFIX_CHARS);
-        let env = KeyEnvironment::from_key_prefix(prefix).ok_or(AuthFailure::Malformed)?;
+        let (_, env) = kind_and_environment(prefix).ok_or(AuthFailure::Malformed)?;
         let (secret, given_checksum) = rest.split_at(SECRET_CHARS);
         let decoded = URL_SAFE_NO_PAD
             .decode(secret)
@@ -177,19 +184,29 @@ impl KeyPrefix {
         &self.0
     }
 
-    /// A prefix read back from storage: an environment prefix and four key characters.
+    /// A prefix read back from storage: a kind and environment prefix and four key
+    /// characters.
     pub fn parse(value: &str) -> Option<Self> {
-        let (env, rest) = value.split_at_checked(ENV_PREFIX_CHARS)?;
-        (KeyEnvironment::from_key_prefix(env).is_some()
+        let (start, rest) = value.split_at_checked(ENV_PREFIX_CHARS)?;
+        (kind_and_environment(start).is_some()
             && rest.len() == DISPLAY_SECRET_CHARS
             && is_base64url(rest))
         .then(|| KeyPrefix(value.to_owned()))
     }
 
+    fn kind_and_environment(&self) -> (KeyKind, KeyEnvironment) {
+        kind_and_environment(&self.0[..ENV_PREFIX_CHARS])
+            .expect("a prefix is only built from a key or parsed")
+    }
+
     /// The environment whose keys start with this prefix.
     pub fn environment(&self) -> KeyEnvironment {
-        KeyEnvironment::from_key_prefix(&self.0[..ENV_PREFIX_CHARS])
-            .expect("a prefix is only built from a key or parsed")
+        self.kind_and_environment().1
+    }
+
+    /// The kind of the keys that start with this prefix.
+    pub fn kind(&self) -> KeyKind {
+        self.kind_and_environment().0
     }
 }
 
@@ -205,7 +222,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn new_key() -> ApiKey {
-        ApiKey::generate(KeyEnvironment::Test).unwrap()
+        ApiKey::generate(crate::domain::KeyKind::Secret, KeyEnvironment::Test).unwrap()
     }
 
     #[test]
@@ -216,7 +233,7 @@ mod tests {
         assert_eq!(KEY_LENGTH, 57);
         assert!(text.starts_with("sk_test_"));
         assert!(is_base64url(&text[ENV_PREFIX_CHARS..]));
-        let live = ApiKey::generate(KeyEnvironment::Live).unwrap();
+        let live = ApiKey::generate(crate::domain::KeyKind::Secret, KeyEnvironment::Live).unwrap();
         assert!(live.expose_once().starts_with("sk_live_"));
     }
 
@@ -303,7 +320,7 @@ mod tests {
 
     #[test]
     fn keys_of_another_environment_are_refused() {
-        let live = ApiKey::generate(KeyEnvironment::Live).unwrap();
+        let live = ApiKey::generate(crate::domain::KeyKind::Secret, KeyEnvironment::Live).unwrap();
         assert_eq!(
             ApiKey::parse(live.expose_once(), KeyEnvironment::Test).unwrap_err(),
             AuthFailure::WrongEnvironment

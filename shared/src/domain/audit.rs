@@ -26,19 +26,43 @@ string_enum!(
         KeyRotated = "key.rotated",
         KeyRevoked = "key.revoked",
         RateLimitChanged = "account.rate_limit_changed",
+        KeyCreated = "key.created",
+        KeyRolled = "key.rolled",
     }
 );
 
-/// Who made a change: an operator's name, or the IAM principal that called the API
-/// (`anonymous` when the route is open). 1 to 512 characters, no control characters.
+/// Who made a change: an operator's name, the IAM principal that called the API
+/// (`anonymous` when the route is open), or an account's own key (`key:<id>`, for the
+/// changes a key makes through `/keys`). 1 to 512 characters, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Actor(String);
 
 impl Actor {
     pub const MAX_CHARS: usize = 512;
+    /// What the actor of a change made by an account's key starts with.
+    pub const KEY_PREFIX: &'static str = "key:";
 
+    /// An operator's or a principal's name. Never of the form `key:…`, which only the
+    /// service writes, so no operator can pass a change off as a client's own.
     pub fn parse(value: &str) -> Result<Self, InvalidValue> {
+        let actor = Self::stored(value)?;
+        if actor.0.starts_with(Self::KEY_PREFIX) {
+            return Err(InvalidValue::new(
+                "actor",
+                "actor must not start with key: (the changes an account's keys make are named so).",
+            ));
+        }
+        Ok(actor)
+    }
+
+    /// The account's key `id`, making a change through the API.
+    pub fn key(id: &KeyId) -> Self {
+        Actor(format!("{}{id}", Self::KEY_PREFIX))
+    }
+
+    /// An actor as an event recorded it, whoever it was.
+    pub fn stored(value: &str) -> Result<Self, InvalidValue> {
         let value = value.trim();
         if value.is_empty()
             || value.chars().count() > Self::MAX_CHARS
@@ -103,6 +127,9 @@ pub struct AuditEvent {
     pub before: Snapshot,
     pub after: Snapshot,
     pub at: Timestamp,
+    /// The request that made the change, for a change made through the API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl AuditEvent {
@@ -134,6 +161,7 @@ impl AuditEvent {
                 rate_limit: None,
             },
             at,
+            request_id: None,
         }
     }
 }
@@ -155,5 +183,14 @@ mod tests {
         }
         assert!(Actor::parse(&"é".repeat(Actor::MAX_CHARS)).is_ok());
         assert!(Actor::parse(&"é".repeat(Actor::MAX_CHARS + 1)).is_err());
+        // Only the service names a key as the actor.
+        let key = KeyId::parse("key_AAAAAAAAAAAAAAAAAAAA").unwrap();
+        assert_eq!(Actor::key(&key).as_str(), "key:key_AAAAAAAAAAAAAAAAAAAA");
+        assert!(Actor::parse("key:key_AAAAAAAAAAAAAAAAAAAA").is_err());
+        assert!(Actor::parse(" key:anything").is_err());
+        assert_eq!(
+            Actor::stored("key:key_AAAAAAAAAAAAAAAAAAAA").unwrap(),
+            Actor::key(&key)
+        );
     }
 }

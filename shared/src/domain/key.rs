@@ -2,6 +2,9 @@
 //! given instant. Written once here; the auth step and key administration both use it.
 
 use super::account::AccountStatus;
+use super::ip::IpAllowList;
+use super::permission::Permissions;
+use super::text::KeyName;
 use super::time::Timestamp;
 
 string_enum!(
@@ -67,6 +70,32 @@ impl KeyLife {
     }
 }
 
+/// What a key is given when it is issued, everything but its secret: a name, what it may
+/// do, where from, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyGrant {
+    /// The holder's name for it; none for the keys the service mints itself (an account's
+    /// first key, an operator's rotation).
+    pub name: Option<KeyName>,
+    pub permissions: Permissions,
+    /// Open: anywhere.
+    pub allowed_ips: IpAllowList,
+    /// When it stops working; none: when it is revoked.
+    pub expires_at: Option<Timestamp>,
+}
+
+impl KeyGrant {
+    /// What a secret key holds: every permission, from anywhere, until revoked.
+    pub fn secret() -> Self {
+        KeyGrant {
+            name: None,
+            permissions: Permissions::ALL,
+            allowed_ips: IpAllowList::default(),
+            expires_at: None,
+        }
+    }
+}
+
 string_enum!(
     /// Why a request's API key did not authenticate. Logged and counted by these names, never
     /// shown to the caller: every reason but `Missing` produces the same response, so that a
@@ -89,6 +118,8 @@ string_enum!(
         KeyExpired = "key_expired",
         /// The key's account is not active.
         AccountInactive = "account_inactive",
+        /// The key is limited to IP ranges, and the request came from outside them.
+        IpNotAllowed = "ip_not_allowed",
     }
 );
 

@@ -11,29 +11,33 @@ mod audit;
 mod currency;
 mod ids;
 mod invalid;
+mod ip;
 mod key;
 mod payment;
+mod permission;
 mod random;
 mod rate;
 mod text;
 mod time;
 
 pub use account::{Account, AccountStatus, NewAccount};
-pub use api_key::{ApiKey, KeyDigest, KeyEnvironment, KeyPrefix, KEY_LENGTH};
+pub use api_key::{key_prefix, ApiKey, KeyDigest, KeyEnvironment, KeyPrefix, KEY_LENGTH};
 pub use audit::{Actor, AuditAction, AuditEvent, KeySnapshot, Snapshot, AUDIT_RETENTION};
 pub use currency::Currency;
 pub use ids::{AccountId, EventId, IdSource, KeyId, PaymentId};
 pub use invalid::InvalidValue;
-pub use key::{AuthFailure, KeyLife, KeyState, KeyStatus};
+pub use ip::{IpAllowList, IpRange};
+pub use key::{AuthFailure, KeyGrant, KeyLife, KeyState, KeyStatus};
 pub use payment::{
     fingerprint, payment_id_for, Amount, IdempotencyKey, NewPayment, Payment, PaymentStatus,
     RequestFingerprint,
 };
+pub use permission::{KeyKind, Permission, Permissions};
 pub use random::RandomSourceFailed;
 pub use rate::{
     Decision, RateLimit, RateLimitSetting, Report, RequestCounts, RECONCILE_INTERVAL_MS, WINDOW_MS,
 };
-pub use text::{AccountName, Description, Email};
+pub use text::{echoed, AccountName, Description, Email, KeyName, MAX_ECHOED_CHARS};
 pub use time::{Clock, Timestamp};
 
 #[cfg(test)]

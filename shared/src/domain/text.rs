@@ -1,4 +1,5 @@
-//! Free-text values: names, e-mail addresses, descriptions.
+//! Free-text values: names, e-mail addresses, descriptions, and how much of what a caller
+//! sent an answer echoes.
 
 use serde::Serialize;
 
@@ -6,6 +7,47 @@ use super::invalid::InvalidValue;
 
 fn has_control_chars(value: &str) -> bool {
     value.chars().any(char::is_control)
+}
+
+/// How much of a text the caller sent an error echoes back (a name in `param`, a value in a
+/// message): enough for any real one, while a 20,000-character name costs 64 characters, not
+/// a 20 KB body.
+pub const MAX_ECHOED_CHARS: usize = 64;
+
+/// `text` as an error echoes it: whole up to [`MAX_ECHOED_CHARS`], else cut there with `…`.
+pub fn echoed(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(MAX_ECHOED_CHARS) {
+        None => text.into(),
+        Some((end, _)) => format!("{}…", &text[..end]).into(),
+    }
+}
+
+/// A key's name, as its holder calls it (`reconciliation job`): 1 to 100 characters, not
+/// blank, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct KeyName(String);
+
+impl KeyName {
+    pub const MAX_CHARS: usize = 100;
+
+    pub fn parse(value: String) -> Result<Self, InvalidValue> {
+        let chars = value.chars().count();
+        if value.trim().is_empty() || chars > Self::MAX_CHARS || has_control_chars(&value) {
+            return Err(InvalidValue::new(
+                "name",
+                format!(
+                    "name must be 1 to {} characters, not blank, without control characters.",
+                    Self::MAX_CHARS
+                ),
+            ));
+        }
+        Ok(KeyName(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// An account holder's name: 1 to 200 characters, not blank, no control characters.

@@ -1,15 +1,16 @@
 //! The auth step: `x-api-key` header in, authenticated client out.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use lambda_http::http::HeaderMap;
 
 use super::error::ApiError;
 use crate::domain::{
-    AccountId, ApiKey, AuthFailure, KeyDigest, KeyEnvironment, KeyId, KeyPrefix, RateLimit,
-    Timestamp,
+    AccountId, ApiKey, AuthFailure, IpAllowList, KeyDigest, KeyEnvironment, KeyId, KeyPrefix,
+    Permissions, RateLimit, Timestamp,
 };
-use crate::store::{FindKey, RecordKeyUse};
+use crate::store::{ActingKey, FindKey, RecordKeyUse};
 
 pub const API_KEY_HEADER: &str = "x-api-key";
 
@@ -27,6 +28,24 @@ pub struct AuthenticatedClient {
     pub key_use: KeyUse,
     /// The account's own request rate limit, from the key's item; `None`: the default.
     pub rate_limit: Option<RateLimit>,
+    /// What the key may do.
+    pub permissions: Permissions,
+    /// Where the key may be used from (it was, this time).
+    pub allowed_ips: IpAllowList,
+    /// When the key stops working, if it has an end.
+    pub expires_at: Option<Timestamp>,
+}
+
+impl AuthenticatedClient {
+    /// The key, as it makes a change of its own account's keys.
+    pub fn acting(&self) -> ActingKey<'_> {
+        ActingKey {
+            key_id: &self.key_id,
+            permissions: self.permissions,
+            allowed_ips: &self.allowed_ips,
+            expires_at: self.expires_at,
+        }
+    }
 }
 
 /// A use of a key still to be recorded (its stored `last_used_at` is older than
@@ -79,11 +98,13 @@ impl KeyUse {
 /// passes is looked up by its SHA-256 digest with one strongly consistent `GetItem`, so a key
 /// works on the very next request after it is issued, and revocation or deactivation applies
 /// on the very next request too. Whether the stored key admits the request is the domain's
-/// one rule ([`crate::domain::KeyLife::admits`]). Every refusal is the same 401 to the
+/// one rule ([`crate::domain::KeyLife::admits`]), then whether the request came from where
+/// the key may be used (`source`, the address API Gateway saw). Every refusal is the same 401 to the
 /// caller; the reason goes to the log with the display prefix, never the key or its
 /// digest.
 pub async fn authenticate<S: FindKey>(
     headers: &HeaderMap,
+    source: Option<IpAddr>,
     store: &S,
     environment: KeyEnvironment,
     now: Timestamp,
@@ -113,6 +134,9 @@ pub async fn authenticate<S: FindKey>(
         .life
         .admits(record.account_status, now)
         .map_err(refuse)?;
+    if !record.allowed_ips.admits(source) {
+        return Err(refuse(AuthFailure::IpNotAllowed));
+    }
     let span = tracing::Span::current();
     span.record("account_id", record.account_id.as_str());
     span.record("key_prefix", prefix.as_str());
@@ -122,6 +146,9 @@ pub async fn authenticate<S: FindKey>(
         key_prefix: prefix,
         key_use: KeyUse::due(key.digest(), record.last_used_at, now),
         rate_limit: record.rate_limit,
+        permissions: record.permissions,
+        allowed_ips: record.allowed_ips,
+        expires_at: record.life.expires_at,
     })
 }
 
@@ -148,7 +175,7 @@ mod tests {
     }
 
     async fn failure_of(store: &MemoryStore, map: &HeaderMap, now: Timestamp) -> AuthFailure {
-        match authenticate(map, store, KeyEnvironment::Test, now).await {
+        match authenticate(map, None, store, KeyEnvironment::Test, now).await {
             Err(ApiError::Unauthenticated(failure)) => failure,
             other => panic!("expected a refusal, got {other:?}"),
         }
@@ -159,6 +186,7 @@ mod tests {
         let (store, key, account_id) = store_with_account().await;
         let client = authenticate(
             &headers(&[key.expose_once()]),
+            None,
             &store,
             KeyEnvironment::Test,
             Timestamp::now(),
@@ -177,8 +205,9 @@ mod tests {
             failure_of(&store, &HeaderMap::new(), now).await,
             AuthFailure::Missing
         );
-        let unknown = ApiKey::generate(KeyEnvironment::Test).unwrap();
-        let live = ApiKey::generate(KeyEnvironment::Live).unwrap();
+        let unknown =
+            ApiKey::generate(crate::domain::KeyKind::Secret, KeyEnvironment::Test).unwrap();
+        let live = ApiKey::generate(crate::domain::KeyKind::Secret, KeyEnvironment::Live).unwrap();
         let cases: Vec<(HeaderMap, AuthFailure)> = vec![
             (headers(&[""]), AuthFailure::Malformed),
             (headers(&["sk_test_nope"]), AuthFailure::Malformed),
@@ -212,7 +241,7 @@ mod tests {
                 expires_at: Some(expiry),
             },
         );
-        assert!(authenticate(&map, &store, KeyEnvironment::Test, now)
+        assert!(authenticate(&map, None, &store, KeyEnvironment::Test, now)
             .await
             .is_ok());
         assert_eq!(
@@ -250,6 +279,7 @@ mod tests {
         );
         let result = authenticate(
             &headers(&[key.expose_once()]),
+            None,
             &store,
             KeyEnvironment::Test,
             Timestamp::now(),
@@ -273,7 +303,7 @@ mod tests {
         let (store, key, _) = store_with_account().await;
         let map = headers(&[key.expose_once()]);
         let now = Timestamp::now();
-        let client = authenticate(&map, &store, KeyEnvironment::Test, now)
+        let client = authenticate(&map, None, &store, KeyEnvironment::Test, now)
             .await
             .unwrap();
         assert!(client.key_use.is_due(), "never used");
@@ -282,12 +312,12 @@ mod tests {
         assert_eq!(store.key(&key.digest()).unwrap().last_used_at, Some(now));
 
         let soon = now.plus(KEY_USE_INTERVAL - Duration::from_secs(1));
-        let client = authenticate(&map, &store, KeyEnvironment::Test, soon)
+        let client = authenticate(&map, None, &store, KeyEnvironment::Test, soon)
             .await
             .unwrap();
         assert!(!client.key_use.is_due(), "recorded within the interval");
         let later = now.plus(KEY_USE_INTERVAL);
-        let client = authenticate(&map, &store, KeyEnvironment::Test, later)
+        let client = authenticate(&map, None, &store, KeyEnvironment::Test, later)
             .await
             .unwrap();
         assert!(client.key_use.is_due());
@@ -298,7 +328,7 @@ mod tests {
         use crate::store::memory::Operation;
         let (store, key, _) = store_with_account().await;
         let map = headers(&[key.expose_once()]);
-        let client = authenticate(&map, &store, KeyEnvironment::Test, Timestamp::now())
+        let client = authenticate(&map, None, &store, KeyEnvironment::Test, Timestamp::now())
             .await
             .unwrap();
 

@@ -8,9 +8,16 @@
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use std::time::Duration;
+
+pub use crate::domain::{echoed, MAX_ECHOED_CHARS};
 use crate::domain::{
-    AccountName, Amount, Currency, Description, Email, InvalidValue, NewAccount, NewPayment,
+    AccountName, Amount, Currency, Description, Email, InvalidValue, IpAllowList, KeyGrant,
+    KeyName, NewAccount, NewPayment, Permissions, Timestamp,
 };
+
+/// A roll's grace, at most a week (a rolled key stops at most this long after the roll).
+pub const MAX_ROLL_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The largest body the API reads. API Gateway accepts far more; payment requests are tiny.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -35,18 +42,6 @@ pub struct InvalidRequest {
     pub code: InvalidRequestCode,
     pub param: Option<String>,
     pub message: String,
-}
-
-/// How much of a name the caller sent is echoed back in `param` and the message: enough for
-/// any real parameter, while a 20,000-character name costs 64 characters, not a 20 KB body.
-pub const MAX_ECHOED_CHARS: usize = 64;
-
-/// `name` as an error echoes it: whole up to [`MAX_ECHOED_CHARS`], else cut there with `…`.
-pub fn echoed(name: &str) -> std::borrow::Cow<'_, str> {
-    match name.char_indices().nth(MAX_ECHOED_CHARS) {
-        None => name.into(),
-        Some((end, _)) => format!("{}…", &name[..end]).into(),
-    }
 }
 
 impl InvalidRequest {
@@ -143,6 +138,89 @@ impl CreatePaymentRequest {
     }
 }
 
+/// `POST /keys`: a restricted key's name, permissions and, optionally, its end and where it
+/// may be used from. There is no field for its kind: a key can only create restricted keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    pub name: String,
+    pub permissions: Vec<String>,
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    #[serde(default)]
+    pub allowed_ips: Option<Vec<String>>,
+}
+
+impl JsonBody for CreateKeyRequest {
+    const FIELDS: &'static [(&'static str, &'static str)] = &[
+        ("name", "a string"),
+        ("permissions", "a list of permission names"),
+        ("expires_at", "an RFC 3339 date-time or null"),
+        ("allowed_ips", "a list of IP addresses or ranges, or null"),
+    ];
+}
+
+impl CreateKeyRequest {
+    /// What the new key is given. `expires_at` must lie after `now`.
+    pub fn validate(self, now: Timestamp) -> Result<KeyGrant, InvalidRequest> {
+        let expires_at = match self.expires_at {
+            None => None,
+            Some(text) => {
+                let at = Timestamp::parse(&text).ok_or_else(|| {
+                    InvalidRequest::invalid_param(
+                        "expires_at",
+                        "expires_at must be an RFC 3339 date-time, such as 2027-01-01T00:00:00Z.",
+                    )
+                })?;
+                if at <= now {
+                    return Err(InvalidRequest::invalid_param(
+                        "expires_at",
+                        "expires_at must lie in the future.",
+                    ));
+                }
+                Some(at)
+            }
+        };
+        Ok(KeyGrant {
+            name: Some(KeyName::parse(self.name)?),
+            permissions: Permissions::parse(self.permissions.iter().map(String::as_str))?,
+            allowed_ips: IpAllowList::parse(self.allowed_ips.iter().flatten().map(String::as_str))?,
+            expires_at,
+        })
+    }
+}
+
+/// `POST /keys/{id}/roll`: how long the rolled key keeps working.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollKeyRequest {
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+}
+
+impl JsonBody for RollKeyRequest {
+    const FIELDS: &'static [(&'static str, &'static str)] =
+        &[("expires_in", "a whole number of seconds or null")];
+}
+
+impl RollKeyRequest {
+    /// The rolled key's grace: 0 (at once, the default) to a week.
+    pub fn validate(self) -> Result<Duration, InvalidRequest> {
+        let seconds = self.expires_in.unwrap_or(0);
+        let grace = Duration::from_secs(seconds);
+        if grace > MAX_ROLL_GRACE {
+            return Err(InvalidRequest::invalid_param(
+                "expires_in",
+                format!(
+                    "expires_in must be a whole number of seconds from 0 to {}.",
+                    MAX_ROLL_GRACE.as_secs()
+                ),
+            ));
+        }
+        Ok(grace)
+    }
+}
+
 /// Checks the content type and size, then reads the body as `T`.
 pub fn parse_body<T: JsonBody>(content_type: Option<&[u8]>, body: &[u8]) -> Result<T, BodyError> {
     if !content_type.is_some_and(is_json_media_type) {
@@ -187,7 +265,11 @@ fn describe(
     let path = err.path().to_string();
     let inner = err.into_inner();
     let text = inner.to_string();
-    let field = fields.iter().find(|(name, _)| *name == path);
+    // `permissions[2]` is the `permissions` field's third element.
+    let field = fields.iter().find(|(name, _)| {
+        path.strip_prefix(name)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('['))
+    });
     let wrong_field = |(name, expected): &(&str, &str)| {
         InvalidRequest::invalid_param(name, format!("{name} must be {expected}."))
     };

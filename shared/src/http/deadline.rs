@@ -10,12 +10,15 @@ use std::time::{Duration, SystemTime};
 use lambda_http::{Request, RequestExt};
 use tokio::time::Instant;
 
+use crate::domain::KeyId;
 use crate::domain::{
     Account, AccountId, AuditEvent, KeyDigest, Payment, PaymentId, RequestFingerprint, Timestamp,
 };
 use crate::store::{
-    CreateAccount, FindKey, GetPayment, InsertOutcome, InsertPayment, IssuedKey, KeyRecord,
-    ListPayments, ListRange, PaymentPage, RecordKeyUse, StoreError, StoredPayment,
+    ActingKey, AdminError, CreateAccount, CreateKey, FindKey, GetPayment, InsertOutcome,
+    InsertPayment, IssuedKey, KeyListing, KeyMint, KeyRecord, KeySummary, ListKeys, ListPayments,
+    ListRange, Origin, PaymentPage, RecordKeyUse, RevokeKey, RollKey, Rolled, StoreError,
+    StoredPayment,
 };
 
 /// Kept back from the invocation's deadline to render the error and hand it to the runtime.
@@ -72,15 +75,15 @@ pub struct Bounded<'a, S> {
 }
 
 impl<S> Bounded<'_, S> {
-    async fn run<T>(
+    async fn run<T, E: From<StoreError>>(
         &self,
-        call: impl std::future::Future<Output = Result<T, StoreError>>,
+        call: impl std::future::Future<Output = Result<T, E>>,
         cut_short: impl FnOnce() -> StoreError,
-    ) -> Result<T, StoreError> {
+    ) -> Result<T, E> {
         let started = Instant::now();
         let result = match tokio::time::timeout_at(self.deadline.0, call).await {
             Ok(result) => result,
-            Err(_) => Err(cut_short()),
+            Err(_) => Err(cut_short().into()),
         };
         super::metrics::record_dynamodb_call(started.elapsed());
         result
@@ -160,6 +163,72 @@ impl<S: RecordKeyUse> RecordKeyUse for Bounded<'_, S> {
     ) -> Result<(), StoreError> {
         self.run(
             self.store.record_key_use(digest, at, stale_before),
+            write_cut_short,
+        )
+        .await
+    }
+}
+
+impl<S: ListKeys> ListKeys for Bounded<'_, S> {
+    async fn account_keys(
+        &self,
+        account: &AccountId,
+        now: Timestamp,
+    ) -> Result<KeyListing, StoreError> {
+        self.run(self.store.account_keys(account, now), read_cut_short)
+            .await
+    }
+}
+
+impl<S: CreateKey> CreateKey for Bounded<'_, S> {
+    async fn create_key(
+        &self,
+        account: &AccountId,
+        new_key: &IssuedKey,
+        acting: Option<ActingKey<'_>>,
+        now: Timestamp,
+        origin: Origin<'_>,
+    ) -> Result<KeySummary, AdminError> {
+        self.run(
+            self.store.create_key(account, new_key, acting, now, origin),
+            write_cut_short,
+        )
+        .await
+    }
+}
+
+impl<S: RollKey> RollKey for Bounded<'_, S> {
+    async fn roll_key(
+        &self,
+        account: &AccountId,
+        key_id: &KeyId,
+        grace: Duration,
+        mint: &KeyMint<'_>,
+        acting: Option<ActingKey<'_>>,
+        now: Timestamp,
+        origin: Origin<'_>,
+    ) -> Result<Rolled, AdminError> {
+        self.run(
+            self.store
+                .roll_key(account, key_id, grace, mint, acting, now, origin),
+            write_cut_short,
+        )
+        .await
+    }
+}
+
+impl<S: RevokeKey> RevokeKey for Bounded<'_, S> {
+    async fn revoke_own_key(
+        &self,
+        account: &AccountId,
+        key_id: &KeyId,
+        acting: ActingKey<'_>,
+        now: Timestamp,
+        origin: Origin<'_>,
+    ) -> Result<KeySummary, AdminError> {
+        self.run(
+            self.store
+                .revoke_own_key(account, key_id, acting, now, origin),
             write_cut_short,
         )
         .await

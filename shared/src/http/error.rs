@@ -14,7 +14,10 @@ use lambda_http::http::{header, HeaderName, HeaderValue, StatusCode};
 use serde::Serialize;
 
 use super::body::{BodyError, InvalidRequest, InvalidRequestCode, MAX_BODY_BYTES};
-use crate::domain::{AuthFailure, IdempotencyKey, PaymentId, RandomSourceFailed, RateLimit};
+use crate::domain::{
+    AuthFailure, IdempotencyKey, KeyState, PaymentId, Permission, RandomSourceFailed, RateLimit,
+};
+use crate::store::lifecycle::{AdminError, Refusal, MIN_SELF_ROLL_GRACE};
 use crate::store::StoreError;
 
 #[derive(thiserror::Error)]
@@ -30,6 +33,34 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("the request body exceeds {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The key authenticated, but does not hold what the request needs: the route's
+    /// permission, or (creating, rolling or revoking a key) what that other key holds.
+    #[error("the key lacks the {0} permission")]
+    MissingPermission(Permission),
+    /// The key is limited to IP ranges, and the key it would create, roll or revoke may be
+    /// used from beyond them.
+    #[error("the other key's IP ranges do not lie within the key's own")]
+    IpRangesNotWithin,
+    /// The key has an end, and the key it would create would work past it.
+    #[error("the new key would outlive the key creating it")]
+    OutlivesKey,
+    /// No key of the caller's account has this id: it does not exist, is another account's,
+    /// or the id is malformed; one answer for all three, as for payments.
+    #[error("no such key of this account")]
+    KeyNotFound,
+    /// The key is being replaced (in a roll's or rotation's grace), expired or revoked: it
+    /// cannot be rolled.
+    #[error("the key is {0}, not active")]
+    KeyNotActive(KeyState),
+    /// The request would leave the account without an active key that can manage keys.
+    #[error("the change would lock the account out of its keys")]
+    WouldLockOut,
+    /// The account would have more keys working at once than it may.
+    #[error("the account would have more than {max} live keys")]
+    TooManyLiveKeys { max: usize },
+    /// A key change was sent but its outcome never came back: it may have been applied.
+    #[error("the key change may or may not have happened")]
+    KeyChangeOutcomeUnknown(#[source] anyhow::Error),
     /// The route takes only `allow` (a function invoked for another method).
     #[error("method not allowed")]
     MethodNotAllowed { allow: &'static str },
@@ -98,6 +129,43 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// A key change refused or failed. A write whose outcome is unknown says so: retrying a key
+/// change blindly could make a second key, so the client is told to look first.
+impl From<AdminError> for ApiError {
+    fn from(err: AdminError) -> Self {
+        match err {
+            AdminError::Refused(refusal) => match refusal {
+                Refusal::KeyNotFound => ApiError::KeyNotFound,
+                Refusal::KeyNotActive { state } => ApiError::KeyNotActive(state),
+                Refusal::WouldLockOut => ApiError::WouldLockOut,
+                Refusal::MissingPermission(permission) => ApiError::MissingPermission(permission),
+                Refusal::IpRangesNotWithin => ApiError::IpRangesNotWithin,
+                Refusal::OutlivesActingKey { .. } => ApiError::OutlivesKey,
+                Refusal::SelfRollTooSoon => {
+                    ApiError::InvalidRequest(InvalidRequest::invalid_param(
+                        "expires_in",
+                        format!(
+                            "A key rolling itself must keep working at least {} seconds \
+                         (expires_in), so its client can still act if the answer is lost.",
+                            MIN_SELF_ROLL_GRACE.as_secs()
+                        ),
+                    ))
+                }
+                Refusal::TooManyLiveKeys { max, .. } => ApiError::TooManyLiveKeys { max },
+                // The edge mints keys of its own environment; a mismatch is a bug.
+                Refusal::EnvironmentMismatch { .. } => {
+                    ApiError::Unexpected(anyhow::Error::new(refusal))
+                }
+            },
+            AdminError::Store(StoreError::OutcomeUnknown(source)) => {
+                ApiError::KeyChangeOutcomeUnknown(source)
+            }
+            AdminError::Store(store) => store.into(),
+            AdminError::Random(random) => random.into(),
+        }
+    }
+}
+
 impl From<RandomSourceFailed> for ApiError {
     fn from(err: RandomSourceFailed) -> Self {
         ApiError::Unexpected(err.into())
@@ -121,6 +189,7 @@ string_enum!(
     /// The `type` of an error body: which family of error it is.
     ErrorType {
         AuthenticationError = "authentication_error",
+        PermissionError = "permission_error",
         InvalidRequestError = "invalid_request_error",
         IdempotencyError = "idempotency_error",
         RateLimitError = "rate_limit_error",
@@ -168,12 +237,18 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::PaymentNotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MissingPermission(_)
+            | ApiError::IpRangesNotWithin
+            | ApiError::OutlivesKey => StatusCode::FORBIDDEN,
+            ApiError::PaymentNotFound { .. } | ApiError::KeyNotFound => StatusCode::NOT_FOUND,
+            ApiError::KeyNotActive(_)
+            | ApiError::WouldLockOut
+            | ApiError::TooManyLiveKeys { .. } => StatusCode::CONFLICT,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) | ApiError::PaymentOutcomeUnknown { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Unavailable(_)
+            | ApiError::PaymentOutcomeUnknown { .. }
+            | ApiError::KeyChangeOutcomeUnknown(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -187,7 +262,14 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
-            ApiError::PaymentNotFound { .. } => "resource_missing",
+            ApiError::MissingPermission(_)
+            | ApiError::IpRangesNotWithin
+            | ApiError::OutlivesKey => "insufficient_permissions",
+            ApiError::PaymentNotFound { .. } | ApiError::KeyNotFound => "resource_missing",
+            ApiError::KeyNotActive(_) => "key_not_active",
+            ApiError::WouldLockOut => "would_lock_out",
+            ApiError::TooManyLiveKeys { .. } => "too_many_live_keys",
+            ApiError::KeyChangeOutcomeUnknown(_) => "outcome_unknown",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable(_) => "service_unavailable",
@@ -199,15 +281,23 @@ impl ApiError {
     fn kind(&self) -> ErrorType {
         match self {
             ApiError::Unauthenticated(_) => ErrorType::AuthenticationError,
+            ApiError::MissingPermission(_)
+            | ApiError::IpRangesNotWithin
+            | ApiError::OutlivesKey => ErrorType::PermissionError,
             ApiError::InvalidRequest(_)
             | ApiError::UnsupportedMediaType
             | ApiError::PayloadTooLarge { .. }
             | ApiError::MethodNotAllowed { .. }
-            | ApiError::PaymentNotFound { .. } => ErrorType::InvalidRequestError,
+            | ApiError::PaymentNotFound { .. }
+            | ApiError::KeyNotFound
+            | ApiError::KeyNotActive(_)
+            | ApiError::WouldLockOut
+            | ApiError::TooManyLiveKeys { .. } => ErrorType::InvalidRequestError,
             ApiError::IdempotencyKeyReused => ErrorType::IdempotencyError,
             ApiError::RateLimited { .. } => ErrorType::RateLimitError,
             ApiError::Unavailable(_)
             | ApiError::PaymentOutcomeUnknown { .. }
+            | ApiError::KeyChangeOutcomeUnknown(_)
             | ApiError::Unexpected(_) => ErrorType::ApiError,
         }
     }
@@ -226,6 +316,31 @@ impl ApiError {
                 format!("The request body must not exceed {limit} bytes.")
             }
             ApiError::MethodNotAllowed { allow } => format!("This endpoint only accepts {allow}."),
+            ApiError::MissingPermission(permission) => {
+                format!("This key does not have the {permission} permission.")
+            }
+            ApiError::IpRangesNotWithin => "This key is limited to IP ranges: the key it creates \
+                or manages must be limited to ranges within them."
+                .into(),
+            ApiError::OutlivesKey => "This key has an expires_at: the key it creates must \
+                have one too, no later than its own."
+                .into(),
+            ApiError::KeyNotFound => "No such key.".into(),
+            ApiError::KeyNotActive(state) => format!(
+                "This key is {state} and cannot be rolled: only a key that works and is not \
+                 already being replaced can be. Roll its replacement, or create a new key."
+            ),
+            ApiError::WouldLockOut => "This is the account's last active key with the \
+                keys:write permission: revoking it would leave no key that can manage keys. \
+                Roll it instead, or create another such key first."
+                .into(),
+            ApiError::TooManyLiveKeys { max } => format!(
+                "The account would have more than {max} keys working at once. Revoke a key \
+                 first, or roll with a shorter expires_in."
+            ),
+            ApiError::KeyChangeOutcomeUnknown(_) => "The change may or may not have been \
+                applied. GET /keys shows whether it was: look before you send it again."
+                .into(),
             // Never the id: the body must be the same whatever was asked for.
             ApiError::PaymentNotFound { .. } => "No such payment.".into(),
             ApiError::IdempotencyKeyReused => "This Idempotency-Key was already used with a \
@@ -270,7 +385,15 @@ impl ApiError {
             ApiError::InvalidRequest(invalid) => invalid.param.as_deref(),
             ApiError::IdempotencyKeyReused => Some("Idempotency-Key"),
             ApiError::PaymentNotFound { param } => Some(param),
-            ApiError::Unauthenticated(_)
+            ApiError::KeyNotFound => Some("id"),
+            ApiError::IpRangesNotWithin => Some("allowed_ips"),
+            ApiError::OutlivesKey => Some("expires_at"),
+            ApiError::MissingPermission(_)
+            | ApiError::KeyNotActive(_)
+            | ApiError::WouldLockOut
+            | ApiError::TooManyLiveKeys { .. }
+            | ApiError::KeyChangeOutcomeUnknown(_)
+            | ApiError::Unauthenticated(_)
             | ApiError::UnsupportedMediaType
             | ApiError::PayloadTooLarge { .. }
             | ApiError::MethodNotAllowed { .. }
@@ -327,7 +450,26 @@ impl ApiError {
             | ApiError::PayloadTooLarge { .. }
             | ApiError::IdempotencyKeyReused
             | ApiError::PaymentNotFound { .. }
+            | ApiError::MissingPermission(_)
+            | ApiError::IpRangesNotWithin
+            | ApiError::OutlivesKey
+            | ApiError::KeyNotFound
+            | ApiError::KeyNotActive(_)
+            | ApiError::WouldLockOut
+            | ApiError::TooManyLiveKeys { .. }
+            // Not a retry to make blindly: the client looks first (`GET /keys`).
+            | ApiError::KeyChangeOutcomeUnknown(_)
             | ApiError::Unexpected(_) => None,
+        }
+    }
+
+    /// A change that is the same whether it is made once or twice (revoking a key) and whose
+    /// outcome is unknown is simply retried: [`ApiError::Unavailable`]. Every other refusal
+    /// or failure maps as `From<AdminError>` does.
+    pub fn of_idempotent_change(err: AdminError) -> Self {
+        match err {
+            AdminError::Store(StoreError::OutcomeUnknown(source)) => ApiError::Unavailable(source),
+            other => other.into(),
         }
     }
 
@@ -342,7 +484,15 @@ impl ApiError {
                 limit: MAX_BODY_BYTES,
             },
             ApiError::MethodNotAllowed { allow: "POST" },
+            ApiError::MissingPermission(Permission::PaymentsWrite),
+            ApiError::IpRangesNotWithin,
+            ApiError::OutlivesKey,
             ApiError::PaymentNotFound { param: "id" },
+            ApiError::KeyNotFound,
+            ApiError::KeyNotActive(KeyState::Expiring),
+            ApiError::WouldLockOut,
+            ApiError::TooManyLiveKeys { max: 10 },
+            ApiError::KeyChangeOutcomeUnknown(anyhow::anyhow!("example")),
             ApiError::IdempotencyKeyReused,
             ApiError::RateLimited {
                 limit: RateLimit::DEFAULT,
@@ -406,6 +556,14 @@ mod tests {
             ApiError::Unexpected(_) => 8,
             ApiError::PaymentNotFound { .. } => 9,
             ApiError::RateLimited { .. } => 10,
+            ApiError::MissingPermission(_) => 11,
+            ApiError::IpRangesNotWithin => 12,
+            ApiError::KeyNotFound => 13,
+            ApiError::KeyNotActive(_) => 14,
+            ApiError::WouldLockOut => 15,
+            ApiError::TooManyLiveKeys { .. } => 16,
+            ApiError::KeyChangeOutcomeUnknown(_) => 17,
+            ApiError::OutlivesKey => 18,
         }
     }
 
@@ -428,13 +586,18 @@ mod tests {
             (400, "invalid_request_error", "parameter_unknown"),
             (401, "authentication_error", "invalid_api_key"),
             (401, "authentication_error", "missing_api_key"),
+            (403, "permission_error", "insufficient_permissions"),
             (404, "invalid_request_error", "resource_missing"),
             (405, "invalid_request_error", "method_not_allowed"),
+            (409, "invalid_request_error", "key_not_active"),
+            (409, "invalid_request_error", "too_many_live_keys"),
+            (409, "invalid_request_error", "would_lock_out"),
             (413, "invalid_request_error", "payload_too_large"),
             (415, "invalid_request_error", "unsupported_media_type"),
             (422, "idempotency_error", "idempotency_key_reused"),
             (429, "rate_limit_error", "rate_limited"),
             (500, "api_error", "internal_error"),
+            (503, "api_error", "outcome_unknown"),
             (503, "api_error", "payment_outcome_unknown"),
             (503, "api_error", "service_unavailable"),
         ];
@@ -478,9 +641,59 @@ mod tests {
                 Some(("allow", "POST")),
             ),
             (
+                403,
+                json!({"type": "permission_error", "code": "insufficient_permissions",
+                       "message": "This key does not have the payments:write permission."}),
+                None,
+            ),
+            (
+                403,
+                json!({"type": "permission_error", "code": "insufficient_permissions",
+                       "message": "This key is limited to IP ranges: the key it creates or manages must be limited to ranges within them.",
+                       "param": "allowed_ips"}),
+                None,
+            ),
+            (
+                403,
+                json!({"type": "permission_error", "code": "insufficient_permissions",
+                       "message": "This key has an expires_at: the key it creates must have one too, no later than its own.",
+                       "param": "expires_at"}),
+                None,
+            ),
+            (
                 404,
                 json!({"type": "invalid_request_error", "code": "resource_missing",
                        "message": "No such payment.", "param": "id"}),
+                None,
+            ),
+            (
+                404,
+                json!({"type": "invalid_request_error", "code": "resource_missing",
+                       "message": "No such key.", "param": "id"}),
+                None,
+            ),
+            (
+                409,
+                json!({"type": "invalid_request_error", "code": "key_not_active",
+                       "message": "This key is expiring and cannot be rolled: only a key that works and is not already being replaced can be. Roll its replacement, or create a new key."}),
+                None,
+            ),
+            (
+                409,
+                json!({"type": "invalid_request_error", "code": "would_lock_out",
+                       "message": "This is the account's last active key with the keys:write permission: revoking it would leave no key that can manage keys. Roll it instead, or create another such key first."}),
+                None,
+            ),
+            (
+                409,
+                json!({"type": "invalid_request_error", "code": "too_many_live_keys",
+                       "message": "The account would have more than 10 keys working at once. Revoke a key first, or roll with a shorter expires_in."}),
+                None,
+            ),
+            (
+                503,
+                json!({"type": "api_error", "code": "outcome_unknown",
+                       "message": "The change may or may not have been applied. GET /keys shows whether it was: look before you send it again."}),
                 None,
             ),
             (

@@ -134,6 +134,9 @@ mod tests {
             key_prefix: KeyPrefix::parse("sk_test_AAAA").unwrap(),
             key_use: KeyUse::default(),
             rate_limit: limit.map(|n| RateLimit::new(n.into()).unwrap()),
+            permissions: crate::domain::Permissions::ALL,
+            allowed_ips: crate::domain::IpAllowList::default(),
+            expires_at: None,
         }
     }
 

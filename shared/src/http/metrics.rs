@@ -433,6 +433,7 @@ mod tests {
             "key_revoked",
             "key_expired",
             "account_inactive",
+            "ip_not_allowed",
         ];
         assert_eq!(AuthFailure::ALL.len(), expected.len());
         for (&reason, label) in AuthFailure::ALL.iter().zip(expected) {

@@ -15,6 +15,8 @@ pub mod deadline;
 #[cfg(feature = "lambda")]
 pub mod error;
 #[cfg(feature = "lambda")]
+pub mod keys;
+#[cfg(feature = "lambda")]
 pub mod limit;
 #[cfg(feature = "lambda")]
 pub mod metrics;

@@ -1,5 +1,7 @@
 //! Reading a request: its id, method, headers and body, into validated values.
 
+use std::net::IpAddr;
+
 use lambda_http::http::{header, HeaderMap, HeaderValue, Method};
 use lambda_http::{Body, Request, RequestExt};
 
@@ -11,9 +13,17 @@ use crate::domain::{Actor, IdempotencyKey, KeyId};
 
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
+/// The request's id, once [`remember_request_id`] has fixed it.
+#[derive(Debug, Clone)]
+struct RequestId(String);
+
 /// The Lambda request id (the one in the function's CloudWatch logs), so a caller quoting it
-/// leads straight to the log lines. Handlers called outside Lambda get a fresh random id.
+/// leads straight to the log lines. Handlers called outside Lambda get a fresh random id,
+/// the same one every time it is asked for once it is remembered.
 pub fn request_id(request: &Request) -> String {
+    if let Some(RequestId(id)) = request.extensions().get::<RequestId>() {
+        return id.clone();
+    }
     request
         .lambda_context_ref()
         .map(|context| context.request_id.clone())
@@ -23,6 +33,25 @@ pub fn request_id(request: &Request) -> String {
                 .map(|id| format!("local-{}", &id.as_str()[KeyId::PREFIX.len()..]))
                 .unwrap_or_else(|_| "local".to_owned())
         })
+}
+
+/// Fixes the request's id for everything that asks for it later (its audit events, its
+/// response), and answers it.
+pub fn remember_request_id(request: &mut Request) -> String {
+    let id = request_id(request);
+    request.extensions_mut().insert(RequestId(id.clone()));
+    id
+}
+
+/// The client's address as API Gateway saw it (`requestContext.http.sourceIp`); what a key's
+/// `allowed_ips` is checked against. Never a header, which a client could set.
+pub fn source_ip(request: &Request) -> Option<IpAddr> {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => {
+            context.http.source_ip.as_deref()?.parse().ok()
+        }
+        _ => None,
+    }
 }
 
 /// Who called, as API Gateway established it: the IAM principal's ARN on a route with
@@ -73,6 +102,38 @@ pub fn json_body<T: JsonBody>(request: &Request) -> Result<T, ApiError> {
         _ => &[],
     };
     Ok(parse_body(content_type, bytes)?)
+}
+
+/// Reads the request body as `T`, or `T::default()` when there is none (`POST
+/// /keys/{id}/roll` with no body rolls at once).
+pub fn optional_json_body<T: JsonBody + Default>(request: &Request) -> Result<T, ApiError> {
+    let empty = match request.body() {
+        Body::Empty => true,
+        Body::Text(text) => text.is_empty(),
+        Body::Binary(bytes) => bytes.is_empty(),
+        _ => true,
+    };
+    if empty {
+        Ok(T::default())
+    } else {
+        json_body(request)
+    }
+}
+
+/// A route that takes no query parameters refuses any, as an unknown body field is refused.
+pub fn no_query_parameters(request: &Request) -> Result<(), ApiError> {
+    let first = request
+        .query_string_parameters_ref()
+        .and_then(|parameters| parameters.iter().next().map(|(name, _)| name.to_owned()));
+    match first {
+        None => Ok(()),
+        Some(name) => Err(InvalidRequest::new(
+            super::body::InvalidRequestCode::ParameterUnknown,
+            Some(&name),
+            "This endpoint takes no query parameters.",
+        )
+        .into()),
+    }
 }
 
 /// The `Idempotency-Key` header, if there is one. Sent twice, it is refused: API Gateway

@@ -9,7 +9,7 @@ use tracing::Instrument;
 
 use super::error::ApiError;
 use super::metrics::{self, Meter};
-use super::request::request_id;
+use super::request::remember_request_id;
 
 /// Every response carries the request id, as its error body does.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -49,11 +49,13 @@ impl ApiError {
     }
 }
 
-/// A successful outcome: status, JSON body and any extra headers.
+/// A successful outcome: status, JSON body, any extra headers, and what the metrics call it.
 pub struct Reply<T> {
     pub status: StatusCode,
     pub body: T,
     pub headers: Vec<(&'static str, &'static str)>,
+    /// The metrics' `Outcome`, when the status alone does not say it (`key_rolled`).
+    pub outcome: Option<&'static str>,
 }
 
 impl<T> Reply<T> {
@@ -62,6 +64,7 @@ impl<T> Reply<T> {
             status: StatusCode::OK,
             body,
             headers: Vec::new(),
+            outcome: None,
         }
     }
 
@@ -70,11 +73,18 @@ impl<T> Reply<T> {
             status: StatusCode::CREATED,
             body,
             headers: Vec::new(),
+            outcome: None,
         }
     }
 
     pub fn with_header(mut self, name: &'static str, value: &'static str) -> Self {
         self.headers.push((name, value));
+        self
+    }
+
+    /// Names the outcome in the metrics: what an alarm on key changes watches.
+    pub fn with_outcome(mut self, outcome: &'static str) -> Self {
+        self.outcome = Some(outcome);
         self
     }
 }
@@ -120,7 +130,8 @@ where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Result<Reply<T>, ApiError>>,
 {
-    let request_id = request_id(&request);
+    let mut request = request;
+    let request_id = remember_request_id(&mut request);
     let span = tracing::info_span!(
         "request",
         operation,
@@ -157,10 +168,16 @@ where
     .await
 }
 
-/// The status and the metrics' `Outcome` of a handler's outcome: `created` or `replayed`
-/// for a 201, `ok` for another success, the error code for an error.
+/// The status and the metrics' `Outcome` of a handler's outcome: the one the reply names,
+/// else `created` or `replayed` for a 201 and `ok` for another success; the error code for
+/// an error.
 fn outcome_label<T>(outcome: &Result<Reply<T>, ApiError>) -> (StatusCode, &'static str) {
     match outcome {
+        Ok(Reply {
+            status,
+            outcome: Some(label),
+            ..
+        }) => (*status, label),
         Ok(reply) if reply.status == StatusCode::CREATED => {
             let replayed = reply
                 .headers

@@ -14,9 +14,10 @@ use super::dynamo::{classify, put_new, Call, DynamoStore, FailedCondition};
 use super::error::{Entity, StoreError};
 use super::items::{self, Item, PK};
 use super::lifecycle::{
-    plan_account_change, plan_revocation, plan_rotation, AccountChange, AccountRecord, AdminError,
-    ChangeOutcome, KeyListing, MalformedKey, RetiringKey, Revocation, RevocationPlan, Rotation,
-    StoredKey, RECENT_USE,
+    plan_account_change, plan_new_key, plan_revocation, AccountChange, AccountRecord, ActingKey,
+    AdminError, ChangeOutcome, KeyListing, KeyMint, KeySummary, MalformedKey, Origin, Refusal,
+    Retire, RetiringKey, Revocation, RevocationPlan, Rolled, Rotation, RotationPlan, StoredKey,
+    RECENT_USE,
 };
 use super::IssuedKey;
 use crate::domain::{
@@ -35,7 +36,7 @@ struct EventFacts<'a> {
     action: AuditAction,
     /// The keys the change concerns, in the order an operator reads them.
     key_ids: Vec<KeyId>,
-    actor: &'a Actor,
+    origin: Origin<'a>,
     account_id: &'a AccountId,
     before: Snapshot,
     after: Snapshot,
@@ -46,13 +47,33 @@ fn audit_event(facts: EventFacts<'_>) -> Result<AuditEvent, AdminError> {
     Ok(AuditEvent {
         event_id: EventId::generate()?,
         action: facts.action,
-        actor: facts.actor.clone(),
+        actor: facts.origin.actor.clone(),
         account_id: facts.account_id.clone(),
         key_ids: facts.key_ids,
         before: facts.before,
         after: facts.after,
         at: facts.at,
+        request_id: facts.origin.request_id.map(str::to_owned),
     })
+}
+
+/// How many times a self-service key change is planned again after another change to the
+/// account won the race: each attempt reads the account afresh, so the last one answers by
+/// the state the winner left (a second roll of one key finds it expiring: 409).
+const CONFLICT_ATTEMPTS: usize = 3;
+
+async fn retrying_conflicts<T, F, Fut>(mut once: F) -> Result<T, AdminError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, AdminError>>,
+{
+    for _ in 1..CONFLICT_ATTEMPTS {
+        match once().await {
+            Err(AdminError::Store(StoreError::ChangedConcurrently { .. })) => continue,
+            other => return other,
+        }
+    }
+    once().await
 }
 
 impl DynamoStore {
@@ -193,11 +214,11 @@ impl DynamoStore {
         items::key::account_of_ref(&item)
     }
 
-    /// Issues `new_key` to the account and gives every key that still authenticates a
-    /// grace period: it stops at `now + grace` (`grace` = 0: at once). The new key and the
-    /// old keys' expiry are written in one transaction, so at no instant is the account
-    /// left without a working key. Refused, with nothing written, for a key of another
-    /// environment than the account's keys, or beyond the live-key bound.
+    /// Issues `new_key`, a secret key, to the account and gives every secret key that still
+    /// authenticates a grace period: it stops at `now + grace` (`grace` = 0: at once). The
+    /// new key and the old keys' expiry are written in one transaction, so at no instant is
+    /// the account left without a working key. Refused, with nothing written, for a key of
+    /// another environment than the account's keys, or beyond the live-key bound.
     pub async fn rotate_key(
         &self,
         account_id: &AccountId,
@@ -207,23 +228,173 @@ impl DynamoStore {
         actor: &Actor,
     ) -> Result<Rotation, AdminError> {
         let record = self.read_account(account_id).await?;
-        let plan = plan_rotation(&record, new_key, grace, now)?;
+        let plan = self
+            .write_new_key(
+                &record,
+                new_key,
+                Retire::SecretKeys { grace },
+                AuditAction::KeyRotated,
+                now,
+                Origin::operator(actor),
+            )
+            .await?;
         let retiring_entries: Vec<&StoredKey> = record
             .keys
             .iter()
             .filter(|key| plan.retiring.iter().any(|r| r.key_id == key.key_id))
             .collect();
+        // The rotation did not touch `last_used_at`: this is each key's last use before it.
         let uses = self.last_uses(&retiring_entries).await?;
+        let retiring: Vec<RetiringKey> = plan
+            .retiring
+            .iter()
+            .map(|key| {
+                let last_used_at = uses.get(&key.key_id).copied().flatten();
+                RetiringKey {
+                    key_id: key.key_id.clone(),
+                    expires_at: plan.retire_at,
+                    last_used_at,
+                    recently_used: last_used_at.is_some_and(|at| at.plus(RECENT_USE) > now),
+                }
+            })
+            .collect();
+        Ok(Rotation {
+            account_id: account_id.clone(),
+            new_key_id: new_key.key_id.clone(),
+            new_key_prefix: new_key.prefix.clone(),
+            retiring,
+            pruned: plan.pruned.iter().map(|key| key.key_id.clone()).collect(),
+        })
+    }
+
+    /// Adds `new_key` (a restricted key, from `POST /keys` or `keys create`) beside the
+    /// account's other keys. With `acting`, refused unless that key holds every permission
+    /// and address it grants.
+    pub async fn create_key(
+        &self,
+        account_id: &AccountId,
+        new_key: &IssuedKey,
+        acting: Option<ActingKey<'_>>,
+        now: Timestamp,
+        origin: Origin<'_>,
+    ) -> Result<KeySummary, AdminError> {
+        retrying_conflicts(|| self.create_key_once(account_id, new_key, acting, now, origin)).await
+    }
+
+    async fn create_key_once(
+        &self,
+        account_id: &AccountId,
+        new_key: &IssuedKey,
+        acting: Option<ActingKey<'_>>,
+        now: Timestamp,
+        origin: Origin<'_>,
+    ) -> Result<KeySummary, AdminError> {
+        if let Some(acting) = acting {
+            acting.may_create(&new_key.grant)?;
+        }
+        let record = self.read_account(account_id).await?;
+        self.write_new_key(
+            &record,
+            new_key,
+            Retire::Nothing,
+            AuditAction::KeyCreated,
+            now,
+            origin,
+        )
+        .await?;
+        Ok(StoredKey::issued(new_key).summary(now, None))
+    }
+
+    /// Replaces the active key `key_id` with a new one of the same kind, name, permissions,
+    /// IP ranges and expiry, minted by `mint`; the old key stops after `grace`. With
+    /// `acting`, the rules of [`ActingKey::may_roll`]. Answers the new key (with its secret)
+    /// and the old one as the roll left it.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn roll_key(
+        &self,
+        account_id: &AccountId,
+        key_id: &KeyId,
+        grace: Duration,
+        mint: &KeyMint<'_>,
+        acting: Option<ActingKey<'_>>,
+        now: Timestamp,
+        origin: Origin<'_>,
+    ) -> Result<Rolled, AdminError> {
+        retrying_conflicts(|| {
+            self.roll_key_once(account_id, key_id, grace, mint, acting, now, origin)
+        })
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn roll_key_once(
+        &self,
+        account_id: &AccountId,
+        key_id: &KeyId,
+        grace: Duration,
+        mint: &KeyMint<'_>,
+        acting: Option<ActingKey<'_>>,
+        now: Timestamp,
+        origin: Origin<'_>,
+    ) -> Result<Rolled, AdminError> {
+        let record = self.read_account(account_id).await?;
+        let old = match acting {
+            Some(acting) => acting.may_roll(&record, key_id, grace, now)?,
+            None => record
+                .keys
+                .iter()
+                .find(|key| &key.key_id == key_id)
+                .ok_or(Refusal::KeyNotFound)?,
+        };
+        let (api_key, new_key) = mint.replacement(old, now)?;
+        let plan = self
+            .write_new_key(
+                &record,
+                &new_key,
+                Retire::Key { key_id, grace },
+                AuditAction::KeyRolled,
+                now,
+                origin,
+            )
+            .await?;
+        let old_now = plan
+            .retiring
+            .iter()
+            .find(|key| &key.key_id == key_id)
+            .expect("a roll retires the rolled key");
+        Ok(Rolled {
+            api_key,
+            new_key: StoredKey::issued(&new_key).summary(now, None),
+            old_key: old_now.summary(now, None),
+        })
+    }
+
+    /// The one path of every new key: its entry on the account item (with the retiring
+    /// keys' new end and the pruned entries dropped), its key item and key reference item,
+    /// the retiring and pruned keys' items, and the change's audit event, in one
+    /// transaction conditional on the account's version. So the new key works, and the old
+    /// ones stop, from the very next request, with the record, or not at all.
+    async fn write_new_key(
+        &self,
+        record: &AccountRecord,
+        new_key: &IssuedKey,
+        retire: Retire<'_>,
+        action: AuditAction,
+        now: Timestamp,
+        origin: Origin<'_>,
+    ) -> Result<RotationPlan, AdminError> {
+        let plan = plan_new_key(record, new_key, retire, now)?;
+        let account_id = &record.account.id;
         let table = &self.clients_table;
         let settings = record.settings();
         let event = audit_event(EventFacts {
-            action: AuditAction::KeyRotated,
+            action,
             key_ids: std::iter::once(&new_key.key_id)
                 .chain(plan.retiring.iter().map(|key| &key.key_id))
                 .chain(plan.pruned.iter().map(|key| &key.key_id))
                 .cloned()
                 .collect(),
-            actor,
+            origin,
             account_id,
             before: plan.before.clone(),
             after: plan.after.clone(),
@@ -232,7 +403,7 @@ impl DynamoStore {
         let mut writes = vec![
             update(items::account::rotation_update(
                 table,
-                &record,
+                record,
                 new_key,
                 &plan.retiring,
                 &plan.pruned,
@@ -265,32 +436,13 @@ impl DynamoStore {
             FailedCondition::Changed,
         )
         .await?;
-
-        let retiring: Vec<RetiringKey> = plan
-            .retiring
-            .iter()
-            .map(|key| {
-                let last_used_at = uses.get(&key.key_id).copied().flatten();
-                RetiringKey {
-                    key_id: key.key_id.clone(),
-                    expires_at: plan.retire_at,
-                    last_used_at,
-                    recently_used: last_used_at.is_some_and(|at| at.plus(RECENT_USE) > now),
-                }
-            })
-            .collect();
         log_event(&event);
-        Ok(Rotation {
-            account_id: account_id.clone(),
-            new_key_id: new_key.key_id.clone(),
-            new_key_prefix: new_key.prefix.clone(),
-            retiring,
-            pruned: plan.pruned.iter().map(|key| key.key_id.clone()).collect(),
-        })
+        Ok(plan)
     }
 
-    /// Revokes a key: it stops authenticating on the very next request. A key whose item
-    /// the TTL deleted is revoked all the same (its item is written back, revoked).
+    /// Revokes a key (an operator's `keys revoke`, found by its id alone): it stops
+    /// authenticating on the very next request. A key whose item the TTL deleted is revoked
+    /// all the same (its item is written back, revoked).
     pub async fn revoke_key(
         &self,
         key_id: &KeyId,
@@ -299,38 +451,135 @@ impl DynamoStore {
     ) -> Result<(AccountId, Revocation), AdminError> {
         let account_id = self.key_account(key_id).await?;
         let record = self.read_account(&account_id).await?;
-        let table = &self.clients_table;
-        let (mut writes, before, after) = match plan_revocation(&record, key_id, now) {
+        // The writes of the revocation, and its audit snapshots; none when nothing is left
+        // to revoke.
+        let change = match plan_revocation(&record, key_id, now) {
             RevocationPlan::AlreadyRevoked => return Ok((account_id, Revocation::AlreadyRevoked)),
             RevocationPlan::NotOnAccount => {
-                match record
+                let Some(bad) = record
                     .malformed
                     .iter()
                     .find(|bad| bad.name == key_id.as_str())
-                {
-                    Some(bad) => self.malformed_revocation(&record, bad, now).await?,
-                    None => return Ok((account_id, Revocation::AlreadyGone)),
-                }
+                else {
+                    return Ok((account_id, Revocation::AlreadyGone));
+                };
+                self.malformed_revocation(&record, bad, now).await?
             }
-            RevocationPlan::Revoke { key, before, after } => (
-                vec![
-                    update(items::account::revocation_update(table, &record, &key)),
-                    update(items::key::projection_update(
-                        table,
-                        &account_id,
-                        record.settings(),
-                        &key,
-                    )),
-                ],
+            RevocationPlan::Revoke {
+                key,
+                reinstated,
+                before,
+                after,
+            } => (
+                self.revocation_writes(&record, &key, reinstated.as_ref()),
                 before,
                 after,
             ),
         };
+        let (writes, before, after) = change;
+        self.write_revocation(
+            &record,
+            key_id,
+            writes,
+            before,
+            after,
+            now,
+            Origin::operator(actor),
+        )
+        .await?;
+        let outcome = Revocation::Revoked;
+        Ok((account_id, outcome))
+    }
+
+    /// Revokes the account's key `key_id` for one of its own keys (`DELETE /keys/{id}`), by
+    /// the rules of [`ActingKey::may_revoke`]. Answers the key as it now stands (revoked);
+    /// a key revoked already is answered as it is, with nothing written.
+    pub async fn revoke_own_key(
+        &self,
+        account_id: &AccountId,
+        key_id: &KeyId,
+        acting: ActingKey<'_>,
+        now: Timestamp,
+        origin: Origin<'_>,
+    ) -> Result<KeySummary, AdminError> {
+        retrying_conflicts(|| self.revoke_own_key_once(account_id, key_id, acting, now, origin))
+            .await
+    }
+
+    async fn revoke_own_key_once(
+        &self,
+        account_id: &AccountId,
+        key_id: &KeyId,
+        acting: ActingKey<'_>,
+        now: Timestamp,
+        origin: Origin<'_>,
+    ) -> Result<KeySummary, AdminError> {
+        let record = self.read_account(account_id).await?;
+        let key = acting.may_revoke(&record, key_id, now)?;
+        match plan_revocation(&record, key_id, now) {
+            RevocationPlan::Revoke {
+                key: revoked,
+                reinstated,
+                before,
+                after,
+            } => {
+                let writes = self.revocation_writes(&record, &revoked, reinstated.as_ref());
+                self.write_revocation(&record, key_id, writes, before, after, now, origin)
+                    .await?;
+                Ok(revoked.summary(now, None))
+            }
+            RevocationPlan::AlreadyRevoked | RevocationPlan::NotOnAccount => {
+                Ok(key.summary(now, None))
+            }
+        }
+    }
+
+    /// A revocation's writes: the key's entry and its item, and those of the key it
+    /// reinstates.
+    fn revocation_writes(
+        &self,
+        record: &AccountRecord,
+        revoked: &StoredKey,
+        reinstated: Option<&StoredKey>,
+    ) -> Vec<TransactWriteItem> {
+        let table = &self.clients_table;
+        let project = |key: &StoredKey| {
+            update(items::key::projection_update(
+                table,
+                &record.account.id,
+                record.settings(),
+                key,
+            ))
+        };
+        let mut writes = vec![
+            update(items::account::revocation_update(
+                table, record, revoked, reinstated,
+            )),
+            project(revoked),
+        ];
+        writes.extend(reinstated.map(project));
+        writes
+    }
+
+    /// The one path of every revocation: `writes` and the audit event in one transaction
+    /// conditional on the account's version.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_revocation(
+        &self,
+        record: &AccountRecord,
+        key_id: &KeyId,
+        mut writes: Vec<TransactWriteItem>,
+        before: Snapshot,
+        after: Snapshot,
+        now: Timestamp,
+        origin: Origin<'_>,
+    ) -> Result<(), AdminError> {
+        let account_id = &record.account.id;
         let event = audit_event(EventFacts {
             action: AuditAction::KeyRevoked,
             key_ids: vec![key_id.clone()],
-            actor,
-            account_id: &account_id,
+            origin,
+            account_id,
             before,
             after,
             at: now,
@@ -344,7 +593,7 @@ impl DynamoStore {
         )
         .await?;
         log_event(&event);
-        Ok((account_id, Revocation::Revoked))
+        Ok(())
     }
 
     /// Whether the key items of malformed entries exist (only those are written to, so that
@@ -433,7 +682,7 @@ impl DynamoStore {
         let event = audit_event(EventFacts {
             key_ids: plan.keys.iter().map(|key| key.key_id.clone()).collect(),
             action: plan.action,
-            actor,
+            origin: Origin::operator(actor),
             account_id: id,
             before: plan.before,
             after: plan.after,
@@ -517,4 +766,56 @@ pub(super) fn log_event(event: &AuditEvent) {
         at = %event.at.to_rfc3339(),
         "audit event recorded"
     );
+}
+
+impl super::ListKeys for DynamoStore {
+    async fn account_keys(
+        &self,
+        account: &AccountId,
+        now: Timestamp,
+    ) -> Result<KeyListing, StoreError> {
+        DynamoStore::account_keys(self, account, now).await
+    }
+}
+
+impl super::CreateKey for DynamoStore {
+    async fn create_key(
+        &self,
+        account: &AccountId,
+        new_key: &IssuedKey,
+        acting: Option<ActingKey<'_>>,
+        now: Timestamp,
+        origin: Origin<'_>,
+    ) -> Result<KeySummary, AdminError> {
+        DynamoStore::create_key(self, account, new_key, acting, now, origin).await
+    }
+}
+
+impl super::RollKey for DynamoStore {
+    #[allow(clippy::too_many_arguments)]
+    async fn roll_key(
+        &self,
+        account: &AccountId,
+        key_id: &KeyId,
+        grace: Duration,
+        mint: &KeyMint<'_>,
+        acting: Option<ActingKey<'_>>,
+        now: Timestamp,
+        origin: Origin<'_>,
+    ) -> Result<Rolled, AdminError> {
+        DynamoStore::roll_key(self, account, key_id, grace, mint, acting, now, origin).await
+    }
+}
+
+impl super::RevokeKey for DynamoStore {
+    async fn revoke_own_key(
+        &self,
+        account: &AccountId,
+        key_id: &KeyId,
+        acting: ActingKey<'_>,
+        now: Timestamp,
+        origin: Origin<'_>,
+    ) -> Result<KeySummary, AdminError> {
+        DynamoStore::revoke_own_key(self, account, key_id, acting, now, origin).await
+    }
 }

@@ -22,8 +22,9 @@ use serde::Serialize;
 
 use super::error::StoreError;
 use crate::domain::{
-    Account, AccountId, AccountStatus, AuditAction, KeyDigest, KeyEnvironment, KeyId, KeyLife,
-    KeyPrefix, KeySnapshot, KeyState, KeyStatus, RandomSourceFailed, RateLimit, RateLimitSetting,
+    Account, AccountId, AccountStatus, Actor, ApiKey, AuditAction, IdSource, IpAllowList,
+    KeyDigest, KeyEnvironment, KeyGrant, KeyId, KeyKind, KeyLife, KeyName, KeyPrefix, KeySnapshot,
+    KeyState, KeyStatus, Permission, Permissions, RandomSourceFailed, RateLimit, RateLimitSetting,
     Snapshot, Timestamp,
 };
 use crate::store::IssuedKey;
@@ -68,9 +69,64 @@ pub struct StoredKey {
     pub life: KeyLife,
     pub created_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
+    /// The holder's name for it, when it was given one.
+    pub name: Option<KeyName>,
+    /// Every permission for a secret key.
+    pub permissions: Permissions,
+    pub allowed_ips: IpAllowList,
+    /// The key this one rolled, if it was made by a roll.
+    pub replaces: Option<KeyId>,
+    /// Its end was set by a roll or a rotation that replaced it (rather than given when it
+    /// was issued): it is on its way out, and cannot be rolled again.
+    pub retiring: bool,
 }
 
 impl StoredKey {
+    /// The entry of a key just issued.
+    pub fn issued(key: &IssuedKey) -> Self {
+        StoredKey {
+            key_id: key.key_id.clone(),
+            digest: key.digest.clone(),
+            prefix: key.prefix.clone(),
+            life: KeyLife {
+                status: KeyStatus::Active,
+                expires_at: key.grant.expires_at,
+            },
+            created_at: key.created_at,
+            revoked_at: None,
+            name: key.grant.name.clone(),
+            permissions: key.grant.permissions,
+            allowed_ips: key.grant.allowed_ips.clone(),
+            replaces: key.replaces.clone(),
+            retiring: false,
+        }
+    }
+
+    /// Whether the key can be rolled at `now`: it works, and is not already being replaced
+    /// (a key given an `expires_at` when it was issued can be; a key in the grace of a roll
+    /// or rotation cannot). If not, its state.
+    pub fn rollable(&self, now: Timestamp) -> Result<(), KeyState> {
+        match self.life.state_at(now) {
+            KeyState::Active => Ok(()),
+            KeyState::Expiring if !self.retiring => Ok(()),
+            state => Err(state),
+        }
+    }
+
+    /// What the key was given, for a new key that takes its place (a roll).
+    pub fn grant(&self) -> KeyGrant {
+        KeyGrant {
+            name: self.name.clone(),
+            permissions: self.permissions,
+            allowed_ips: self.allowed_ips.clone(),
+            expires_at: self.life.expires_at,
+        }
+    }
+
+    pub fn kind(&self) -> KeyKind {
+        self.prefix.kind()
+    }
+
     /// When the key stopped (or will stop) authenticating, if that is decided.
     pub fn end(&self) -> Option<Timestamp> {
         match (self.life.expires_at, self.revoked_at) {
@@ -107,7 +163,11 @@ pub struct MalformedKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KeySummary {
     pub key_id: KeyId,
+    pub name: Option<KeyName>,
+    pub kind: KeyKind,
     pub prefix: KeyPrefix,
+    pub permissions: Permissions,
+    pub allowed_ips: IpAllowList,
     /// As of the time the summary was made.
     pub state: KeyState,
     pub created_at: Timestamp,
@@ -122,7 +182,11 @@ impl StoredKey {
     pub fn summary(&self, now: Timestamp, last_used_at: Option<Timestamp>) -> KeySummary {
         KeySummary {
             key_id: self.key_id.clone(),
+            name: self.name.clone(),
+            kind: self.kind(),
             prefix: self.prefix.clone(),
+            permissions: self.permissions,
+            allowed_ips: self.allowed_ips.clone(),
             state: self.life.state_at(now),
             created_at: self.created_at,
             expires_at: self.life.expires_at,
@@ -143,9 +207,36 @@ pub struct KeyListing {
     pub malformed: Vec<String>,
 }
 
-/// Why an operator change was refused before anything was written.
+/// Why a change was refused before anything was written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
+    /// The account has no key of that id (or only an entry that does not read back).
+    #[error("the account has no such key")]
+    KeyNotFound,
+    /// The key is already being replaced, expired or revoked: it cannot be rolled.
+    #[error("the key is {state} and cannot be rolled (it is being replaced or no longer works)")]
+    KeyNotActive { state: KeyState },
+    /// The change would leave the account without an active key that can manage keys.
+    #[error(
+        "revoking it would leave the account without an active key holding keys:write; roll \
+         it instead, or create another such key first"
+    )]
+    WouldLockOut,
+    /// The acting key lacks a permission the key it would create, roll or revoke holds.
+    #[error("the acting key does not have the {0} permission")]
+    MissingPermission(Permission),
+    /// The acting key is limited to IP ranges that do not cover the other key's.
+    #[error("the key's IP ranges do not lie within the acting key's own")]
+    IpRangesNotWithin,
+    /// The acting key has an end, and the key it would create would work past it.
+    #[error("the acting key stops at {}; the key it creates must stop by then", ends_at.to_rfc3339())]
+    OutlivesActingKey { ends_at: Timestamp },
+    /// A key rolling itself with less grace than its client needs to read the answer.
+    #[error(
+        "a key rolling itself needs expires_in of at least {} seconds",
+        MIN_SELF_ROLL_GRACE.as_secs()
+    )]
+    SelfRollTooSoon,
     #[error(
         "the account would have {live} live keys, at most {max} may work at once; revoke a \
          key or rotate with a shorter --grace"
@@ -187,10 +278,26 @@ fn snapshot<'a>(
     }
 }
 
-/// What a rotation changes besides issuing the new key.
+/// Which keys a new key retires, and when they stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retire<'a> {
+    /// None: a key added beside the others (`POST /keys`, `keys create`).
+    Nothing,
+    /// An operator's rotation: every secret key that still works, at `now + grace`, unless
+    /// it ends sooner (a second rotation never extends a shorter grace).
+    SecretKeys { grace: Duration },
+    /// A roll: this key, which must be active, at `now + grace`.
+    Key { key_id: &'a KeyId, grace: Duration },
+}
+
+/// A key rolling itself keeps working at least this long, so that a client that lost the
+/// answer still has a key to list keys with, revoke the new one and roll again.
+pub const MIN_SELF_ROLL_GRACE: Duration = Duration::from_secs(60);
+
+/// What a new key changes besides adding its entry and item.
 #[derive(Debug, PartialEq, Eq)]
 pub struct RotationPlan {
-    /// When the retiring keys stop authenticating.
+    /// When the retiring keys stop authenticating (`now` when none retires).
     pub retire_at: Timestamp,
     /// Keys that still authenticate, with their new end.
     pub retiring: Vec<StoredKey>,
@@ -200,13 +307,23 @@ pub struct RotationPlan {
     pub after: Snapshot,
 }
 
-/// Every key that still authenticates gets `now + grace` as its end, unless it already ends
-/// sooner: a second rotation never extends a shorter grace. Refused when the new key's
-/// environment is not the account's, or when more than [`MAX_LIVE_KEYS`] keys would work.
+/// An operator's rotation: [`plan_new_key`] retiring the secret keys.
 pub fn plan_rotation(
     record: &AccountRecord,
     new_key: &IssuedKey,
     grace: Duration,
+    now: Timestamp,
+) -> Result<RotationPlan, Refusal> {
+    plan_new_key(record, new_key, Retire::SecretKeys { grace }, now)
+}
+
+/// Adds `new_key` to the account and retires what `retire` says. Refused when the new key's
+/// environment is not the account's, when the key to retire is not there or not active, or
+/// when more than [`MAX_LIVE_KEYS`] keys would work.
+pub fn plan_new_key(
+    record: &AccountRecord,
+    new_key: &IssuedKey,
+    retire: Retire<'_>,
     now: Timestamp,
 ) -> Result<RotationPlan, Refusal> {
     let requested = new_key.prefix.environment();
@@ -224,20 +341,41 @@ pub fn plan_rotation(
             existing,
         });
     }
-    let retire_at = now.plus(grace);
-    let retiring: Vec<StoredKey> = record
-        .keys
-        .iter()
-        .filter(|key| key.life.state_at(now).is_live())
-        .filter(|key| key.life.expires_at.is_none_or(|at| at > retire_at))
-        .map(|key| StoredKey {
-            life: KeyLife {
-                expires_at: Some(retire_at),
-                ..key.life
-            },
-            ..key.clone()
-        })
-        .collect();
+    // Never later than the key's own end: retiring a key never lengthens its life.
+    let ending_at = |key: &StoredKey, at: Timestamp| StoredKey {
+        life: KeyLife {
+            expires_at: Some(key.life.expires_at.map_or(at, |end| end.min(at))),
+            ..key.life
+        },
+        retiring: true,
+        ..key.clone()
+    };
+    let (retire_at, retiring): (Timestamp, Vec<StoredKey>) = match retire {
+        Retire::Nothing => (now, Vec::new()),
+        Retire::SecretKeys { grace } => {
+            let at = now.plus(grace);
+            let retiring = record
+                .keys
+                .iter()
+                .filter(|key| key.kind() == KeyKind::Secret)
+                .filter(|key| key.life.state_at(now).is_live())
+                .filter(|key| key.life.expires_at.is_none_or(|end| end > at))
+                .map(|key| ending_at(key, at))
+                .collect();
+            (at, retiring)
+        }
+        Retire::Key { key_id, grace } => {
+            let key = record
+                .keys
+                .iter()
+                .find(|key| &key.key_id == key_id)
+                .ok_or(Refusal::KeyNotFound)?;
+            key.rollable(now)
+                .map_err(|state| Refusal::KeyNotActive { state })?;
+            let at = now.plus(grace);
+            (at, vec![ending_at(key, at)])
+        }
+    };
     let after_change = |key: &StoredKey| {
         retiring
             .iter()
@@ -278,10 +416,7 @@ pub fn plan_rotation(
     let mut after = snapshot(record.account.status, retiring.iter().chain(&pruned));
     after.keys.insert(
         new_key.key_id.clone(),
-        KeySnapshot {
-            status: KeyStatus::Active,
-            expires_at: None,
-        },
+        StoredKey::issued(new_key).snapshot(),
     );
     Ok(RotationPlan {
         retire_at,
@@ -300,12 +435,36 @@ pub enum RevocationPlan {
     AlreadyRevoked,
     /// The key's entry was pruned from the account (pruning revokes), or never read back.
     NotOnAccount,
-    /// The entry as it becomes, and the audit snapshots.
+    /// The entry as it becomes, the key a revocation of its replacement reinstates, and the
+    /// audit snapshots.
     Revoke {
         key: StoredKey,
+        reinstated: Option<StoredKey>,
         before: Snapshot,
         after: Snapshot,
     },
+}
+
+/// The key that revoking `key` reinstates, as it becomes: the one `key` replaced by a roll,
+/// while it is still in its grace, given back the end the roll copied to `key` (none, or
+/// the original `expires_at`: a roll never lengthens a key's life, and neither does its
+/// undoing). Revoking a roll's new key undoes the roll, so a client that lost the roll's
+/// answer revokes the key it never saw and has its old key back, to roll again.
+fn reinstatement(record: &AccountRecord, key: &StoredKey, now: Timestamp) -> Option<StoredKey> {
+    let replaced = key.replaces.as_ref()?;
+    let old = record
+        .keys
+        .iter()
+        .find(|old| &old.key_id == replaced)
+        .filter(|old| old.retiring && old.life.state_at(now) == KeyState::Expiring)?;
+    Some(StoredKey {
+        life: KeyLife {
+            expires_at: key.life.expires_at,
+            ..old.life
+        },
+        retiring: false,
+        ..old.clone()
+    })
 }
 
 pub fn plan_revocation(record: &AccountRecord, key_id: &KeyId, now: Timestamp) -> RevocationPlan {
@@ -316,10 +475,18 @@ pub fn plan_revocation(record: &AccountRecord, key_id: &KeyId, now: Timestamp) -
         KeyStatus::Revoked => RevocationPlan::AlreadyRevoked,
         KeyStatus::Active => {
             let revoked = key.revoked(now);
+            let reinstated = reinstatement(record, key, now);
+            let old = reinstated
+                .as_ref()
+                .and_then(|new| record.keys.iter().find(|old| old.key_id == new.key_id));
             RevocationPlan::Revoke {
-                before: snapshot(record.account.status, [key]),
-                after: snapshot(record.account.status, [&revoked]),
+                before: snapshot(record.account.status, std::iter::once(key).chain(old)),
+                after: snapshot(
+                    record.account.status,
+                    std::iter::once(&revoked).chain(reinstated.as_ref()),
+                ),
                 key: revoked,
+                reinstated,
             }
         }
     }
@@ -413,6 +580,154 @@ pub fn plan_account_change(
     })
 }
 
+/// The key making a self-service change (`/keys`), as the auth step established it. Power
+/// only flows down: it may create, roll or revoke only keys whose every permission and
+/// address it holds itself, so a restricted key can never obtain or stop a secret key, and
+/// a key limited to IP ranges can never grant or manage a key used from elsewhere.
+#[derive(Debug, Clone, Copy)]
+pub struct ActingKey<'a> {
+    pub key_id: &'a KeyId,
+    pub permissions: Permissions,
+    pub allowed_ips: &'a IpAllowList,
+    /// When the acting key stops working, if it has an end.
+    pub expires_at: Option<Timestamp>,
+}
+
+impl ActingKey<'_> {
+    /// Whether this key may hand out (or manage a key that holds) `permissions` from
+    /// `allowed_ips`; if not, the first permission it lacks, in declaration order.
+    pub fn may_grant(
+        &self,
+        permissions: Permissions,
+        allowed_ips: &IpAllowList,
+    ) -> Result<(), Refusal> {
+        if let Some(missing) = self.permissions.first_missing(permissions) {
+            return Err(Refusal::MissingPermission(missing));
+        }
+        if !allowed_ips.is_within(self.allowed_ips) {
+            return Err(Refusal::IpRangesNotWithin);
+        }
+        Ok(())
+    }
+
+    /// Whether this key may create a key given `grant`: what [`ActingKey::may_grant`]
+    /// says, and, for a key with an end of its own, a new key that ends no later (a key
+    /// never outlives, through a key it made, its own end).
+    pub fn may_create(&self, grant: &KeyGrant) -> Result<(), Refusal> {
+        self.may_grant(grant.permissions, &grant.allowed_ips)?;
+        match (self.expires_at, grant.expires_at) {
+            (Some(own), Some(new)) if new <= own => Ok(()),
+            (Some(own), _) => Err(Refusal::OutlivesActingKey { ends_at: own }),
+            (None, _) => Ok(()),
+        }
+    }
+
+    fn may_manage<'r>(
+        &self,
+        record: &'r AccountRecord,
+        key_id: &KeyId,
+    ) -> Result<&'r StoredKey, Refusal> {
+        let key = record
+            .keys
+            .iter()
+            .find(|key| &key.key_id == key_id)
+            .ok_or(Refusal::KeyNotFound)?;
+        self.may_grant(key.permissions, &key.allowed_ips)?;
+        Ok(key)
+    }
+
+    /// A self-service roll of `key_id` with `grace`: the key must be the account's, within
+    /// this key's power, and active; a key rolling itself keeps at least
+    /// [`MIN_SELF_ROLL_GRACE`]. The plan itself is [`plan_new_key`]'s.
+    pub fn may_roll<'r>(
+        &self,
+        record: &'r AccountRecord,
+        key_id: &KeyId,
+        grace: Duration,
+        now: Timestamp,
+    ) -> Result<&'r StoredKey, Refusal> {
+        let key = self.may_manage(record, key_id)?;
+        key.rollable(now)
+            .map_err(|state| Refusal::KeyNotActive { state })?;
+        if key_id == self.key_id && grace < MIN_SELF_ROLL_GRACE {
+            return Err(Refusal::SelfRollTooSoon);
+        }
+        Ok(key)
+    }
+
+    /// A self-service revocation of `key_id`: the key must be the account's and within this
+    /// key's power, and revoking it must leave the account an active key holding
+    /// `keys:write` (an operator can always recover an account; a client locked out cannot).
+    /// A key revoked already passes: revoking it again changes nothing.
+    pub fn may_revoke<'r>(
+        &self,
+        record: &'r AccountRecord,
+        key_id: &KeyId,
+        now: Timestamp,
+    ) -> Result<&'r StoredKey, Refusal> {
+        let key = self.may_manage(record, key_id)?;
+        let manages_keys = |key: &StoredKey| key.permissions.contains(Permission::KeysWrite);
+        let active = |key: &StoredKey| key.life.state_at(now) == KeyState::Active;
+        let another = record
+            .keys
+            .iter()
+            .any(|other| other.key_id != key.key_id && active(other) && manages_keys(other))
+            || reinstatement(record, key, now)
+                .is_some_and(|old| active(&old) && manages_keys(&old));
+        if active(key) && manages_keys(key) && !another {
+            return Err(Refusal::WouldLockOut);
+        }
+        Ok(key)
+    }
+}
+
+/// Who makes a change, and through which request: what its audit event records.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub actor: &'a Actor,
+    /// The API request that made it; none for an operator's command.
+    pub request_id: Option<&'a str>,
+}
+
+impl<'a> Origin<'a> {
+    pub fn operator(actor: &'a Actor) -> Self {
+        Origin {
+            actor,
+            request_id: None,
+        }
+    }
+}
+
+/// Where a roll's new key comes from: the OS CSPRNG for its secret, `ids` for its id.
+pub struct KeyMint<'a> {
+    pub ids: &'a IdSource,
+}
+
+impl KeyMint<'_> {
+    /// A new key to take `old`'s place: of its kind and environment, with what it was given.
+    pub fn replacement(
+        &self,
+        old: &StoredKey,
+        now: Timestamp,
+    ) -> Result<(ApiKey, IssuedKey), RandomSourceFailed> {
+        let key = ApiKey::generate(old.kind(), old.prefix.environment())?;
+        let issued = IssuedKey {
+            replaces: Some(old.key_id.clone()),
+            ..IssuedKey::with_grant(&key, self.ids.key_id()?, now, old.grant())
+        };
+        Ok((key, issued))
+    }
+}
+
+/// What a roll made: the new key, with the secret its answer hands over once, and the old
+/// key as the roll left it.
+#[derive(Debug)]
+pub struct Rolled {
+    pub api_key: ApiKey,
+    pub new_key: KeySummary,
+    pub old_key: KeySummary,
+}
+
 /// A key a rotation retires.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RetiringKey {
@@ -467,7 +782,8 @@ mod tests {
     }
 
     fn key(n: usize, status: KeyStatus, expires_at: Option<Timestamp>) -> StoredKey {
-        let api_key = ApiKey::generate(KeyEnvironment::Test).unwrap();
+        let api_key =
+            ApiKey::generate(crate::domain::KeyKind::Secret, KeyEnvironment::Test).unwrap();
         StoredKey {
             key_id: key_id(n),
             digest: api_key.digest(),
@@ -475,12 +791,17 @@ mod tests {
             life: KeyLife { status, expires_at },
             created_at: at("2026-01-01T00:00:00Z").plus(Duration::from_secs(n as u64)),
             revoked_at: None,
+            name: None,
+            permissions: Permissions::ALL,
+            allowed_ips: IpAllowList::default(),
+            replaces: None,
+            retiring: false,
         }
     }
 
     fn new_key(environment: KeyEnvironment) -> IssuedKey {
         IssuedKey::new(
-            &ApiKey::generate(environment).unwrap(),
+            &ApiKey::generate(crate::domain::KeyKind::Secret, environment).unwrap(),
             key_id(999),
             at("2026-06-01T12:00:00Z"),
         )
@@ -596,7 +917,7 @@ mod tests {
     fn a_dead_key_of_another_environment_does_not_block_rotation() {
         let now = at("2026-06-01T12:00:00Z");
         let mut stray = key(1, KeyStatus::Revoked, None);
-        let live = ApiKey::generate(KeyEnvironment::Live).unwrap();
+        let live = ApiKey::generate(crate::domain::KeyKind::Secret, KeyEnvironment::Live).unwrap();
         stray.prefix = live.display_prefix();
         let record = record(
             AccountStatus::Active,
@@ -701,8 +1022,9 @@ mod tests {
                 key(1, KeyStatus::Revoked, None),
             ],
         );
-        let RevocationPlan::Revoke { key, before, after } =
-            plan_revocation(&record, &key_id(0), now)
+        let RevocationPlan::Revoke {
+            key, before, after, ..
+        } = plan_revocation(&record, &key_id(0), now)
         else {
             panic!("an active key is revoked")
         };
@@ -719,6 +1041,106 @@ mod tests {
         assert_eq!(
             plan_revocation(&record, &key_id(7), now),
             RevocationPlan::NotOnAccount
+        );
+    }
+
+    /// A restricted key issued with an end of its own, rolled, then the roll undone.
+    #[test]
+    fn a_key_with_its_own_end_rolls_once_and_undoing_the_roll_never_lengthens_its_life() {
+        let now = at("2026-06-01T12:00:00Z");
+        let own_end = now.plus(30 * MINUTE);
+        let job = StoredKey {
+            permissions: Permissions::of([Permission::PaymentsRead]),
+            ..key(1, KeyStatus::Active, Some(own_end))
+        };
+        let account = record(
+            AccountStatus::Active,
+            vec![key(0, KeyStatus::Active, None), job],
+        );
+        let old = &account.keys[1];
+        assert_eq!(old.rollable(now), Ok(()), "expiring by its own grant");
+        let ids = IdSource::random();
+        let (_, new) = KeyMint { ids: &ids }.replacement(old, now).unwrap();
+        assert_eq!(
+            new.grant.expires_at,
+            Some(own_end),
+            "the new key keeps the end"
+        );
+        let plan = plan_new_key(
+            &account,
+            &new,
+            Retire::Key {
+                key_id: &key_id(1),
+                grace: 60 * MINUTE,
+            },
+            now,
+        )
+        .unwrap();
+        let retired = &plan.retiring[0];
+        assert_eq!(
+            retired.life.expires_at,
+            Some(own_end),
+            "a grace never extends it"
+        );
+        assert!(retired.retiring);
+        assert_eq!(retired.rollable(now), Err(KeyState::Expiring));
+
+        // The account after the roll; revoking the new key gives the old one back, with
+        // its own end, rollable again.
+        let mut rolled = account.clone();
+        rolled.keys[1] = retired.clone();
+        rolled.keys.push(StoredKey::issued(&new));
+        let RevocationPlan::Revoke { reinstated, .. } = plan_revocation(&rolled, &new.key_id, now)
+        else {
+            panic!("the new key is revoked")
+        };
+        let back = reinstated.expect("the rolled key is reinstated");
+        assert_eq!(back.key_id, key_id(1));
+        assert_eq!(back.life.expires_at, Some(own_end));
+        assert!(!back.retiring);
+        assert_eq!(back.rollable(now), Ok(()));
+
+        // Revoking the rolled key itself reinstates nothing; nor does revoking a key made
+        // by a roll once the rolled key's grace is over.
+        let RevocationPlan::Revoke { reinstated, .. } = plan_revocation(&rolled, &key_id(1), now)
+        else {
+            panic!("the rolled key is revoked")
+        };
+        assert_eq!(reinstated, None);
+        let later = own_end;
+        let RevocationPlan::Revoke { reinstated, .. } =
+            plan_revocation(&rolled, &new.key_id, later)
+        else {
+            panic!("the new key is revoked")
+        };
+        assert_eq!(reinstated, None);
+    }
+
+    #[test]
+    fn a_rotation_marks_the_keys_it_retires_and_they_cannot_be_rolled() {
+        let now = at("2026-06-01T12:00:00Z");
+        let account = record(AccountStatus::Active, vec![key(0, KeyStatus::Active, None)]);
+        let plan = plan_rotation(&account, &new_key(KeyEnvironment::Test), MINUTE, now).unwrap();
+        assert!(plan.retiring[0].retiring);
+        let mut rotated = account.clone();
+        rotated.keys[0] = plan.retiring[0].clone();
+        let ids = IdSource::random();
+        let (_, new) = KeyMint { ids: &ids }
+            .replacement(&rotated.keys[0], now)
+            .unwrap();
+        assert_eq!(
+            plan_new_key(
+                &rotated,
+                &new,
+                Retire::Key {
+                    key_id: &key_id(0),
+                    grace: MINUTE,
+                },
+                now,
+            ),
+            Err(Refusal::KeyNotActive {
+                state: KeyState::Expiring
+            })
         );
     }
 

@@ -7,15 +7,21 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
 use super::error::{Entity, StoreError};
+use super::lifecycle::{
+    plan_new_key, plan_revocation, AccountRecord, ActingKey, AdminError, KeyListing, KeyMint,
+    KeySummary, Origin, Refusal, Retire, RevocationPlan, Rolled, RotationPlan, StoredKey,
+};
 use super::{
-    CountRequests, CreateAccount, FindKey, GetPayment, InsertOutcome, InsertPayment, IssuedKey,
-    KeyRecord, ListCursor, ListPayments, ListPosition, ListRange, PaymentPage, RecordKeyUse,
-    StoredPayment,
+    CountRequests, CreateAccount, CreateKey, FindKey, GetPayment, InsertOutcome, InsertPayment,
+    IssuedKey, KeyRecord, ListCursor, ListKeys, ListPayments, ListPosition, ListRange, PaymentPage,
+    RecordKeyUse, RevokeKey, RollKey, StoredPayment,
 };
 use crate::domain::{
-    Account, AccountId, AccountStatus, AuditEvent, KeyDigest, KeyLife, KeyStatus, Payment,
-    PaymentId, RateLimit, RequestFingerprint, Timestamp,
+    Account, AccountId, AccountStatus, AuditAction, AuditEvent, EventId, KeyDigest, KeyId, KeyLife,
+    Payment, PaymentId, RateLimit, RateLimitSetting, RequestFingerprint, Timestamp,
 };
 
 /// Cheap to clone: clones share one store (as clones of a DynamoDB client share tables).
@@ -35,6 +41,9 @@ impl std::ops::Deref for MemoryStore {
 pub struct Stored {
     keys: Mutex<HashMap<KeyDigest, KeyRecord>>,
     accounts: Mutex<HashMap<AccountId, Account>>,
+    /// Each account with its key entries, as the account item holds them: the key items
+    /// above are their projections.
+    records: Mutex<HashMap<AccountId, AccountRecord>>,
     /// In insertion order, with an index by payment id.
     payments: Mutex<(Vec<StoredPayment>, HashMap<PaymentId, usize>)>,
     lookups: AtomicUsize,
@@ -63,6 +72,10 @@ pub enum Operation {
     ListPayments,
     RecordKeyUse,
     CountRequests,
+    ListKeys,
+    CreateKey,
+    RollKey,
+    RevokeKey,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -140,6 +153,9 @@ impl MemoryStore {
         if let Some(account) = lock(&self.accounts).get_mut(id) {
             account.status = status;
         }
+        if let Some(record) = lock(&self.records).get_mut(id) {
+            record.account.status = status;
+        }
         for record in lock(&self.keys).values_mut() {
             if &record.account_id == id {
                 record.account_status = status;
@@ -149,6 +165,9 @@ impl MemoryStore {
 
     /// Gives every key of the account its own rate limit, as `accounts set-limit` would.
     pub fn set_rate_limit(&self, id: &AccountId, limit: Option<RateLimit>) {
+        if let Some(record) = lock(&self.records).get_mut(id) {
+            record.rate_limit = limit;
+        }
         for record in lock(&self.keys).values_mut() {
             if &record.account_id == id {
                 record.rate_limit = limit;
@@ -177,6 +196,114 @@ impl MemoryStore {
         if let Some(record) = lock(&self.keys).get_mut(digest) {
             record.life = life;
         }
+        for record in lock(&self.records).values_mut() {
+            for key in record.keys.iter_mut().filter(|key| &key.digest == digest) {
+                key.life = life;
+            }
+        }
+    }
+
+    /// An account with its key entries, as the account item would hold them.
+    pub fn account_record(&self, id: &AccountId) -> Option<AccountRecord> {
+        lock(&self.records).get(id).cloned()
+    }
+
+    /// The key item of `key` as the account's settings and its entry make it, keeping its
+    /// last use (what `projection_update` writes in DynamoDB).
+    fn project(&self, record: &AccountRecord, key: &StoredKey) {
+        let mut keys = lock(&self.keys);
+        let last_used_at = keys.get(&key.digest).and_then(|item| item.last_used_at);
+        keys.insert(
+            key.digest.clone(),
+            KeyRecord {
+                key_id: key.key_id.clone(),
+                account_id: record.account.id.clone(),
+                prefix: key.prefix.clone(),
+                life: key.life,
+                account_status: record.account.status,
+                created_at: key.created_at,
+                last_used_at,
+                rate_limit: record.rate_limit,
+                permissions: key.permissions,
+                allowed_ips: key.allowed_ips.clone(),
+            },
+        );
+    }
+
+    fn record_of(&self, id: &AccountId) -> Result<AccountRecord, StoreError> {
+        self.account_record(id).ok_or_else(|| StoreError::NotFound {
+            entity: Entity::Account,
+            id: id.to_string(),
+        })
+    }
+
+    /// Writes a plan's entries back (the record read at `version` must still be current, as
+    /// the account item's version condition demands), and projects every key it touched.
+    fn commit(
+        &self,
+        mut record: AccountRecord,
+        touched: Vec<StoredKey>,
+        event: AuditEvent,
+    ) -> Result<(), StoreError> {
+        {
+            let mut records = lock(&self.records);
+            let current = records.get(&record.account.id).map(|r| r.version);
+            if current != Some(record.version) {
+                return Err(StoreError::ChangedConcurrently {
+                    entity: Entity::Account,
+                    id: record.account.id.to_string(),
+                });
+            }
+            for key in &touched {
+                match record.keys.iter_mut().find(|old| old.key_id == key.key_id) {
+                    Some(old) => *old = key.clone(),
+                    None => record.keys.push(key.clone()),
+                }
+            }
+            record
+                .keys
+                .sort_by(|a, b| (a.created_at, &a.key_id).cmp(&(b.created_at, &b.key_id)));
+            record.version += 1;
+            records.insert(record.account.id.clone(), record.clone());
+        }
+        for key in &touched {
+            self.project(&record, key);
+        }
+        lock(&self.audit).push(event);
+        Ok(())
+    }
+
+    fn add_key(
+        &self,
+        record: AccountRecord,
+        new_key: &IssuedKey,
+        retire: Retire<'_>,
+        action: AuditAction,
+        now: Timestamp,
+        origin: Origin<'_>,
+    ) -> Result<RotationPlan, AdminError> {
+        let plan = plan_new_key(&record, new_key, retire, now)?;
+        let key_ids = std::iter::once(&new_key.key_id)
+            .chain(plan.retiring.iter().map(|key| &key.key_id))
+            .chain(plan.pruned.iter().map(|key| &key.key_id))
+            .cloned()
+            .collect();
+        let event = audit_event(&record, action, key_ids, &plan, now, origin)?;
+        let account_id = record.account.id.clone();
+        let mut record = record;
+        record
+            .keys
+            .retain(|key| plan.pruned.iter().all(|pruned| pruned.key_id != key.key_id));
+        let mut touched = vec![StoredKey::issued(new_key)];
+        touched.extend(plan.retiring.iter().cloned());
+        self.commit(record, touched, event)?;
+        // A pruned key's item stays, revoked, as in DynamoDB.
+        if let Some(record) = self.account_record(&account_id) {
+            for pruned in &plan.pruned {
+                self.project(&record, pruned);
+            }
+        }
+        Ok(plan)
     }
 
     /// Stores a payment as if an earlier request had written it.
@@ -188,6 +315,187 @@ impl MemoryStore {
             payment,
             request_fingerprint,
         });
+    }
+}
+
+/// The audit event of a key change, as the DynamoDB store writes it in the same
+/// transaction.
+fn audit_event(
+    record: &AccountRecord,
+    action: AuditAction,
+    key_ids: Vec<KeyId>,
+    plan: &RotationPlan,
+    now: Timestamp,
+    origin: Origin<'_>,
+) -> Result<AuditEvent, AdminError> {
+    revocation_event(
+        record,
+        action,
+        key_ids,
+        plan.before.clone(),
+        plan.after.clone(),
+        now,
+        origin,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn revocation_event(
+    record: &AccountRecord,
+    action: AuditAction,
+    key_ids: Vec<KeyId>,
+    before: crate::domain::Snapshot,
+    after: crate::domain::Snapshot,
+    now: Timestamp,
+    origin: Origin<'_>,
+) -> Result<AuditEvent, AdminError> {
+    Ok(AuditEvent {
+        event_id: EventId::generate()?,
+        action,
+        actor: origin.actor.clone(),
+        account_id: record.account.id.clone(),
+        key_ids,
+        before,
+        after,
+        at: now,
+        request_id: origin.request_id.map(str::to_owned),
+    })
+}
+
+impl ListKeys for MemoryStore {
+    async fn account_keys(
+        &self,
+        account: &AccountId,
+        now: Timestamp,
+    ) -> Result<KeyListing, StoreError> {
+        self.injected_failure(Operation::ListKeys).await?;
+        let record = self.record_of(account)?;
+        let keys = lock(&self.keys);
+        Ok(KeyListing {
+            rate_limit: RateLimitSetting::of(record.rate_limit),
+            keys: record
+                .keys
+                .iter()
+                .map(|key| {
+                    key.summary(
+                        now,
+                        keys.get(&key.digest).and_then(|item| item.last_used_at),
+                    )
+                })
+                .collect(),
+            malformed: Vec::new(),
+            account: record.account,
+        })
+    }
+}
+
+impl CreateKey for MemoryStore {
+    async fn create_key(
+        &self,
+        account: &AccountId,
+        new_key: &IssuedKey,
+        acting: Option<ActingKey<'_>>,
+        now: Timestamp,
+        origin: Origin<'_>,
+    ) -> Result<KeySummary, AdminError> {
+        self.injected_failure(Operation::CreateKey).await?;
+        if let Some(acting) = acting {
+            acting.may_create(&new_key.grant)?;
+        }
+        let record = self.record_of(account)?;
+        self.add_key(
+            record,
+            new_key,
+            Retire::Nothing,
+            AuditAction::KeyCreated,
+            now,
+            origin,
+        )?;
+        Ok(StoredKey::issued(new_key).summary(now, None))
+    }
+}
+
+impl RollKey for MemoryStore {
+    async fn roll_key(
+        &self,
+        account: &AccountId,
+        key_id: &KeyId,
+        grace: Duration,
+        mint: &KeyMint<'_>,
+        acting: Option<ActingKey<'_>>,
+        now: Timestamp,
+        origin: Origin<'_>,
+    ) -> Result<Rolled, AdminError> {
+        self.injected_failure(Operation::RollKey).await?;
+        let record = self.record_of(account)?;
+        let old = match acting {
+            Some(acting) => acting.may_roll(&record, key_id, grace, now)?.clone(),
+            None => record
+                .keys
+                .iter()
+                .find(|key| &key.key_id == key_id)
+                .cloned()
+                .ok_or(Refusal::KeyNotFound)?,
+        };
+        let (api_key, new_key) = mint.replacement(&old, now)?;
+        let plan = self.add_key(
+            record,
+            &new_key,
+            Retire::Key { key_id, grace },
+            AuditAction::KeyRolled,
+            now,
+            origin,
+        )?;
+        let old_now = plan
+            .retiring
+            .iter()
+            .find(|key| &key.key_id == key_id)
+            .expect("a roll retires the rolled key");
+        Ok(Rolled {
+            api_key,
+            new_key: StoredKey::issued(&new_key).summary(now, None),
+            old_key: old_now.summary(now, None),
+        })
+    }
+}
+
+impl RevokeKey for MemoryStore {
+    async fn revoke_own_key(
+        &self,
+        account: &AccountId,
+        key_id: &KeyId,
+        acting: ActingKey<'_>,
+        now: Timestamp,
+        origin: Origin<'_>,
+    ) -> Result<KeySummary, AdminError> {
+        self.injected_failure(Operation::RevokeKey).await?;
+        let record = self.record_of(account)?;
+        let key = acting.may_revoke(&record, key_id, now)?.clone();
+        match plan_revocation(&record, key_id, now) {
+            RevocationPlan::Revoke {
+                key: revoked,
+                reinstated,
+                before,
+                after,
+            } => {
+                let event = revocation_event(
+                    &record,
+                    AuditAction::KeyRevoked,
+                    vec![key_id.clone()],
+                    before,
+                    after,
+                    now,
+                    origin,
+                )?;
+                let summary = revoked.summary(now, None);
+                let touched = std::iter::once(revoked).chain(reinstated).collect();
+                self.commit(record, touched, event)?;
+                Ok(summary)
+            }
+            RevocationPlan::AlreadyRevoked | RevocationPlan::NotOnAccount => {
+                Ok(key.summary(now, None))
+            }
+        }
     }
 }
 
@@ -239,31 +547,26 @@ impl CreateAccount for MemoryStore {
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         self.injected_failure(Operation::CreateAccount).await?;
-        let mut keys = lock(&self.keys);
-        let mut accounts = lock(&self.accounts);
-        if keys.contains_key(&key.digest) || accounts.contains_key(&account.id) {
-            return Err(StoreError::ConditionFailed {
-                entity: Entity::Account,
-                id: account.id.to_string(),
-            });
+        let record = AccountRecord {
+            account: account.clone(),
+            version: 1,
+            rate_limit: None,
+            keys: vec![StoredKey::issued(key)],
+            malformed: Vec::new(),
+        };
+        {
+            let keys = lock(&self.keys);
+            let mut accounts = lock(&self.accounts);
+            if keys.contains_key(&key.digest) || accounts.contains_key(&account.id) {
+                return Err(StoreError::ConditionFailed {
+                    entity: Entity::Account,
+                    id: account.id.to_string(),
+                });
+            }
+            accounts.insert(account.id.clone(), account.clone());
+            lock(&self.records).insert(account.id.clone(), record.clone());
         }
-        accounts.insert(account.id.clone(), account.clone());
-        keys.insert(
-            key.digest.clone(),
-            KeyRecord {
-                key_id: key.key_id.clone(),
-                account_id: account.id.clone(),
-                prefix: key.prefix.clone(),
-                life: KeyLife {
-                    status: KeyStatus::Active,
-                    expires_at: None,
-                },
-                account_status: account.status,
-                created_at: key.created_at,
-                last_used_at: None,
-                rate_limit: None,
-            },
-        );
+        self.project(&record, &record.keys[0]);
         lock(&self.audit).push(event.clone());
         Ok(())
     }

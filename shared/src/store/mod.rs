@@ -8,8 +8,8 @@
 use std::future::Future;
 
 use crate::domain::{
-    Account, AccountId, AccountStatus, ApiKey, AuditEvent, KeyDigest, KeyId, KeyLife, KeyPrefix,
-    Payment, PaymentId, RateLimit, RequestFingerprint, Timestamp,
+    Account, AccountId, AccountStatus, ApiKey, AuditEvent, IpAllowList, KeyDigest, KeyGrant, KeyId,
+    KeyLife, KeyPrefix, Payment, PaymentId, Permissions, RateLimit, RequestFingerprint, Timestamp,
 };
 
 pub mod error;
@@ -29,6 +29,7 @@ mod reads;
 pub mod usage;
 
 pub use error::{Entity, StoreError};
+pub use lifecycle::{ActingKey, AdminError, KeyListing, KeyMint, KeySummary, Origin, Rolled};
 
 /// What the auth step needs to decide about a key, all on the one item it reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +44,10 @@ pub struct KeyRecord {
     pub last_used_at: Option<Timestamp>,
     /// The account's own request rate limit; `None`: the stack's default.
     pub rate_limit: Option<RateLimit>,
+    /// What the key may do: every permission for a secret key.
+    pub permissions: Permissions,
+    /// Where the key may be used from; open: anywhere.
+    pub allowed_ips: IpAllowList,
 }
 
 /// A newly minted key as it is stored: digest and display prefix, never the key itself.
@@ -52,15 +57,25 @@ pub struct IssuedKey {
     pub digest: KeyDigest,
     pub prefix: KeyPrefix,
     pub created_at: Timestamp,
+    pub grant: KeyGrant,
+    /// The key a roll made this one to replace.
+    pub replaces: Option<KeyId>,
 }
 
 impl IssuedKey {
+    /// A secret key: every permission, from anywhere, until revoked.
     pub fn new(key: &ApiKey, key_id: KeyId, created_at: Timestamp) -> Self {
+        Self::with_grant(key, key_id, created_at, KeyGrant::secret())
+    }
+
+    pub fn with_grant(key: &ApiKey, key_id: KeyId, created_at: Timestamp, grant: KeyGrant) -> Self {
         IssuedKey {
             key_id,
             digest: key.digest(),
             prefix: key.display_prefix(),
             created_at,
+            grant,
+            replaces: None,
         }
     }
 }
@@ -195,4 +210,55 @@ pub trait ListPayments: Send + Sync {
         account: &AccountId,
         range: &ListRange,
     ) -> impl Future<Output = Result<PaymentPage, StoreError>> + Send;
+}
+
+/// An account's keys as `/keys` shows them: every entry the account keeps, with each key's
+/// last use (strongly consistent).
+pub trait ListKeys: Send + Sync {
+    fn account_keys(
+        &self,
+        account: &AccountId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<KeyListing, StoreError>> + Send;
+}
+
+/// Adds a key to the account beside its others, with its audit event, in one transaction;
+/// `acting`, when the change is a key's own, must hold what the new key is granted.
+pub trait CreateKey: Send + Sync {
+    fn create_key(
+        &self,
+        account: &AccountId,
+        new_key: &IssuedKey,
+        acting: Option<ActingKey<'_>>,
+        now: Timestamp,
+        origin: Origin<'_>,
+    ) -> impl Future<Output = Result<KeySummary, AdminError>> + Send;
+}
+
+/// Replaces an active key with a new one of its kind and grant; the old one stops after
+/// `grace`. One transaction, with its audit event.
+pub trait RollKey: Send + Sync {
+    #[allow(clippy::too_many_arguments)]
+    fn roll_key(
+        &self,
+        account: &AccountId,
+        key_id: &KeyId,
+        grace: std::time::Duration,
+        mint: &KeyMint<'_>,
+        acting: Option<ActingKey<'_>>,
+        now: Timestamp,
+        origin: Origin<'_>,
+    ) -> impl Future<Output = Result<Rolled, AdminError>> + Send;
+}
+
+/// Revokes one of the account's keys for one of its own; see `ActingKey::may_revoke`.
+pub trait RevokeKey: Send + Sync {
+    fn revoke_own_key(
+        &self,
+        account: &AccountId,
+        key_id: &KeyId,
+        acting: ActingKey<'_>,
+        now: Timestamp,
+        origin: Origin<'_>,
+    ) -> impl Future<Output = Result<KeySummary, AdminError>> + Send;
 }

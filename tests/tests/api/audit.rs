@@ -34,7 +34,7 @@ async fn every_change_is_recorded_newest_first_without_secrets() {
         app.clock.advance(Duration::from_secs(1));
         app.clock.clock().now()
     };
-    let new = ApiKey::generate(KeyEnvironment::Test).unwrap();
+    let new = ApiKey::generate(shared::domain::KeyKind::Secret, KeyEnvironment::Test).unwrap();
     let now = step();
     let rotation = store
         .rotate_key(&id, &issued(&new, now), 10 * MINUTE, now, &operator())
@@ -138,7 +138,7 @@ async fn a_change_whose_audit_event_cannot_be_written_is_not_applied() {
         .await
         .unwrap();
     let now = app.clock.clock().now();
-    let new = ApiKey::generate(KeyEnvironment::Test).unwrap();
+    let new = ApiKey::generate(shared::domain::KeyKind::Secret, KeyEnvironment::Test).unwrap();
     let rotation = app
         .store()
         .rotate_key(&id, &issued(&new, now), Duration::ZERO, now, &operator())

@@ -32,8 +32,8 @@ async fn every_bad_key_gets_the_same_401() {
     let (account_id, key) = app.new_client().await;
     let (_, other_key) = app.new_client().await;
 
-    let unknown = ApiKey::generate(KeyEnvironment::Test).unwrap();
-    let live = ApiKey::generate(KeyEnvironment::Live).unwrap();
+    let unknown = ApiKey::generate(shared::domain::KeyKind::Secret, KeyEnvironment::Test).unwrap();
+    let live = ApiKey::generate(shared::domain::KeyKind::Secret, KeyEnvironment::Live).unwrap();
     let mut bad_checksum = key.clone();
     let last = bad_checksum.pop().unwrap();
     bad_checksum.push(if last == 'A' { 'B' } else { 'A' });
@@ -58,7 +58,8 @@ async fn every_bad_key_gets_the_same_401() {
     let now = app.clock.clock().now();
     let (expired_account, expired_key) = app.new_client().await;
     let expired_account = AccountId::parse(&expired_account).unwrap();
-    let replacement = ApiKey::generate(KeyEnvironment::Test).unwrap();
+    let replacement =
+        ApiKey::generate(shared::domain::KeyKind::Secret, KeyEnvironment::Test).unwrap();
     app.store()
         .rotate_key(
             &expired_account,

@@ -14,7 +14,11 @@ async fn unreachable_dynamodb_is_a_retryable_503_with_a_generic_body() {
     assert_eq!(response.headers["retry-after"], "1");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 
-    let key = shared::domain::ApiKey::generate(shared::domain::KeyEnvironment::Test).unwrap();
+    let key = shared::domain::ApiKey::generate(
+        shared::domain::KeyKind::Secret,
+        shared::domain::KeyEnvironment::Test,
+    )
+    .unwrap();
     let response = app
         .create_payment(
             Some(key.expose_once()),

@@ -148,7 +148,11 @@ async fn an_invalid_api_key_never_sees_a_stored_response() {
             .status,
         201
     );
-    let other = shared::domain::ApiKey::generate(shared::domain::KeyEnvironment::Test).unwrap();
+    let other = shared::domain::ApiKey::generate(
+        shared::domain::KeyKind::Secret,
+        shared::domain::KeyEnvironment::Test,
+    )
+    .unwrap();
     for bad in [other.expose_once(), "sk_test_nope"] {
         let response = app
             .create_payment_idempotent(bad, "known", body.clone())

@@ -19,7 +19,7 @@ async fn pays(app: &TestApp, key: &str) -> u16 {
 }
 
 fn new_key() -> ApiKey {
-    ApiKey::generate(KeyEnvironment::Test).unwrap()
+    ApiKey::generate(shared::domain::KeyKind::Secret, KeyEnvironment::Test).unwrap()
 }
 
 async fn rotate(app: &TestApp, account: &AccountId, key: &ApiKey, grace: Duration) -> KeyId {

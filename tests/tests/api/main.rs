@@ -13,4 +13,5 @@ mod payments;
 mod rate_limits;
 mod reads;
 mod routes;
+mod self_service;
 mod storage;

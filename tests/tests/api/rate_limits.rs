@@ -139,7 +139,8 @@ async fn several_environments_hold_the_limit_within_the_stated_bound() {
         statuses
     };
     let guesser = async {
-        let guess = ApiKey::generate(KeyEnvironment::Test).unwrap();
+        let guess =
+            ApiKey::generate(shared::domain::KeyKind::Secret, KeyEnvironment::Test).unwrap();
         let mut statuses = HashSet::new();
         for n in 0..200 {
             let state = &environments[n % environments.len()];

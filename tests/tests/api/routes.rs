@@ -2,7 +2,8 @@
 //! are declared, `template.yaml` (API Gateway) and the `cargo lambda watch` router in
 //! `Cargo.toml`, and each is called through its function's real handler with the in-memory
 //! store: a route whose handler skips a step of the pipeline (the method, the deadline, the
-//! auth step, the rate limit, the key's last use, the metrics line) fails here, and so does a
+//! auth step, the rate limit, the key's last use, the permission, the metrics line) fails
+//! here, and so does a
 //! route added to either file without a handler registered below.
 
 use std::collections::BTreeSet;
@@ -11,11 +12,12 @@ use std::time::Duration;
 use lambda_http::http::{HeaderValue, Method};
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
-use shared::domain::{ApiKey, Clock, IdSource, RateLimit, Timestamp};
+use shared::domain::{ApiKey, Clock, IdSource, Permission, Permissions, RateLimit, Timestamp};
 use shared::http::metrics;
 use shared::http::pipeline::Edge;
 use shared::testing::{
-    account_with_key, api_gateway_route_request, edge, with_deadline_in, MemoryStore, Operation,
+    account_with_key, api_gateway_route_request, edge, grant, restricted_key, with_deadline_in,
+    MemoryStore, Operation,
 };
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -135,6 +137,11 @@ struct Functions {
     payments: create_payment::State<MemoryStore>,
     retrieve: Edge<MemoryStore>,
     list: Edge<MemoryStore>,
+    key_create: create_key::State<MemoryStore>,
+    key_list: Edge<MemoryStore>,
+    key_get: Edge<MemoryStore>,
+    key_roll: roll_key::State<MemoryStore>,
+    key_revoke: Edge<MemoryStore>,
 }
 
 impl Functions {
@@ -151,7 +158,18 @@ impl Functions {
                 ids: IdSource::random(),
             },
             retrieve: edge(store.clone(), clock.clone()),
-            list: edge(store.clone(), clock),
+            list: edge(store.clone(), clock.clone()),
+            key_create: create_key::State {
+                edge: edge(store.clone(), clock.clone()),
+                ids: IdSource::random(),
+            },
+            key_list: edge(store.clone(), clock.clone()),
+            key_get: edge(store.clone(), clock.clone()),
+            key_roll: roll_key::State {
+                edge: edge(store.clone(), clock.clone()),
+                ids: IdSource::random(),
+            },
+            key_revoke: edge(store.clone(), clock),
             store,
         }
     }
@@ -163,11 +181,31 @@ impl Functions {
             "create-payment" => create_payment::handle(&self.payments, request).await,
             "get-payment" => get_payment::handle(&self.retrieve, request).await,
             "list-payments" => list_payments::handle(&self.list, request).await,
+            "create-key" => create_key::handle(&self.key_create, request).await,
+            "list-keys" => list_keys::handle(&self.key_list, request).await,
+            "get-key" => get_key::handle(&self.key_get, request).await,
+            "roll-key" => roll_key::handle(&self.key_roll, request).await,
+            "revoke-key" => revoke_key::handle(&self.key_revoke, request).await,
             other => panic!(
                 "a route goes to function {other}, which tests/tests/api/routes.rs does not know: \
                  add its handler to Functions::call so the route is checked"
             ),
         }
+    }
+}
+
+/// The permission each authenticated function's route states.
+fn permission(function: &str) -> Permission {
+    match function {
+        "create-payment" => create_payment::ROUTE.permission,
+        "get-payment" => get_payment::ROUTE.permission,
+        "list-payments" => list_payments::ROUTE.permission,
+        "create-key" => create_key::ROUTE.permission,
+        "list-keys" => list_keys::ROUTE.permission,
+        "get-key" => get_key::ROUTE.permission,
+        "roll-key" => roll_key::ROUTE.permission,
+        "revoke-key" => revoke_key::ROUTE.permission,
+        other => panic!("no permission known for {other}"),
     }
 }
 
@@ -289,7 +327,11 @@ async fn check_authenticated(route: &Route) {
         "{route:?}"
     );
     assert_eq!(calls(), start, "{route:?}: a missing key reads nothing");
-    let stranger = ApiKey::generate(shared::domain::KeyEnvironment::Test).unwrap();
+    let stranger = ApiKey::generate(
+        shared::domain::KeyKind::Secret,
+        shared::domain::KeyEnvironment::Test,
+    )
+    .unwrap();
     let answer = send(
         &functions,
         route,
@@ -322,6 +364,44 @@ async fn check_authenticated(route: &Route) {
         "{route:?}"
     );
 
+    // A key holding every permission but the route's (and what implies it): 403 naming it,
+    // from the key lookup alone (and the key's first use, in the background). The 403
+    // counts against its account's rate limit: another account's, so that the steps below
+    // start from a fresh count.
+    let needed = permission(&route.function);
+    let others: Vec<Permission> = Permission::ALL
+        .iter()
+        .copied()
+        .filter(|p| !Permissions::of([*p]).contains(needed))
+        .collect();
+    let (_, other_account) = account_with_key(store, Timestamp::now()).await;
+    let (lacking, _) =
+        restricted_key(store, &other_account, grant(&others, &[]), Timestamp::now()).await;
+    let (lookups, uses, before) = (
+        store.calls(Operation::FindKey),
+        store.calls(Operation::RecordKeyUse),
+        calls(),
+    );
+    let answer = send(
+        &functions,
+        route,
+        request(route, &route.method, Some(lacking.expose_once())),
+    )
+    .await;
+    assert_eq!(
+        (answer.status, answer.code.as_str()),
+        (403, "insufficient_permissions"),
+        "{route:?}"
+    );
+    settle().await;
+    assert_eq!(store.calls(Operation::FindKey), lookups + 1);
+    assert_eq!(
+        calls() - before,
+        1 + store.calls(Operation::RecordKeyUse) - uses,
+        "{route:?}: a 403 reads only the key"
+    );
+    let uses = store.calls(Operation::RecordKeyUse);
+
     // Authenticated: the route's own work runs (whatever it answers to an empty request),
     // and the key's first use is recorded in the background.
     store.set_rate_limit(&account, Some(RateLimit::new(1).unwrap()));
@@ -329,7 +409,7 @@ async fn check_authenticated(route: &Route) {
     assert_ne!(answer.status, 401, "{route:?}");
     assert_ne!(answer.status, 429, "{route:?}");
     settle().await;
-    let recorded = store.calls(Operation::RecordKeyUse);
+    let recorded = store.calls(Operation::RecordKeyUse) - uses;
     assert_eq!(recorded, 1, "{route:?}: the key's first use is recorded");
     assert!(store
         .key(
@@ -353,7 +433,7 @@ async fn check_authenticated(route: &Route) {
     settle().await;
     assert_eq!(calls() - before, 1, "{route:?}: a 429 reads only the key");
 
-    one_metrics_line_each(route, 6);
+    one_metrics_line_each(route, 7);
 }
 
 /// A route API Gateway authorizes still goes through the method, the deadline and the
@@ -399,7 +479,7 @@ async fn every_route_of_the_template_and_the_router_goes_through_the_pipeline() 
         "template.yaml and the cargo lambda watch router declare the same routes"
     );
     let functions: BTreeSet<&str> = declared.iter().map(|r| r.function.as_str()).collect();
-    assert_eq!(functions.len(), 4, "{functions:?}");
+    assert_eq!(functions.len(), 9, "{functions:?}");
     for (route, authorized_by_gateway) in &template {
         if *authorized_by_gateway {
             check_open(route).await;

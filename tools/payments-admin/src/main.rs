@@ -12,11 +12,14 @@ use serde_json::{json, Value};
 
 use shared::config::dynamodb_client;
 use shared::domain::{
-    AccountId, AccountStatus, Actor, ApiKey, IdSource, KeyEnvironment, KeyId, RandomSourceFailed,
-    RateLimit, RateLimitSetting, Timestamp,
+    AccountId, AccountStatus, Actor, ApiKey, IdSource, IpAllowList, IpRange, KeyEnvironment,
+    KeyGrant, KeyId, KeyKind, KeyName, Permission, Permissions, RandomSourceFailed, RateLimit,
+    RateLimitSetting, Timestamp,
 };
 use shared::store::dynamo::{create_tables, DynamoStore, Tables};
-use shared::store::lifecycle::{AdminError, ChangeOutcome, Refusal, Revocation};
+use shared::store::lifecycle::{
+    AdminError, ChangeOutcome, KeyMint, KeySummary, Origin, Refusal, Revocation,
+};
 use shared::store::{Entity, IssuedKey, StoreError};
 
 #[derive(Parser)]
@@ -77,7 +80,7 @@ enum Command {
         #[command(subcommand)]
         command: AccountsCommand,
     },
-    /// List, rotate or revoke API keys.
+    /// List, create, roll, rotate or revoke API keys.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
@@ -142,6 +145,40 @@ enum KeysCommand {
         #[arg(long, value_parser = parse_environment)]
         key_environment: Option<KeyEnvironment>,
     },
+    /// Create a restricted key (rk_) for an account: the permissions given (and the read
+    /// permission each write implies), usable from the IP ranges given (default: anywhere).
+    Create {
+        #[arg(value_parser = parse_account_id)]
+        account: AccountId,
+        /// The holder's name for the key (1 to 100 characters).
+        #[arg(long, value_parser = parse_key_name)]
+        name: KeyName,
+        /// A permission: payments:read, payments:write, keys:read or keys:write. Repeat it
+        /// for several.
+        #[arg(long = "permission", required = true, value_parser = parse_permission)]
+        permissions: Vec<Permission>,
+        /// An IPv4 or IPv6 address or CIDR range the key may be used from. Repeat it for
+        /// several (at most 16); none: anywhere.
+        #[arg(long = "allowed-ip", value_parser = parse_ip_range)]
+        allowed_ips: Vec<IpRange>,
+        /// How long the key works, e.g. 90d or 12h (default: until revoked).
+        #[arg(long, value_parser = parse_lifetime)]
+        expires_in: Option<Duration>,
+        /// Environment of the new key (default: that of the account's keys). Refused if it
+        /// differs from theirs, or from API_KEY_ENVIRONMENT when that is set.
+        #[arg(long, value_parser = parse_environment)]
+        key_environment: Option<KeyEnvironment>,
+    },
+    /// Roll one key by its id: a new key of its kind, name, permissions and IP ranges, and
+    /// the rolled key stops after the grace period. A key already being replaced cannot be.
+    Roll {
+        #[arg(value_parser = parse_key_id)]
+        key: KeyId,
+        /// How long the rolled key keeps working: e.g. 0 (default: at once), 30s, 90m, 24h,
+        /// 7d; at most 30 days.
+        #[arg(long, value_parser = parse_grace, default_value = "0")]
+        grace: Duration,
+    },
     /// Revoke a key: it stops authenticating on the very next request.
     Revoke {
         #[arg(value_parser = parse_key_id)]
@@ -176,6 +213,32 @@ fn parse_account_id(value: &str) -> Result<AccountId, String> {
 fn parse_key_id(value: &str) -> Result<KeyId, String> {
     KeyId::parse(value)
         .ok_or_else(|| format!("not a key id (expected key_ and 20 letters or digits): {value}"))
+}
+
+fn parse_key_name(value: &str) -> Result<KeyName, String> {
+    KeyName::parse(value.to_owned()).map_err(|err| err.message)
+}
+
+fn parse_permission(value: &str) -> Result<Permission, String> {
+    Permission::parse(value).ok_or_else(|| {
+        let all: Vec<&str> = Permission::ALL.iter().map(|p| p.as_str()).collect();
+        format!("not a permission (one of {}): {value}", all.join(", "))
+    })
+}
+
+fn parse_ip_range(value: &str) -> Result<IpRange, String> {
+    IpRange::parse(value).map_err(|err| err.message)
+}
+
+/// A key's lifetime, as humantime reads it; at least a second, at most about 10 years.
+fn parse_lifetime(value: &str) -> Result<Duration, String> {
+    const MAX: Duration = Duration::from_secs(3650 * 24 * 3600);
+    let lifetime = humantime::parse_duration(value)
+        .map_err(|_| format!("not a duration (examples: 12h, 30d, 365d): {value}"))?;
+    if lifetime.is_zero() || lifetime > MAX {
+        return Err(format!("a lifetime from 1s to 3650d: {value}"));
+    }
+    Ok(lifetime)
 }
 
 fn parse_environment(value: &str) -> Result<KeyEnvironment, String> {
@@ -286,6 +349,15 @@ impl Failure {
                 StoreError::Unexpected(_) => "storage_error",
             },
             Failure::Refused(Refusal::TooManyLiveKeys { .. }) => "too_many_live_keys",
+            Failure::Refused(Refusal::KeyNotFound) => "not_found",
+            Failure::Refused(Refusal::KeyNotActive { .. }) => "key_not_active",
+            Failure::Refused(Refusal::WouldLockOut) => "would_lock_out",
+            Failure::Refused(
+                Refusal::MissingPermission(_)
+                | Refusal::IpRangesNotWithin
+                | Refusal::OutlivesActingKey { .. },
+            ) => "insufficient_permissions",
+            Failure::Refused(Refusal::SelfRollTooSoon) => "grace_too_short",
             Failure::Refused(Refusal::EnvironmentMismatch { .. }) => "key_environment_mismatch",
             Failure::Random(_) => "random_source_failed",
             Failure::Usage(_) => "usage",
@@ -524,23 +596,30 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 out.print(
                     json!({"account_id": account, "keys": keys, "malformed_keys": listing.malformed}),
                     || {
-                        let row = |cells: [&str; 6]| {
+                        let row = |cells: [&str; 10]| {
                             format!(
-                                "{:<24}  {:<12}  {:<8}  {:<24}  {:<24}  {}",
-                                cells[0], cells[1], cells[2], cells[3], cells[4], cells[5]
+                                "{:<24}  {:<12}  {:<10}  {:<8}  {:<24}  {:<24}  {:<24}  {:<20}  {:<16}  {}",
+                                cells[0], cells[1], cells[2], cells[3], cells[4], cells[5],
+                                cells[6], cells[7], cells[8], cells[9]
                             )
                         };
-                        let mut lines =
-                            vec![row(["KEY ID", "PREFIX", "STATE", "CREATED", "ENDS", "LAST USED"])];
+                        let mut lines = vec![row([
+                            "KEY ID", "PREFIX", "KIND", "STATE", "CREATED", "ENDS", "LAST USED",
+                            "NAME", "ALLOWED IPS", "PERMISSIONS",
+                        ])];
                         let time = |at: Option<Timestamp>| at.map_or("-".to_owned(), Timestamp::to_rfc3339);
                         for key in keys {
                             lines.push(row([
                                 key.key_id.as_str(),
                                 key.prefix.as_str(),
+                                key.kind.as_str(),
                                 key.state.as_str(),
                                 &key.created_at.to_rfc3339(),
                                 &time(key.revoked_at.or(key.expires_at)),
                                 &time(key.last_used_at),
+                                key.name.as_ref().map_or("-", KeyName::as_str),
+                                &ip_text(&key.allowed_ips),
+                                &permission_text(key.permissions),
                             ]));
                         }
                         lines.join("\n")
@@ -553,19 +632,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 grace,
                 key_environment,
             } => {
-                let deployment = std::env::var("API_KEY_ENVIRONMENT")
-                    .ok()
-                    .filter(|value| !value.trim().is_empty());
-                // Only asked for when neither the flag nor the deployment says; the store
-                // refuses a key of another environment than the account's either way.
-                let existing = if key_environment.is_none() && deployment.is_none() {
-                    store.account_environment(&account, now).await?
-                } else {
-                    None
-                };
                 let environment =
-                    rotation_environment(key_environment, deployment.as_deref(), existing)?;
-                let new_key = ApiKey::generate(environment)?;
+                    new_key_environment(&store, &account, key_environment, now).await?;
+                let new_key = ApiKey::generate(KeyKind::Secret, environment)?;
                 let issued = IssuedKey::new(&new_key, IdSource::random().key_id()?, now);
                 let rotation = store
                     .rotate_key(&account, &issued, grace, now, &actor)
@@ -625,6 +694,54 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     },
                 );
             }
+            KeysCommand::Create {
+                account,
+                name,
+                permissions,
+                allowed_ips,
+                expires_in,
+                key_environment,
+            } => {
+                let ranges: Vec<String> = allowed_ips.iter().map(IpRange::to_string).collect();
+                let grant = KeyGrant {
+                    name: Some(name),
+                    permissions: Permissions::of(permissions),
+                    allowed_ips: IpAllowList::parse(ranges.iter().map(String::as_str))
+                        .map_err(|err| Failure::Usage(format!("--allowed-ip: {}", err.message)))?,
+                    expires_at: expires_in.map(|lifetime| now.plus(lifetime)),
+                };
+                let environment =
+                    new_key_environment(&store, &account, key_environment, now).await?;
+                let new_key = ApiKey::generate(KeyKind::Restricted, environment)?;
+                let issued =
+                    IssuedKey::with_grant(&new_key, IdSource::random().key_id()?, now, grant);
+                let created = store
+                    .create_key(&account, &issued, None, now, Origin::operator(&actor))
+                    .await?;
+                print_new_key(&out, &account, &created, &new_key, None);
+            }
+            KeysCommand::Roll { key, grace } => {
+                let account = store.key_account(&key).await?;
+                let ids = IdSource::random();
+                let rolled = store
+                    .roll_key(
+                        &account,
+                        &key,
+                        grace,
+                        &KeyMint { ids: &ids },
+                        None,
+                        now,
+                        Origin::operator(&actor),
+                    )
+                    .await?;
+                print_new_key(
+                    &out,
+                    &account,
+                    &rolled.new_key,
+                    &rolled.api_key,
+                    Some(&rolled.old_key),
+                );
+            }
             KeysCommand::Revoke { key } => {
                 let (account_id, outcome) = store.revoke_key(&key, now, &actor).await?;
                 let already = outcome != Revocation::Revoked;
@@ -658,16 +775,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             out.print(json!({"account_id": account, "events": events}), || {
                 let mut lines = vec![format!(
-                    "{:<24}  {:<20}  {:<24}  {:<32}  {}",
-                    "AT", "ACTION", "EVENT ID", "ACTOR", "KEYS"
+                    "{:<24}  {:<20}  {:<24}  {:<32}  {:<40}  {}",
+                    "AT", "ACTION", "EVENT ID", "ACTOR", "REQUEST ID", "KEYS"
                 )];
                 for event in &events {
                     lines.push(format!(
-                        "{:<24}  {:<20}  {:<24}  {:<32}  {}",
+                        "{:<24}  {:<20}  {:<24}  {:<32}  {:<40}  {}",
                         event.at.to_rfc3339(),
                         event.action.as_str(),
                         event.event_id,
                         event.actor.as_str(),
+                        event.request_id.as_deref().unwrap_or("-"),
                         event
                             .key_ids
                             .iter()
@@ -681,6 +799,89 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// The environment of a new key for `account`: see [`rotation_environment`].
+async fn new_key_environment(
+    store: &DynamoStore,
+    account: &AccountId,
+    flag: Option<KeyEnvironment>,
+    now: Timestamp,
+) -> Result<KeyEnvironment, Failure> {
+    let deployment = std::env::var("API_KEY_ENVIRONMENT")
+        .ok()
+        .filter(|value| !value.trim().is_empty());
+    // Only asked for when neither the flag nor the deployment says; the store refuses a key
+    // of another environment than the account's either way.
+    let existing = if flag.is_none() && deployment.is_none() {
+        store.account_environment(account, now).await?
+    } else {
+        None
+    };
+    rotation_environment(flag, deployment.as_deref(), existing)
+}
+
+/// A created or rolled key, with its secret (shown once), and the key a roll replaced.
+fn print_new_key(
+    out: &Output,
+    account: &AccountId,
+    key: &KeySummary,
+    secret: &ApiKey,
+    rolled: Option<&KeySummary>,
+) {
+    out.print(
+        json!({
+            "account_id": account,
+            "key": key,
+            "api_key": secret.expose_once(),
+            "rolled": rolled,
+        }),
+        || {
+            let mut lines = vec![
+                format!(
+                    "new {} key {} for {account} ({}):",
+                    key.kind.as_str(),
+                    key.key_id,
+                    permission_text(key.permissions)
+                ),
+                format!("  {}", secret.expose_once()),
+                "  (shown once: hand it to the client now; it cannot be shown again)".to_owned(),
+            ];
+            if !key.allowed_ips.is_open() {
+                lines.push(format!("usable only from {}", ip_text(&key.allowed_ips)));
+            }
+            if let Some(at) = key.expires_at {
+                lines.push(format!("it stops working at {}", at.to_rfc3339()));
+            }
+            if let Some(old) = rolled {
+                lines.push(format!(
+                    "rolled key {} stops working at {}",
+                    old.key_id,
+                    old.expires_at.map_or("-".to_owned(), Timestamp::to_rfc3339)
+                ));
+            }
+            lines.join("\n")
+        },
+    );
+}
+
+fn permission_text(permissions: Permissions) -> String {
+    permissions
+        .iter()
+        .map(|p| p.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn ip_text(ips: &IpAllowList) -> String {
+    if ips.is_open() {
+        return "any".to_owned();
+    }
+    ips.ranges()
+        .iter()
+        .map(IpRange::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn limit_text(limit: RateLimitSetting) -> String {
@@ -788,6 +989,10 @@ mod tests {
             let _ = parse_environment(&input);
             let _ = parse_actor(&input);
             let _ = parse_limit(&input);
+            let _ = parse_key_name(&input);
+            let _ = parse_permission(&input);
+            let _ = parse_ip_range(&input);
+            let _ = parse_lifetime(&input);
         }
 
         #[test]
@@ -805,6 +1010,9 @@ mod tests {
         fn whole_command_lines_never_panic(args in prop::collection::vec(
             prop_oneof![
                 Just("keys".to_owned()), Just("rotate".to_owned()), Just("revoke".to_owned()),
+                Just("create".to_owned()), Just("roll".to_owned()),
+                Just("--permission".to_owned()), Just("--allowed-ip".to_owned()),
+                Just("--expires-in".to_owned()), Just("--name".to_owned()),
                 Just("list".to_owned()), Just("accounts".to_owned()), Just("audit".to_owned()),
                 Just("--grace".to_owned()), Just("--limit".to_owned()),
                 Just("--key-environment".to_owned()), Just("--actor".to_owned()),

@@ -200,6 +200,121 @@ async fn every_command_end_to_end() {
 }
 
 #[tokio::test]
+async fn restricted_keys_created_rolled_and_listed_and_self_service_changes_in_the_trail() {
+    let app = TestApp::spawn().await;
+    let cli = Cli { app: &app };
+    let (account, secret) = app.new_client().await;
+    let created = cli.json(&[
+        "keys",
+        "create",
+        &account,
+        "--name",
+        "reconciliation",
+        "--permission",
+        "payments:read",
+        "--allowed-ip",
+        "203.0.113.0/24",
+        "--allowed-ip",
+        "2001:db8::1",
+        "--expires-in",
+        "30d",
+    ]);
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("rk_test_"), "{created}");
+    assert_eq!(created["key"]["kind"], "restricted");
+    assert_eq!(created["key"]["permissions"], json!(["payments:read"]));
+    assert_eq!(
+        created["key"]["allowed_ips"],
+        json!(["203.0.113.0/24", "2001:db8::1/128"])
+    );
+    assert_eq!(created["key"]["state"], "expiring");
+    let key_id = created["key"]["key_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        pays(&app, &key).await,
+        401,
+        "no source address: outside its ranges"
+    );
+
+    // Rolled by id, the new key keeps what the old one was given.
+    let rolled = cli.json(&["keys", "roll", &key_id, "--grace", "10m"]);
+    assert_eq!(rolled["key"]["name"], "reconciliation");
+    assert_eq!(rolled["key"]["permissions"], json!(["payments:read"]));
+    assert_eq!(rolled["rolled"]["key_id"], key_id.as_str());
+    assert!(rolled["api_key"].as_str().unwrap().starts_with("rk_test_"));
+    let human = cli.run(&["keys", "list", &account]);
+    let table = text(&human.stdout);
+    assert!(
+        table.contains("PERMISSIONS") && table.contains("ALLOWED IPS"),
+        "{table}"
+    );
+    assert!(table.contains("203.0.113.0/24,2001:db8::1/128"), "{table}");
+    assert!(
+        table.contains("restricted") && table.contains("reconciliation"),
+        "{table}"
+    );
+    assert!(!table.contains(&key[12..]));
+
+    // A change made through the API: in the trail with its key and request id.
+    let made = app
+        .create_key(
+            &secret,
+            &json!({"name": "job", "permissions": ["keys:read"]}),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    let trail = cli.json(&["audit", "list", &account]);
+    let latest = &trail["events"][0];
+    assert_eq!(latest["action"], "key.created");
+    assert!(
+        latest["actor"].as_str().unwrap().starts_with("key:key_"),
+        "{latest}"
+    );
+    assert!(latest["request_id"].is_string(), "{latest}");
+    assert_eq!(trail["events"][1]["actor"], "cli-test");
+    assert!(trail["events"][1]["request_id"].is_null());
+    let human = text(&cli.run(&["audit", "list", &account]).stdout);
+    assert!(human.contains("REQUEST ID"), "{human}");
+
+    // The operator's actor can never pass for a key.
+    let output = cli.run(&[
+        "--actor",
+        "key:key_AAAAAAAAAAAAAAAAAAAA",
+        "keys",
+        "list",
+        &account,
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+
+    // Bad arguments are usage errors: an unknown permission, a range with host bits set.
+    for args in [
+        vec![
+            "keys",
+            "create",
+            &account,
+            "--name",
+            "x",
+            "--permission",
+            "payments:admin",
+        ],
+        vec![
+            "keys",
+            "create",
+            &account,
+            "--name",
+            "x",
+            "--permission",
+            "keys:read",
+            "--allowed-ip",
+            "10.0.0.1/8",
+        ],
+        vec!["keys", "create", &account, "--name", "x"],
+    ] {
+        let output = cli.run(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+    }
+}
+
+#[tokio::test]
 async fn keys_show_when_they_were_last_used_and_rotation_names_those_still_in_use() {
     let app = TestApp::spawn().await;
     let cli = Cli { app: &app };
@@ -419,6 +534,8 @@ fn every_command_has_help() {
         vec!["keys", "list", "--help"],
         vec!["keys", "rotate", "--help"],
         vec!["keys", "revoke", "--help"],
+        vec!["keys", "create", "--help"],
+        vec!["keys", "roll", "--help"],
         vec!["audit", "--help"],
         vec!["audit", "list", "--help"],
         vec!["tables", "--help"],

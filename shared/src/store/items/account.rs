@@ -6,8 +6,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, Update};
 
 use super::{n, s, Item, Reader, PK};
 use crate::domain::{
-    Account, AccountId, AccountName, AccountStatus, Email, KeyDigest, KeyId, KeyLife, KeyPrefix,
-    KeyStatus, RateLimit, Timestamp,
+    Account, AccountId, AccountName, AccountStatus, Email, KeyDigest, KeyId, KeyKind, KeyLife,
+    KeyName, KeyPrefix, KeyStatus, RateLimit, Timestamp,
 };
 use crate::store::error::{Entity, StoreError};
 use crate::store::lifecycle::{AccountRecord, AccountSettings, MalformedKey, StoredKey};
@@ -45,14 +45,33 @@ pub fn new_item(account: &Account, first_key: &IssuedKey) -> Item {
     item
 }
 
+/// Set on an entry whose end a roll or rotation gave it (`StoredKey::retiring`).
+const RETIRING: &str = "retiring";
+
 /// A key's entry in its account's `keys` map.
 fn key_entry(key: &IssuedKey) -> AttributeValue {
-    AttributeValue::M(HashMap::from([
+    let mut entry = HashMap::from([
         ("digest".to_owned(), s(key.digest.to_hex())),
         ("prefix".to_owned(), s(key.prefix.as_str())),
         ("status".to_owned(), s(KeyStatus::Active.as_str())),
         ("created_at".to_owned(), s(key.created_at.to_rfc3339())),
-    ]))
+    ]);
+    if let Some(at) = key.grant.expires_at {
+        entry.insert("expires_at".to_owned(), s(at.to_rfc3339()));
+    }
+    if let Some(name) = &key.grant.name {
+        entry.insert("name".to_owned(), s(name.as_str()));
+    }
+    if let Some(replaced) = &key.replaces {
+        entry.insert("replaces".to_owned(), s(replaced.as_str()));
+    }
+    let grant = &key.grant;
+    entry.extend(
+        super::key::grant_attributes(key.prefix.kind(), grant.permissions, &grant.allowed_ips)
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value)),
+    );
+    AttributeValue::M(entry)
 }
 
 /// One entry of the `keys` map, or what can be salvaged of a malformed one.
@@ -69,17 +88,37 @@ fn key_from_entry(key_id: &str, entry: &AttributeValue) -> Result<StoredKey, Mal
         None => Some(None),
     };
     let digest = get("digest").and_then(KeyDigest::from_hex);
+    let attribute = |name: &str| fields.and_then(|fields| fields.get(name));
     let parse = || -> Option<StoredKey> {
+        let prefix = KeyPrefix::parse(get("prefix")?)?;
         Some(StoredKey {
             key_id: KeyId::parse(key_id)?,
             digest: digest.clone()?,
-            prefix: KeyPrefix::parse(get("prefix")?)?,
             life: KeyLife {
                 status: KeyStatus::parse(get("status")?)?,
                 expires_at: optional_time("expires_at")?,
             },
             created_at: Timestamp::parse(get("created_at")?)?,
             revoked_at: optional_time("revoked_at")?,
+            name: match attribute("name") {
+                None => None,
+                Some(name) => Some(KeyName::parse(name.as_s().ok()?.clone()).ok()?),
+            },
+            permissions: super::key::permissions_from(
+                prefix.kind(),
+                attribute(super::key::PERMISSIONS),
+            )?,
+            allowed_ips: super::key::allowed_ips_from(attribute(super::key::ALLOWED_IPS))?,
+            replaces: match get("replaces") {
+                None => None,
+                Some(id) => Some(KeyId::parse(id)?),
+            },
+            // Entries written before the marker: only rotations gave secret keys an end.
+            retiring: match attribute(RETIRING) {
+                Some(flag) => *flag.as_bool().ok()?,
+                None => prefix.kind() == KeyKind::Secret && get("expires_at").is_some(),
+            },
+            prefix,
         })
     };
     parse().ok_or_else(|| MalformedKey {
@@ -211,12 +250,17 @@ pub fn rotation_update(
     if !retiring.is_empty() {
         update = update
             .name("#expires", "expires_at")
-            .value(":retire", s(retire_at.to_rfc3339()));
+            .name("#retiring", RETIRING)
+            .value(":true", AttributeValue::Bool(true));
     }
     for (i, key) in retiring.iter().enumerate() {
+        // Each key's own end: the rotation's, or its own if that comes first.
+        let end = key.life.expires_at.unwrap_or(retire_at);
         update = update
             .name(format!("#k{i}"), key.key_id.as_str())
-            .set(format!("#keys.#k{i}.#expires = :retire"));
+            .value(&format!(":end{i}"), s(end.to_rfc3339()))
+            .set(format!("#keys.#k{i}.#expires = :end{i}"))
+            .set(format!("#keys.#k{i}.#retiring = :true"));
     }
     for (i, key) in pruned.iter().enumerate() {
         update = update
@@ -226,10 +270,16 @@ pub fn rotation_update(
     update.build(table, &record.account.id)
 }
 
-/// Marks the key's entry revoked, with when.
-pub fn revocation_update(table: &str, record: &AccountRecord, key: &StoredKey) -> Update {
+/// Marks the key's entry revoked, with when; the key it reinstates (see
+/// `plan_revocation`) loses its end.
+pub fn revocation_update(
+    table: &str,
+    record: &AccountRecord,
+    key: &StoredKey,
+    reinstated: Option<&StoredKey>,
+) -> Update {
     let revoked_at = key.revoked_at.expect("a revoked entry has its time");
-    VersionedUpdate::new(record.version)
+    let update = VersionedUpdate::new(record.version)
         .name("#keys", "keys")
         .name("#key", key.key_id.as_str())
         .name("#status", "status")
@@ -237,8 +287,24 @@ pub fn revocation_update(table: &str, record: &AccountRecord, key: &StoredKey) -
         .value(":revoked", s(KeyStatus::Revoked.as_str()))
         .value(":at", s(revoked_at.to_rfc3339()))
         .set("#keys.#key.#status = :revoked".to_owned())
-        .set("#keys.#key.#revoked_at = :at".to_owned())
-        .build(table, &record.account.id)
+        .set("#keys.#key.#revoked_at = :at".to_owned());
+    match reinstated {
+        None => update,
+        Some(old) => {
+            let update = update
+                .name("#old", old.key_id.as_str())
+                .name("#expires", "expires_at")
+                .name("#retiring", RETIRING)
+                .remove("#keys.#old.#retiring".to_owned());
+            match old.life.expires_at {
+                Some(at) => update
+                    .value(":end", s(at.to_rfc3339()))
+                    .set("#keys.#old.#expires = :end".to_owned()),
+                None => update.remove("#keys.#old.#expires".to_owned()),
+            }
+        }
+    }
+    .build(table, &record.account.id)
 }
 
 /// Marks a malformed entry revoked (its other attributes cannot be trusted to rewrite).
@@ -283,7 +349,7 @@ mod tests {
             status: AccountStatus::Active,
             created_at,
         };
-        let key = ApiKey::generate(KeyEnvironment::Live).unwrap();
+        let key = ApiKey::generate(crate::domain::KeyKind::Secret, KeyEnvironment::Live).unwrap();
         (
             account,
             IssuedKey::new(&key, KeyId::generate().unwrap(), created_at),
@@ -314,6 +380,37 @@ mod tests {
                 expires_at: None
             }
         );
+    }
+
+    /// Entries from before self-service keys carry no permissions, IP ranges or marker:
+    /// they read as the secret keys they are, and one a rotation gave an end as retiring.
+    #[test]
+    fn an_entry_written_before_key_permissions_reads_as_a_secret_key() {
+        let (account, key) = sample();
+        let mut item = new_item(&account, &key);
+        let AttributeValue::M(keys) = item.get_mut("keys").unwrap() else {
+            unreachable!()
+        };
+        let legacy = AttributeValue::M(HashMap::from([
+            ("digest".to_owned(), s(key.digest.to_hex())),
+            ("prefix".to_owned(), s(key.prefix.as_str())),
+            ("status".to_owned(), s("active")),
+            ("created_at".to_owned(), s("2026-01-01T00:00:00.000Z")),
+            ("expires_at".to_owned(), s("2026-01-02T00:00:00.000Z")),
+        ]));
+        keys.insert(key.key_id.to_string(), legacy);
+        let stored = &record_from_item(&item).unwrap().keys[0];
+        assert_eq!(stored.permissions, crate::domain::Permissions::ALL);
+        assert!(stored.allowed_ips.is_open());
+        assert!(stored.retiring);
+        let AttributeValue::M(keys) = item.get_mut("keys").unwrap() else {
+            unreachable!()
+        };
+        let AttributeValue::M(fields) = keys.get_mut(key.key_id.as_str()).unwrap() else {
+            unreachable!()
+        };
+        fields.remove("expires_at");
+        assert!(!record_from_item(&item).unwrap().keys[0].retiring);
     }
 
     #[test]
@@ -373,9 +470,15 @@ mod tests {
             &record.keys,
             Timestamp::now(),
         );
-        assert!(update
-            .update_expression()
-            .contains("#keys.#k0.#expires = :retire"));
+        let expression = update.update_expression();
+        assert!(
+            expression.contains("#keys.#k0.#expires = :end0"),
+            "{expression}"
+        );
+        assert!(
+            expression.contains("#keys.#k0.#retiring = :true"),
+            "{expression}"
+        );
         assert!(update.update_expression().ends_with(" REMOVE #keys.#p0"));
         assert_eq!(
             update.expression_attribute_names().unwrap()["#k0"],

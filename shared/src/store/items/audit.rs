@@ -50,7 +50,7 @@ fn snapshot_value(snapshot: &Snapshot) -> AttributeValue {
 }
 
 pub fn new_item(event: &AuditEvent) -> Item {
-    HashMap::from([
+    let mut item = HashMap::from([
         (PK.to_owned(), s(pk(&event.account_id))),
         (SK.to_owned(), s(sort_key(event))),
         ("entity".to_owned(), s("audit_event")),
@@ -69,7 +69,11 @@ pub fn new_item(event: &AuditEvent) -> Item {
             "ttl".to_owned(),
             n(event.at.plus(AUDIT_RETENTION).unix_seconds()),
         ),
-    ])
+    ]);
+    if let Some(request_id) = &event.request_id {
+        item.insert("request_id".to_owned(), s(request_id));
+    }
+    item
 }
 
 fn snapshot_from(value: &AttributeValue) -> Option<Snapshot> {
@@ -127,12 +131,13 @@ pub fn event_from_item(item: &Item) -> Result<AuditEvent, StoreError> {
     Ok(AuditEvent {
         event_id: read.parse("event_id", EventId::parse)?,
         action: read.parse("action", AuditAction::parse)?,
-        actor: read.parse("actor", |actor| Actor::parse(actor).ok())?,
+        actor: read.parse("actor", |actor| Actor::stored(actor).ok())?,
         account_id: read.parse("account_id", AccountId::parse)?,
         key_ids,
         before: snapshot("before")?,
         after: snapshot("after")?,
         at: read.parse("at", Timestamp::parse)?,
+        request_id: read.opt_str("request_id")?.map(str::to_owned),
     })
 }
 
@@ -173,6 +178,7 @@ mod tests {
                 rate_limit: None,
             },
             at,
+            request_id: None,
         };
         let item = new_item(&event);
         assert_eq!(event_from_item(&item).unwrap(), event);
@@ -193,6 +199,12 @@ mod tests {
             change.after.rate_limit = Some(after);
             assert_eq!(event_from_item(&new_item(&change)).unwrap(), change);
         }
+        // A change a key made through the API: its actor and request id.
+        let mut own = event.clone();
+        own.action = AuditAction::KeyCreated;
+        own.actor = Actor::key(&KeyId::generate().unwrap());
+        own.request_id = Some("8f1c2d3e-request".to_owned());
+        assert_eq!(event_from_item(&new_item(&own)).unwrap(), own);
         assert!(item[SK]
             .as_s()
             .unwrap()

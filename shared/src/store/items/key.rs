@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::Update;
 
-use super::{n, s, Item, Reader, PK};
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::{n, s, strings, strings_of, Item, Reader, PK};
 use crate::domain::{
-    AccountId, AccountStatus, KeyDigest, KeyId, KeyLife, KeyPrefix, KeyStatus, RateLimit, Timestamp,
+    AccountId, AccountStatus, IpAllowList, KeyDigest, KeyId, KeyKind, KeyLife, KeyPrefix,
+    KeyStatus, Permissions, RateLimit, Timestamp,
 };
 use crate::store::error::{Entity, StoreError};
 use crate::store::lifecycle::{AccountSettings, StoredKey};
@@ -31,6 +34,49 @@ pub fn ref_pk(id: &KeyId) -> String {
 /// default), so the auth step learns it from the one item it reads.
 pub const RATE_LIMIT: &str = "rate_limit";
 
+/// A restricted key's permissions, in order, on its entry and its item (a secret key has
+/// none stored: it holds every permission).
+pub const PERMISSIONS: &str = "permissions";
+/// A limited key's IP ranges, on its entry and its item (absent: anywhere).
+pub const ALLOWED_IPS: &str = "allowed_ips";
+
+/// The attributes that say what a key of `kind` may do, for its entry or its item.
+pub(super) fn grant_attributes(
+    kind: KeyKind,
+    permissions: Permissions,
+    allowed_ips: &IpAllowList,
+) -> Vec<(&'static str, AttributeValue)> {
+    let mut attributes = Vec::new();
+    if kind == KeyKind::Restricted {
+        attributes.push((PERMISSIONS, strings(permissions.iter())));
+    }
+    if !allowed_ips.is_open() {
+        attributes.push((ALLOWED_IPS, strings(allowed_ips.ranges())));
+    }
+    attributes
+}
+
+/// What a key of `kind` may do, read back from its entry or item: `None` for a restricted
+/// key without readable permissions.
+pub(super) fn permissions_from(
+    kind: KeyKind,
+    stored: Option<&AttributeValue>,
+) -> Option<Permissions> {
+    match (kind, strings_of(stored)?) {
+        (KeyKind::Secret, _) => Some(Permissions::ALL),
+        (KeyKind::Restricted, Some(names)) => Permissions::parse(names).ok(),
+        (KeyKind::Restricted, None) => None,
+    }
+}
+
+/// Where a key may be used from, read back: `None` when a range does not read.
+pub(super) fn allowed_ips_from(stored: Option<&AttributeValue>) -> Option<IpAllowList> {
+    match strings_of(stored)? {
+        None => Some(IpAllowList::default()),
+        Some(ranges) => IpAllowList::parse(ranges).ok(),
+    }
+}
+
 pub fn new_item(account_id: &AccountId, settings: AccountSettings, key: &IssuedKey) -> Item {
     let mut item = HashMap::from([
         (PK.to_owned(), s(pk(&key.digest))),
@@ -45,16 +91,34 @@ pub fn new_item(account_id: &AccountId, settings: AccountSettings, key: &IssuedK
     if let Some(limit) = settings.rate_limit {
         item.insert(RATE_LIMIT.to_owned(), n(limit.per_second()));
     }
+    if let Some(at) = key.grant.expires_at {
+        item.insert("expires_at".to_owned(), s(at.to_rfc3339()));
+        item.insert("ttl".to_owned(), ttl_after(at));
+    }
+    item.extend(
+        grant_attributes(
+            key.prefix.kind(),
+            key.grant.permissions,
+            &key.grant.allowed_ips,
+        )
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value)),
+    );
     item
 }
 
 pub fn record_from_item(item: &Item) -> Result<KeyRecord, StoreError> {
     // The item's own id is its digest; it is named by key id, which is safe to log.
     let read = Reader::new(item, Entity::Key, "key_id");
+    let prefix = read.parse("prefix", KeyPrefix::parse)?;
+    let permissions = permissions_from(prefix.kind(), item.get(PERMISSIONS))
+        .ok_or_else(|| read.corrupt(PERMISSIONS))?;
+    let allowed_ips =
+        allowed_ips_from(item.get(ALLOWED_IPS)).ok_or_else(|| read.corrupt(ALLOWED_IPS))?;
     Ok(KeyRecord {
         key_id: read.parse("key_id", KeyId::parse)?,
         account_id: read.parse("account_id", AccountId::parse)?,
-        prefix: read.parse("prefix", KeyPrefix::parse)?,
+        prefix,
         life: KeyLife {
             status: read.parse("status", KeyStatus::parse)?,
             expires_at: read.parse_opt("expires_at", Timestamp::parse)?,
@@ -63,6 +127,8 @@ pub fn record_from_item(item: &Item) -> Result<KeyRecord, StoreError> {
         created_at: read.parse("created_at", Timestamp::parse)?,
         last_used_at: read.parse_opt(LAST_USED, Timestamp::parse)?,
         rate_limit: read.opt_number_parse(RATE_LIMIT, |n: u64| RateLimit::new(n).ok())?,
+        permissions,
+        allowed_ips,
     })
 }
 
@@ -117,6 +183,8 @@ pub fn projection_update(
         .expression_attribute_names("#expires", "expires_at")
         .expression_attribute_names("#ttl", "ttl")
         .expression_attribute_names("#rate", RATE_LIMIT)
+        .expression_attribute_names("#permissions", PERMISSIONS)
+        .expression_attribute_names("#ips", ALLOWED_IPS)
         .expression_attribute_values(":entity", s("api_key"))
         .expression_attribute_values(":key_id", s(key.key_id.as_str()))
         .expression_attribute_values(":account_id", s(account_id.as_str()))
@@ -137,6 +205,20 @@ pub fn projection_update(
             update = update.expression_attribute_values(":rate", n(limit.per_second()));
         }
         None => removes.push("#rate"),
+    }
+    match key.kind() {
+        KeyKind::Restricted => {
+            sets.push("#permissions = :permissions");
+            update =
+                update.expression_attribute_values(":permissions", strings(key.permissions.iter()));
+        }
+        KeyKind::Secret => removes.push("#permissions"),
+    }
+    if key.allowed_ips.is_open() {
+        removes.push("#ips");
+    } else {
+        sets.push("#ips = :ips");
+        update = update.expression_attribute_values(":ips", strings(key.allowed_ips.ranges()));
     }
     match key.end() {
         Some(end) => {
@@ -232,7 +314,7 @@ mod tests {
     use crate::domain::{ApiKey, KeyEnvironment};
 
     fn issued() -> (AccountId, IssuedKey) {
-        let key = ApiKey::generate(KeyEnvironment::Test).unwrap();
+        let key = ApiKey::generate(crate::domain::KeyKind::Secret, KeyEnvironment::Test).unwrap();
         let issued = IssuedKey::new(
             &key,
             KeyId::generate().unwrap(),

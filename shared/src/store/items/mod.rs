@@ -30,6 +30,24 @@ pub(crate) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
+/// A list of strings, in order (permissions, IP ranges).
+pub(crate) fn strings<T: ToString>(values: impl IntoIterator<Item = T>) -> AttributeValue {
+    AttributeValue::L(values.into_iter().map(|v| s(v.to_string())).collect())
+}
+
+/// A list attribute's strings; `None` when absent, or when any element is not a string.
+pub(crate) fn strings_of(value: Option<&AttributeValue>) -> Option<Option<Vec<&str>>> {
+    match value {
+        None => Some(None),
+        Some(AttributeValue::L(items)) => items
+            .iter()
+            .map(|item| item.as_s().ok().map(String::as_str))
+            .collect::<Option<Vec<_>>>()
+            .map(Some),
+        Some(_) => None,
+    }
+}
+
 /// Reads one stored item's attributes; the first wrong one makes it `Corrupt`, named by
 /// entity, id and attribute (never by value: values may be digests).
 pub(crate) struct Reader<'a> {

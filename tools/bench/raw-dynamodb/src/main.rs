@@ -195,7 +195,8 @@ fn payment_item() -> Result<Item, String> {
 fn account_puts(table: &str) -> Result<Vec<TransactWriteItem>, String> {
     let account_id = AccountId::generate().map_err(|e| fail("id", e))?;
     let key_id = KeyId::generate().map_err(|e| fail("id", e))?;
-    let key = ApiKey::generate(KeyEnvironment::Test).map_err(|e| fail("key", e))?;
+    let key = ApiKey::generate(shared::domain::KeyKind::Secret, KeyEnvironment::Test)
+        .map_err(|e| fail("key", e))?;
     let now = Timestamp::now().to_rfc3339();
     let key_pk_value = key::pk(&key.digest());
     let account = HashMap::from([

@@ -1,0 +1,21 @@
+use lambda_http::{service_fn, Error};
+use shared::config::Config;
+use shared::domain::IdSource;
+use shared::store::dynamo::WarmUp;
+
+// An execution environment serves one request at a time: one thread, no cross-thread
+// wake-ups (measured in BENCHMARKS.md).
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let config = Config::from_env()?;
+    let state = create_key::State {
+        edge: config.edge(WarmUp::Read).await,
+        ids: IdSource::random(),
+    };
+    let state = &state;
+    lambda_http::run(service_fn(move |request| async move {
+        Ok::<_, Error>(create_key::handle(state, request).await)
+    }))
+    .await
+}
