@@ -23,8 +23,14 @@ if cargo tree -p shared --no-default-features --edges normal | grep -qE 'aws-sdk
     die "shared without default features depends on the AWS SDK or the Lambda runtime"
 fi
 
+# Every function: one per folder of functions/.
+functions=()
+for dir in functions/*/; do
+    functions+=("$(basename "$dir")")
+done
+
 # Test support (manual clock, in-memory store) must never reach the functions' binaries.
-for function in create-account create-payment get-payment list-payments; do
+for function in "${functions[@]}"; do
     if cargo tree -p "$function" --edges normal -f '{p} [{f}]' | grep -E '^.*shared v' | grep -q test-support; then
         die "$function's build enables shared's test-support feature"
     fi
@@ -33,9 +39,13 @@ done
 if [ "${1:-}" = "--static" ]; then
     exit 0
 fi
-log "unit tests (shared, the four functions, payments-admin)"
+log "unit tests (shared, the ${#functions[@]} functions, payments-admin)"
+packages=(-p shared -p payments-admin)
+for function in "${functions[@]}"; do
+    packages+=(-p "$function")
+done
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run -p shared -p create-account -p create-payment -p get-payment -p list-payments -p payments-admin --lib --bins
+    cargo nextest run "${packages[@]}" --lib --bins
 else
-    cargo test -p shared -p create-account -p create-payment -p get-payment -p list-payments -p payments-admin --lib --bins
+    cargo test "${packages[@]}" --lib --bins
 fi

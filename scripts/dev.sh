@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make dev`: DynamoDB Local on 127.0.0.1:8000 (unless DYNAMODB_ENDPOINT is set), the tables,
-# and the four functions behind `cargo lambda watch`, served on 127.0.0.1:9000 through
+# and every function behind `cargo lambda watch`, served on 127.0.0.1:9000 through
 # tools/dev-gateway (which hands the functions repeated headers joined, as API Gateway does).
 # Ctrl-C stops everything.
 set -euo pipefail
