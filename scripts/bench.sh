@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make bench`: benchmarks the four functions the way Lambda runs them (release binaries
+# `make bench`: benchmarks five functions (create-account, create-payment, get-payment,
+# list-payments and create-key) the way Lambda runs them (release binaries
 # against a Runtime API emulator, DynamoDB Local behind TLS on loopback), against baselines
 # and a peer measured in the same run: a bare lambda_runtime function, the raw DynamoDB calls,
 # create-payment built with ring, and create-payment on Node.js 20 (tools/bench/node-peer).
@@ -66,7 +67,8 @@ else
     cargo build --release --quiet "${ring[@]}"
     cp target/release/create-payment "$variants/create-payment-ring"
     cp target/release/bench-raw-dynamodb "$variants/bench-raw-dynamodb-ring"
-    cargo build --release --quiet -p create-account -p create-payment -p get-payment -p list-payments
+    cargo build --release --quiet -p create-account -p create-payment -p get-payment -p list-payments \
+        -p create-key
     cargo build --release --quiet -p bench-raw-dynamodb
     cargo build --release --quiet -p bench-hello-lambda
     cargo build --release --quiet -p bench-runtime-api -p bench-tls-front

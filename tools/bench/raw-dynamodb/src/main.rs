@@ -3,10 +3,12 @@
 //! shaped like the ones the functions read and write. Prints one JSON document on stdout.
 //!
 //! ```text
-//! bench-raw-dynamodb warm [--sequence get-put|payment|transact|get-get|get-query] --endpoint URL \
-//!     --clients-table T --payments-table T [--iterations N] [--max-seconds S]
-//! bench-raw-dynamodb cold --sequence get-put|transact|get-get|get-query --endpoint URL ...
-//! bench-raw-dynamodb seed --endpoint URL ...
+//! bench-raw-dynamodb warm [--sequence get-put|payment|transact|get-get|get-query|get-get-transact] \
+//!     --endpoint URL --clients-table T --payments-table T [--audit-table T] [--iterations N] \
+//!     [--max-seconds S] [--rounds-before N]
+//! bench-raw-dynamodb cold --sequence get-put|transact|get-get|get-query|get-get-transact \
+//!     --endpoint URL ...
+//! bench-raw-dynamodb seed [--key-accounts N] --endpoint URL ...
 //! ```
 //!
 //! `warm`: one client; warms the connection (untimed), then times up to N rounds. With
@@ -18,13 +20,22 @@
 //! get-payment needs) each round is the key GetItem then a strongly consistent GetItem of a
 //! seeded payment; with `get-query` (what list-payments needs for a first page) the key
 //! GetItem then a Query of the seeded account's `by_account` partition, newest first, with
-//! the Limit of a default page (10 + 1).
+//! the Limit of a default page (10 + 1). With `get-get-transact` (what create-key needs) each
+//! round is the key GetItem and the account GetItem (both strongly consistent) of one of the
+//! accounts `seed --key-accounts` wrote, then one TransactWriteItems: the account's versioned
+//! update adding the new key's entry, the new key item, its reference item and the audit
+//! event (in the audit table), built by the very functions create-key's store uses. Each
+//! account takes `NEW_KEYS_PER_ACCOUNT` rounds in turn, as many keys as create-key may add to
+//! an account after its first, so the account items grow as the function's do. A process
+//! goes on where earlier ones stopped: after `--rounds-before N` rounds of earlier processes,
+//! its round `i` adds a key to account `(N + i) / NEW_KEYS_PER_ACCOUNT`.
 //!
 //! `cold`: one sample per process, like a fresh execution environment: builds a new client
 //! and times the calls a request needs on that fresh connection. `get-put` is what
 //! create-payment needs (GetItem then PutItem); `transact` is what create-account needs;
-//! `get-get` and `get-query` as above. Run `warm` once first (it seeds the key item every
-//! sequence reads) and, for `get-get` and `get-query`, `seed` (the payments they read).
+//! `get-get`, `get-query` and `get-get-transact` as above. Run `warm` once first (it seeds the
+//! key item the other sequences read) and, for `get-get`, `get-query` and `get-get-transact`,
+//! `seed` (the payments and accounts they read).
 //!
 //! `warm` and `cold` also report what the timed calls spent (`dynamodb`: attempts by
 //! operation and the capacity DynamoDB reported, recorded by the client's own interceptor,
@@ -32,7 +43,9 @@
 //!
 //! `seed`: writes the key item and `SEEDED_PAYMENTS` payments of one account, shaped by
 //! `shared::store::items::payment::new_item` like create-payment's (same attributes,
-//! description and idempotency key lengths), so the reads find what the functions find.
+//! description and idempotency key lengths), so the reads find what the functions find; and,
+//! with `--key-accounts N`, N accounts with their first (secret) key, shaped by
+//! `shared::store::items::{account, key}::new_item` as create-account writes them.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -45,12 +58,18 @@ use serde_json::json;
 
 use shared::config::{dynamodb_client, dynamodb_client_recording};
 use shared::domain::{
-    fingerprint, AccountId, Amount, ApiKey, Currency, Description, IdempotencyKey, KeyEnvironment,
-    KeyId, NewPayment, Payment, PaymentId, PaymentStatus, Timestamp,
+    fingerprint, Account, AccountId, AccountName, AccountStatus, Actor, Amount, ApiKey,
+    AuditAction, AuditEvent, Currency, Description, Email, EventId, IdempotencyKey, IpAllowList,
+    KeyDigest, KeyEnvironment, KeyGrant, KeyId, KeyKind, KeyName, NewPayment, Payment, PaymentId,
+    PaymentStatus, Permissions, Timestamp,
 };
 use shared::store::items::payment::{ACCOUNT_ATTRIBUTE, BY_ACCOUNT_INDEX};
-use shared::store::items::{account, key, payment, PK};
+use shared::store::items::{account, audit, key, payment, NEW_ITEM_ONLY, PK};
+use shared::store::lifecycle::{
+    plan_new_key, AccountRecord, AccountSettings, Retire, MAX_LIVE_KEYS,
+};
 use shared::store::usage::{CallLog, OutsideCalls};
+use shared::store::IssuedKey;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -65,7 +84,20 @@ const SEEDED_PAYMENTS: usize = 12;
 /// The default page of `GET /payments`; the function asks for one more to learn `has_more`.
 const DEFAULT_PAGE: i32 = 10;
 
-const SEQUENCES: [&str; 5] = ["get-put", "payment", "transact", "get-get", "get-query"];
+/// The keys create-key may add to an account beside its first: each account `seed
+/// --key-accounts` writes takes this many `get-get-transact` rounds.
+const NEW_KEYS_PER_ACCOUNT: usize = MAX_LIVE_KEYS - 1;
+/// As long as a Lambda request id (a UUID), which create-key's audit events carry.
+const REQUEST_ID: &str = "00000000-0000-4000-8000-000000000000";
+
+const SEQUENCES: [&str; 6] = [
+    "get-put",
+    "payment",
+    "transact",
+    "get-get",
+    "get-query",
+    "get-get-transact",
+];
 
 struct Args {
     mode: String,
@@ -73,8 +105,13 @@ struct Args {
     endpoint: String,
     clients_table: String,
     payments_table: String,
+    audit_table: String,
     iterations: usize,
     max_seconds: f64,
+    /// `seed`: how many accounts to write for `get-get-transact`.
+    key_accounts: usize,
+    /// `get-get-transact`: the rounds earlier processes made on the seeded accounts.
+    rounds_before: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -93,8 +130,11 @@ fn parse_args() -> Result<Args, String> {
         endpoint: String::new(),
         clients_table: String::new(),
         payments_table: String::new(),
+        audit_table: String::new(),
         iterations: 1000,
         max_seconds: 120.0,
+        key_accounts: 0,
+        rounds_before: 0,
     };
     while let Some(flag) = argv.next() {
         let value = argv.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -103,11 +143,18 @@ fn parse_args() -> Result<Args, String> {
             "--endpoint" => args.endpoint = value,
             "--clients-table" => args.clients_table = value,
             "--payments-table" => args.payments_table = value,
+            "--audit-table" => args.audit_table = value,
             "--iterations" => {
                 args.iterations = value.parse().map_err(|e| format!("--iterations: {e}"))?
             }
             "--max-seconds" => {
                 args.max_seconds = value.parse().map_err(|e| format!("--max-seconds: {e}"))?
+            }
+            "--key-accounts" => {
+                args.key_accounts = value.parse().map_err(|e| format!("--key-accounts: {e}"))?
+            }
+            "--rounds-before" => {
+                args.rounds_before = value.parse().map_err(|e| format!("--rounds-before: {e}"))?
             }
             other => return Err(format!("unknown option {other}")),
         }
@@ -119,6 +166,9 @@ fn parse_args() -> Result<Args, String> {
         || (args.mode == "cold" && args.sequence == "payment")
     {
         return Err(format!("unknown --sequence {:?}", args.sequence));
+    }
+    if args.sequence == "get-get-transact" && args.audit_table.is_empty() {
+        return Err("--sequence get-get-transact needs --audit-table".to_owned());
     }
     Ok(args)
 }
@@ -258,16 +308,120 @@ fn account_puts(table: &str) -> Result<Vec<TransactWriteItem>, String> {
     ]);
     [account, key_item, key_ref, audit]
         .into_iter()
-        .map(|item| {
-            let put = Put::builder()
-                .table_name(table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(|e| fail("Put builder", e))?;
-            Ok(TransactWriteItem::builder().put(put).build())
-        })
+        .map(|item| put_new(table, item))
         .collect()
+}
+
+/// A put of a new item in a transaction, conditional as every creating write is.
+fn put_new(table: &str, item: Item) -> Result<TransactWriteItem, String> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression(NEW_ITEM_ONLY)
+        .build()
+        .map_err(|e| fail("Put builder", e))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// The `i`th account `seed --key-accounts` writes.
+fn key_account_id(i: usize) -> Result<AccountId, String> {
+    AccountId::parse(&format!("acct_BenchKeys{i:011}")).ok_or_else(|| "account id".to_owned())
+}
+
+/// The digest of the `i`th seeded account's first key: fixed, so every process finds the
+/// key item without reading anything first.
+fn key_account_digest(i: usize) -> Result<KeyDigest, String> {
+    KeyDigest::from_hex(&format!("be7c{i:060x}")).ok_or_else(|| "key digest".to_owned())
+}
+
+/// The seeded account this process's `round`th `get-get-transact` round adds a key to.
+fn key_account_of(args: &Args, round: usize) -> usize {
+    (args.rounds_before + round) / NEW_KEYS_PER_ACCOUNT
+}
+
+/// The `i`th seeded account and its first key's item, as create-account writes them.
+fn key_account_items(i: usize) -> Result<[Item; 2], String> {
+    let now = Timestamp::now();
+    let account = Account {
+        id: key_account_id(i)?,
+        name: AccountName::parse(format!("Bench Account {i:08x}")).map_err(|e| fail("name", e))?,
+        email: Some(
+            Email::parse(format!("bench-{i:08x}@example.com")).map_err(|e| fail("email", e))?,
+        ),
+        status: AccountStatus::Active,
+        created_at: now,
+    };
+    let secret =
+        ApiKey::generate(KeyKind::Secret, KeyEnvironment::Test).map_err(|e| fail("key", e))?;
+    let mut first = IssuedKey::new(&secret, KeyId::generate().map_err(|e| fail("id", e))?, now);
+    first.digest = key_account_digest(i)?;
+    let settings = AccountSettings {
+        status: AccountStatus::Active,
+        rate_limit: None,
+    };
+    Ok([
+        account::new_item(&account, &first),
+        key::new_item(&account.id, settings, &first),
+    ])
+}
+
+/// create-key's transaction for a new restricted key on `record`'s account, made by the key
+/// `caller`: the same items, conditions and audit event as `DynamoStore::create_key` writes.
+fn new_key_writes(
+    args: &Args,
+    record: &AccountRecord,
+    caller: &KeyId,
+) -> Result<Vec<TransactWriteItem>, String> {
+    let now = Timestamp::now();
+    let secret =
+        ApiKey::generate(KeyKind::Restricted, KeyEnvironment::Test).map_err(|e| fail("key", e))?;
+    let grant = KeyGrant {
+        name: Some(KeyName::parse("benchmark key".to_owned()).map_err(|e| fail("name", e))?),
+        permissions: Permissions::parse(["payments:read"]).map_err(|e| fail("permissions", e))?,
+        allowed_ips: IpAllowList::default(),
+        expires_at: None,
+    };
+    let new_key = IssuedKey::with_grant(
+        &secret,
+        KeyId::generate().map_err(|e| fail("id", e))?,
+        now,
+        grant,
+    );
+    // Refuses an 11th live key, as the function does: the account had no room left.
+    let plan = plan_new_key(record, &new_key, Retire::Nothing, now)
+        .map_err(|e| fail("new key on the seeded account", e))?;
+    let account_id = &record.account.id;
+    let event = AuditEvent {
+        event_id: EventId::generate().map_err(|e| fail("id", e))?,
+        action: AuditAction::KeyCreated,
+        actor: Actor::key(caller),
+        account_id: account_id.clone(),
+        key_ids: vec![new_key.key_id.clone()],
+        before: plan.before,
+        after: plan.after,
+        at: now,
+        request_id: Some(REQUEST_ID.to_owned()),
+    };
+    let update = account::rotation_update(
+        &args.clients_table,
+        record,
+        &new_key,
+        &plan.retiring,
+        &plan.pruned,
+        plan.retire_at,
+    );
+    Ok(vec![
+        TransactWriteItem::builder().update(update).build(),
+        put_new(
+            &args.clients_table,
+            key::new_item(account_id, record.settings(), &new_key),
+        )?,
+        put_new(
+            &args.clients_table,
+            key::new_ref_item(account_id, &new_key.key_id),
+        )?,
+        put_new(&args.audit_table, audit::new_item(&event))?,
+    ])
 }
 
 async fn get_key(client: &Client, table: &str) -> Result<f64, String> {
@@ -370,7 +524,23 @@ async fn seed(args: &Args) -> Result<serde_json::Value, String> {
             .await
             .map_err(|e| fail("seed payment PutItem", DisplayErrorContext(e)))?;
     }
-    Ok(json!({ "mode": "seed", "account": SEEDED_ACCOUNT, "payments": SEEDED_PAYMENTS }))
+    for i in 0..args.key_accounts {
+        for item in key_account_items(i)? {
+            client
+                .put_item()
+                .table_name(&args.clients_table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .map_err(|e| fail("seed account PutItem", DisplayErrorContext(e)))?;
+        }
+    }
+    Ok(json!({
+        "mode": "seed",
+        "account": SEEDED_ACCOUNT,
+        "payments": SEEDED_PAYMENTS,
+        "key_accounts": args.key_accounts,
+    }))
 }
 
 /// get-payment's second call: the payment by id, strongly consistent.
@@ -438,6 +608,99 @@ fn second_call(sequence: &str) -> &'static str {
     }
 }
 
+/// create-key's two reads on the `account`th seeded account: the calling key's item, then
+/// the account item it names, both strongly consistent and timed; with what they read.
+async fn key_reads(
+    client: &Client,
+    args: &Args,
+    account: usize,
+) -> Result<(f64, f64, KeyId, AccountRecord), String> {
+    let started = Instant::now();
+    let output = client
+        .get_item()
+        .table_name(&args.clients_table)
+        .key(PK, s(key::pk(&key_account_digest(account)?)))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| fail("GetItem key", DisplayErrorContext(e)))?;
+    let get_key_ms = ms(started.elapsed());
+    let caller = key::record_from_item(&output.item.ok_or_else(|| {
+        format!("GetItem found no key of seeded account {account} (run `seed --key-accounts`)")
+    })?)
+    .map_err(|e| fail("key item", e))?;
+    let started = Instant::now();
+    let output = client
+        .get_item()
+        .table_name(&args.clients_table)
+        .key(PK, s(account::pk(&caller.account_id)))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| fail("GetItem account", DisplayErrorContext(e)))?;
+    let get_account_ms = ms(started.elapsed());
+    let record = account::record_from_item(
+        &output
+            .item
+            .ok_or_else(|| format!("GetItem found no seeded account {account}"))?,
+    )
+    .map_err(|e| fail("account item", e))?;
+    Ok((get_key_ms, get_account_ms, caller.key_id, record))
+}
+
+/// One `get-get-transact` round on the `account`th seeded account: the two reads, then the
+/// transaction; each call timed.
+async fn key_round(client: &Client, args: &Args, account: usize) -> Result<[f64; 3], String> {
+    let (get_key_ms, get_account_ms, caller, record) = key_reads(client, args, account).await?;
+    let writes = new_key_writes(args, &record, &caller)?;
+    let started = Instant::now();
+    client
+        .transact_write_items()
+        .set_transact_items(Some(writes))
+        .send()
+        .await
+        .map_err(|e| fail("TransactWriteItems", DisplayErrorContext(e)))?;
+    Ok([get_key_ms, get_account_ms, ms(started.elapsed())])
+}
+
+async fn warm_keys(args: &Args) -> Result<serde_json::Value, String> {
+    let started = Instant::now();
+    // Every call of this client is made outside a request: all of them land here.
+    let outside = OutsideCalls::default();
+    let client = dynamodb_client_recording(Some(&args.endpoint), &outside).await;
+    let client_build_ms = ms(started.elapsed());
+    // Open the connection with reads only (untimed), so every account keeps its room.
+    for _ in 0..3 {
+        key_reads(&client, args, key_account_of(args, 0)).await?;
+    }
+    outside.take();
+    let deadline = Instant::now() + Duration::from_secs_f64(args.max_seconds);
+    let (mut get_key, mut get_account, mut transact) = (Vec::new(), Vec::new(), Vec::new());
+    let mut truncated = false;
+    for round in 0..args.iterations {
+        if Instant::now() >= deadline {
+            truncated = true;
+            break;
+        }
+        let [key_ms, account_ms, transact_ms] =
+            key_round(&client, args, key_account_of(args, round)).await?;
+        get_key.push(key_ms);
+        get_account.push(account_ms);
+        transact.push(transact_ms);
+    }
+    Ok(json!({
+        "mode": "warm",
+        "sequence": args.sequence,
+        "client_build_ms": client_build_ms,
+        "iterations": transact.len(),
+        "truncated": truncated,
+        "get_item_ms": get_key,
+        "get_account_ms": get_account,
+        "transact_write_items_ms": transact,
+        "dynamodb": spent(outside.take()),
+    }))
+}
+
 async fn warm_reads(args: &Args) -> Result<serde_json::Value, String> {
     let started = Instant::now();
     // Every call of this client is made outside a request: all of them land here.
@@ -474,6 +737,9 @@ async fn warm_reads(args: &Args) -> Result<serde_json::Value, String> {
 }
 
 async fn warm(args: &Args) -> Result<serde_json::Value, String> {
+    if args.sequence == "get-get-transact" {
+        return warm_keys(args).await;
+    }
     if !["get-put", "payment", "transact"].contains(&args.sequence.as_str()) {
         return warm_reads(args).await;
     }
@@ -534,6 +800,14 @@ async fn cold(args: &Args) -> Result<serde_json::Value, String> {
         let first = get_key(&client, &args.clients_table).await?;
         let second = put_payment(&client, &args.payments_table).await?;
         json!({ "get_item_ms": first, "put_item_ms": second })
+    } else if args.sequence == "get-get-transact" {
+        let [key_ms, account_ms, transact_ms] =
+            key_round(&client, args, key_account_of(args, 0)).await?;
+        json!({
+            "get_item_ms": key_ms,
+            "get_account_ms": account_ms,
+            "transact_write_items_ms": transact_ms,
+        })
     } else if args.sequence != "transact" {
         let (first, second) = read_round(&client, args).await?;
         json!({ "get_item_ms": first, second_call(&args.sequence): second })
