@@ -2,11 +2,14 @@
 """The layers of `shared/src` import one way, and no files import each other in a circle.
 
 Layers: domain <- store <- http <- config (and telemetry, testing beside them). Each file's
-imports are read from its `crate::`, `super::` and `self::` paths, `use` groups included
-(`use super::{a::X, b::{c, d}}`); unit-test modules (`#[cfg(test)] mod tests`) are left out,
-since tests may import anything. Fails when a top-level module imports a layer it may not,
-or when any files (not only top-level modules) import each other in a circle, naming the
-files and the import that closes it. `make check` and `make test` run it.
+imports are read from its `crate::`, `super::` and `self::` paths and its `use` items, groups
+included (`use super::{a::X, b::{c, d}}`); unit-test modules (`#[cfg(test)] mod tests`) are
+left out, since tests may import anything. A name imported through a re-export
+(`use super::ApiError`, which http/mod.rs takes from `error`) counts as an import of the
+file that defines it: a folder's mod.rs naming its own children is not an import, so a
+circle closed through one would otherwise pass. Fails when a top-level module imports a
+layer it may not, or when any files (not only top-level modules) import each other in a
+circle, naming the files in it. `make check` and `make test` run it.
 
 usage: check-layers.py [--src DIR]   (default: shared/src)
 """
@@ -29,6 +32,8 @@ ALLOWED = {
 }
 
 IDENT = r"[a-z_][a-z0-9_]*"
+# A path's items as well as its modules: a name a module re-exports is followed on.
+NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 
 
 def module_path(path: Path, src: Path) -> tuple[str, ...]:
@@ -77,7 +82,7 @@ def expand_groups(text: str) -> str:
 def referenced(here: tuple[str, ...], text: str) -> set[tuple[str, ...]]:
     """The module paths a file's code names, resolved against its own place."""
     paths = set()
-    for head, rest in re.findall(r"\b(crate|super|self)((?:::" + IDENT + r")+)", text):
+    for head, rest in re.findall(r"\b(crate|super|self)((?:::" + NAME + r")+)", text):
         parts = rest.split("::")[1:]
         if head == "crate":
             base: tuple[str, ...] = ()
@@ -91,12 +96,83 @@ def referenced(here: tuple[str, ...], text: str) -> set[tuple[str, ...]]:
     return paths
 
 
+def use_items(text: str) -> list[tuple[tuple[str, ...], str]]:
+    """Each name a file's `use` declarations bring in, with the path it was written with:
+    `pub use error::{Entity, StoreError as E};` -> (("error", "Entity"), "Entity"),
+    (("error", "StoreError"), "E"). Globs (`*`) name nothing and are skipped."""
+    items = []
+
+    def leaves(tree: str, prefix: tuple[str, ...]):
+        tree = tree.strip().removeprefix("::")
+        depth = 0
+        for i, ch in enumerate(tree):
+            if ch == "{" and depth == 0:
+                head = tuple(p for p in tree[:i].strip().rstrip(":").split("::") if p)
+                body, depth, item = tree[i + 1:tree.rindex("}")], 0, ""
+                for c in body + ",":
+                    if c == "," and depth == 0:
+                        if item.strip():
+                            leaves(item, prefix + head)
+                        item = ""
+                        continue
+                    depth += {"{": 1, "}": -1}.get(c, 0)
+                    item += c
+                return
+            depth += {"{": 1, "}": -1}.get(ch, 0)
+        alias = re.fullmatch(r"(.*?)\s+as\s+(" + NAME + r")", tree, re.S)
+        path, name = (alias.group(1), alias.group(2)) if alias else (tree, None)
+        parts = prefix + tuple(p.strip() for p in path.split("::") if p.strip())
+        if parts and parts[-1] == "self":
+            parts = parts[:-1]
+        if not parts or parts[-1] == "*" or name == "_":
+            return
+        items.append((parts, name or parts[-1]))
+
+    for tree in re.findall(r"\buse\s+([^;]+);", text):
+        leaves(tree, ())
+    return items
+
+
+def absolute(
+    here: tuple[str, ...], parts: tuple[str, ...], known: set[tuple[str, ...]]
+) -> tuple[str, ...] | None:
+    """A `use` path as a path from the crate root; None for another crate's (`std::`)."""
+    head, rest = parts[0], parts[1:]
+    if head == "crate":
+        return rest
+    if head in ("self", "super"):
+        base = here if head == "self" else here[:-1]
+        while rest and rest[0] == "super":
+            base, rest = base[:-1], rest[1:]
+        return base + rest
+    if here + (head,) in known:  # a child module, named from its parent
+        return here + parts
+    return None
+
+
 def resolve(path: tuple[str, ...], known: set[tuple[str, ...]]) -> tuple[str, ...] | None:
     """The longest known module a path starts with."""
     for i in range(len(path), 0, -1):
         if path[:i] in known:
             return path[:i]
     return None
+
+
+def modules_of(
+    path: tuple[str, ...],
+    known: set[tuple[str, ...]],
+    names: dict[tuple[str, ...], dict[str, tuple[str, ...]]],
+) -> set[tuple[str, ...]]:
+    """The module a path names and, when the name it takes from there was brought in by a
+    `use`, the module that `use` names, and so on to the file that defines it."""
+    found: set[tuple[str, ...]] = set()
+    while (module := resolve(path, known)) is not None and module not in found:
+        found.add(module)
+        rest = path[len(module):]
+        if not rest or rest[0] not in names.get(module, {}):
+            break
+        path = names[module][rest[0]] + rest[1:]
+    return found
 
 
 def cycles(graph: dict[tuple[str, ...], set[tuple[str, ...]]]) -> list[list[tuple[str, ...]]]:
@@ -142,6 +218,18 @@ def check(src: Path) -> list[str]:
     files.pop(("lib",), None)
     files.pop(("main",), None)
     known = set(files)
+    code = {module: code_of(path) for module, path in files.items()}
+    # What each module's `use` declarations name: another file's `super::X` or
+    # `crate::a::X` goes on to the file that defines X.
+    names: dict[tuple[str, ...], dict[str, tuple[str, ...]]] = {}
+    imports: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
+    for module, text in code.items():
+        names[module], imports[module] = {}, referenced(module, expand_groups(text))
+        for parts, name in use_items(text):
+            target = absolute(module, parts, known)
+            if target is not None:
+                names[module][name] = target
+                imports[module].add(target)
     graph: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
     problems = []
     for module, path in files.items():
@@ -152,20 +240,24 @@ def check(src: Path) -> list[str]:
             continue
         is_dir = path.name == "mod.rs"
         deps = set()
-        for target in referenced(module, expand_groups(code_of(path))):
-            dep = resolve(target, known)
-            if dep is None or dep == module:
-                continue
-            # A folder's mod.rs naming its own children declares or re-exports them.
-            if is_dir and dep[: len(module)] == module:
-                continue
-            deps.add(dep)
-            if dep[0] != top and dep[0] not in ALLOWED[top]:
-                problems.append(f"{rel}: {top} imports crate::{'::'.join(dep)}")
+        for target in imports[module]:
+            for dep in modules_of(target, known, names):
+                if dep == module:
+                    continue
+                # A folder's mod.rs naming its own children declares or re-exports them;
+                # who imports through it is led on to the child (modules_of).
+                if is_dir and dep[: len(module)] == module:
+                    continue
+                deps.add(dep)
+        problems += [
+            f"{rel}: {top} imports crate::{'::'.join(dep)}"
+            for dep in sorted(deps)
+            if dep[0] != top and dep[0] not in ALLOWED[top]
+        ]
         graph[module] = deps
     for component in cycles(graph):
-        names = [str(files[m].relative_to(src)) for m in component]
-        problems.append("import circle between " + ", ".join(names))
+        names_in = [str(files[m].relative_to(src)) for m in component]
+        problems.append("import circle between " + ", ".join(names_in))
     return problems
 
 
