@@ -141,6 +141,8 @@ pub struct TestApp {
     pub key_get: Edge<DynamoStore>,
     pub key_roll: roll_key::State<DynamoStore>,
     pub key_revoke: Edge<DynamoStore>,
+    /// The store every handler's edge holds, for tests to arrange and inspect.
+    store: DynamoStore,
 }
 
 impl TestApp {
@@ -194,7 +196,8 @@ impl TestApp {
                 edge: edge(store.clone()),
                 ids: IdSource::random(),
             },
-            key_revoke: edge(store),
+            key_revoke: edge(store.clone()),
+            store,
             clock,
             client,
             clients_table: tables.clients.clone(),
@@ -212,7 +215,7 @@ impl TestApp {
     }
 
     pub fn store(&self) -> &DynamoStore {
-        &self.payments.edge.store
+        &self.store
     }
 
     pub async fn post_account(&self, request: Request) -> TestResponse {

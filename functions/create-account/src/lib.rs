@@ -52,14 +52,14 @@ async fn create_account<S: CreateAccount>(
         request,
         store,
         now,
-        ..
+        key_environment,
     } = call;
     let new = json_body::<CreateAccountRequest>(&request)?.validate()?;
     let actor = caller(&request);
     let mut draw = 0;
     loop {
         draw += 1;
-        let key = ApiKey::generate(shared::domain::KeyKind::Secret, state.edge.key_environment)?;
+        let key = ApiKey::generate(shared::domain::KeyKind::Secret, key_environment)?;
         let account = Account {
             id: state.ids.account_id()?,
             name: new.name.clone(),
@@ -108,12 +108,15 @@ mod tests {
     use shared::domain::{AccountId, AuditAction, Clock, KeyEnvironment, Timestamp};
     use shared::testing::{api_gateway_request, MemoryStore, Operation};
 
-    fn state(ids: IdSource) -> State<MemoryStore> {
+    /// The handler's state, and the store its edge holds.
+    fn state(ids: IdSource) -> (State<MemoryStore>, MemoryStore) {
         let now = Timestamp::parse("2026-12-01T10:00:00Z").unwrap();
-        State {
-            edge: shared::testing::edge(MemoryStore::default(), Clock::from_fn(move || now)),
+        let store = MemoryStore::default();
+        let state = State {
+            edge: shared::testing::edge(store.clone(), Clock::from_fn(move || now)),
             ids,
-        }
+        };
+        (state, store)
     }
 
     async fn post(state: &State<MemoryStore>, body: &str) -> (u16, Value) {
@@ -131,11 +134,11 @@ mod tests {
 
     #[tokio::test]
     async fn creates_an_account_with_a_working_key() {
-        let state = state(IdSource::random());
+        let (state, store) = state(IdSource::random());
         let (status, body) = post(&state, r#"{"name": "Ada", "email": "ada@example.com"}"#).await;
         assert_eq!(status, 201, "{body}");
         let id = AccountId::parse(body["id"].as_str().unwrap()).unwrap();
-        let stored = state.edge.store.account(&id).expect("stored");
+        let stored = store.account(&id).expect("stored");
         assert_eq!(stored.name.as_str(), "Ada");
         assert_eq!(body["created_at"], "2026-12-01T10:00:00.000Z");
         let key = ApiKey::parse(body["api_key"].as_str().unwrap(), KeyEnvironment::Test).unwrap();
@@ -144,7 +147,7 @@ mod tests {
 
     #[tokio::test]
     async fn creation_is_audited_with_its_caller() {
-        let state = state(IdSource::random());
+        let (state, store) = state(IdSource::random());
         let (status, body) = post(&state, r#"{"name": "Ada"}"#).await;
         assert_eq!(status, 201);
         let arn = "arn:aws:iam::123456789012:role/onboarding";
@@ -156,7 +159,7 @@ mod tests {
         );
         let signed = handle(&state, request).await;
         assert_eq!(signed.status(), 201);
-        let events = state.edge.store.audit_events();
+        let events = store.audit_events();
         let actors: Vec<&str> = events.iter().map(|e| e.actor.as_str()).collect();
         assert_eq!(actors, ["anonymous", arn]);
         let first = &events[0];
@@ -172,7 +175,7 @@ mod tests {
     #[tokio::test]
     async fn a_taken_account_id_is_drawn_again() {
         let taken = "acct_TAKENTAKENTAKENTAKEN".to_owned();
-        let state = state(IdSource::queued([taken.clone(), taken.clone()]));
+        let (state, store) = state(IdSource::queued([taken.clone(), taken.clone()]));
         let (status, first) = post(&state, r#"{"name": "First"}"#).await;
         assert_eq!((status, first["id"].as_str()), (201, Some(taken.as_str())));
         // The second account is handed the same id first; the write refuses it, and a
@@ -181,16 +184,13 @@ mod tests {
         assert_eq!(status, 201, "{second}");
         assert_ne!(second["id"], first["id"]);
         let first_id = AccountId::parse(&taken).unwrap();
-        assert_eq!(
-            state.edge.store.account(&first_id).unwrap().name.as_str(),
-            "First"
-        );
+        assert_eq!(store.account(&first_id).unwrap().name.as_str(), "First");
     }
 
     #[tokio::test]
     async fn storage_failures_say_whether_to_retry() {
-        let state = state(IdSource::random());
-        state.edge.store.fail_next(
+        let (state, store) = state(IdSource::random());
+        store.fail_next(
             Operation::CreateAccount,
             StoreError::Unavailable(anyhow::anyhow!("refused")),
         );
@@ -199,7 +199,7 @@ mod tests {
             (status, body["error"]["code"].as_str()),
             (503, Some("service_unavailable"))
         );
-        state.edge.store.fail_next(
+        store.fail_next(
             Operation::CreateAccount,
             StoreError::corrupt(shared::store::Entity::Account, "acct_x", "status"),
         );
@@ -213,7 +213,7 @@ mod tests {
 
     #[tokio::test]
     async fn invalid_requests_write_nothing() {
-        let state = state(IdSource::queued(["acct_AAAAAAAAAAAAAAAAAAAA".to_owned()]));
+        let (state, store) = state(IdSource::queued(["acct_AAAAAAAAAAAAAAAAAAAA".to_owned()]));
         for (body, param) in [
             (r#"{}"#, "name"),
             (r#"{"name": ""}"#, "name"),
@@ -225,6 +225,6 @@ mod tests {
             assert_eq!(response["error"]["param"], param, "{body}");
         }
         let id = AccountId::parse("acct_AAAAAAAAAAAAAAAAAAAA").unwrap();
-        assert!(state.edge.store.account(&id).is_none());
+        assert!(store.account(&id).is_none());
     }
 }

@@ -46,7 +46,7 @@ async fn create_key<S: FindKey + RecordKeyUse + CountRequests + CreateKey + Clon
     call: Call<'_, S>,
 ) -> Result<Reply<NewKey>, ApiError> {
     let grant = json_body::<CreateKeyRequest>(&call.request)?.validate(call.now)?;
-    let key = ApiKey::generate(KeyKind::Restricted, state.edge.key_environment)?;
+    let key = ApiKey::generate(KeyKind::Restricted, call.key_environment)?;
     let issued = IssuedKey::with_grant(&key, state.ids.key_id()?, call.now, grant);
     let actor = Actor::key(&call.client.key_id);
     let origin = Origin {

@@ -15,6 +15,8 @@ fn now() -> Timestamp {
 
 struct Test {
     state: State<MemoryStore>,
+    /// The store the handler's edge holds, for the test to arrange and inspect.
+    store: MemoryStore,
     key: ApiKey,
     account: AccountId,
 }
@@ -24,9 +26,10 @@ async fn setup() -> Test {
     let (key, account) = account_with_key(&store, now()).await;
     Test {
         state: State {
-            edge: edge(store, Clock::from_fn(now)),
+            edge: edge(store.clone(), Clock::from_fn(now)),
             ids: IdSource::random(),
         },
+        store,
         key,
         account,
     }
@@ -45,13 +48,7 @@ async fn create(test: &Test, key: &ApiKey, body: Value) -> (u16, Value) {
 }
 
 fn live_keys(test: &Test) -> usize {
-    test.state
-        .edge
-        .store
-        .account_record(&test.account)
-        .unwrap()
-        .keys
-        .len()
+    test.store.account_record(&test.account).unwrap().keys.len()
 }
 
 #[tokio::test]
@@ -81,7 +78,7 @@ async fn the_secret_key_creates_a_restricted_key_that_holds_what_it_was_given() 
     assert_eq!(body["created_at"], "2026-12-01T10:00:00.000Z");
     assert_eq!(body["last_used_at"], Value::Null);
     // The key the auth step reads holds exactly that.
-    let stored = test.state.edge.store.key(&key.digest()).unwrap();
+    let stored = test.store.key(&key.digest()).unwrap();
     assert_eq!(
         stored.permissions,
         Permissions::of([Permission::PaymentsRead])
@@ -89,7 +86,7 @@ async fn the_secret_key_creates_a_restricted_key_that_holds_what_it_was_given() 
     assert_eq!(stored.account_id, test.account);
     // Never the digest.
     assert!(!body.to_string().contains(&key.digest().to_hex()));
-    let events = test.state.edge.store.audit_events();
+    let events = test.store.audit_events();
     let event = events.last().unwrap();
     assert_eq!(event.action.as_str(), "key.created");
     assert!(
@@ -121,7 +118,7 @@ async fn write_implies_read_in_the_answer() {
 #[tokio::test]
 async fn power_only_flows_down() {
     let test = setup().await;
-    let store = &test.state.edge.store;
+    let store = &test.store;
     // A reader cannot create keys at all: keys:write is the route's permission.
     let (reader, _) = restricted_key(
         store,
@@ -179,7 +176,7 @@ async fn power_only_flows_down() {
 #[tokio::test]
 async fn a_key_with_an_end_creates_only_keys_that_end_no_later() {
     let test = setup().await;
-    let store = &test.state.edge.store;
+    let store = &test.store;
     let ends = "2026-12-02T10:00:00.000Z";
     let (manager, _) = restricted_key(
         store,
@@ -223,7 +220,7 @@ async fn a_key_with_an_end_creates_only_keys_that_end_no_later() {
 #[tokio::test]
 async fn a_key_limited_to_ranges_creates_keys_within_them_only() {
     let test = setup().await;
-    let store = &test.state.edge.store;
+    let store = &test.store;
     let office = grant(
         &[Permission::KeysWrite, Permission::PaymentsRead],
         &["203.0.113.0/24"],

@@ -24,6 +24,8 @@ fn now() -> Timestamp {
 
 struct Test {
     state: State<MemoryStore>,
+    /// The store the handler's edge holds, for the test to arrange and inspect.
+    store: MemoryStore,
     key: ApiKey,
     account: AccountId,
 }
@@ -33,9 +35,10 @@ async fn setup(ids: IdSource) -> Test {
     let (key, account) = account_with_key(&store, now()).await;
     Test {
         state: State {
-            edge: edge(store, Clock::from_fn(now)),
+            edge: edge(store.clone(), Clock::from_fn(now)),
             ids,
         },
+        store,
         key,
         account,
     }
@@ -132,7 +135,7 @@ async fn repeated_headers_joined_as_api_gateway_joins_them_are_refused() {
     let joined = format!("{key},{key}");
     let answer = pay_with_key(&test, &joined, usd(100)).await;
     assert_eq!((answer.status, answer.code()), (401, "invalid_api_key"));
-    assert!(test.state.edge.store.payments().is_empty());
+    assert!(test.store.payments().is_empty());
 }
 
 /// Valid JSON with a number no amount can be is a bad amount, not bad JSON.
@@ -171,7 +174,7 @@ async fn a_payment_for_the_key_s_account() {
     assert_eq!(answer.body["client_id"], test.account.as_str());
     assert_eq!(answer.body["currency"], "EUR");
     assert_eq!(answer.body["created_at"], "2026-12-01T10:00:00.000Z");
-    let stored = test.state.edge.store.payments();
+    let stored = test.store.payments();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].id.as_str(), answer.body["id"]);
 }
@@ -183,7 +186,7 @@ async fn the_header_name_is_matched_in_any_case_as_api_gateway_passes_it() {
         let answer = pay(&test, &[(name, test.key.expose_once())], usd(1)).await;
         assert_eq!(answer.status, 201, "{name}: {}", answer.body);
     }
-    assert_eq!(test.state.edge.store.payments().len(), 4);
+    assert_eq!(test.store.payments().len(), 4);
 }
 
 #[tokio::test]
@@ -217,7 +220,7 @@ async fn a_key_in_the_query_string_or_body_is_not_a_key() {
     )
     .await;
     assert_eq!((answer.status, answer.code()), (401, "missing_api_key"));
-    assert!(test.state.edge.store.payments().is_empty());
+    assert!(test.store.payments().is_empty());
 }
 
 #[tokio::test]
@@ -246,7 +249,7 @@ async fn every_refused_key_gets_the_same_401_and_writes_nothing() {
     // The account's own key, once expired, once revoked, once with the account inactive.
     let digest = test.key.digest();
     let key = test.key.expose_once();
-    let store = &test.state.edge.store;
+    let store = &test.store;
     let lives = [
         KeyLife {
             status: KeyStatus::Active,
@@ -282,7 +285,7 @@ async fn every_refused_key_gets_the_same_401_and_writes_nothing() {
 async fn a_key_in_its_grace_period_works_until_the_instant_it_ends() {
     let test = setup(IdSource::random()).await;
     let end = now().plus(Duration::from_secs(1));
-    test.state.edge.store.set_key_life(
+    test.store.set_key_life(
         &test.key.digest(),
         KeyLife {
             status: KeyStatus::Active,
@@ -296,10 +299,7 @@ async fn a_key_in_its_grace_period_works_until_the_instant_it_ends() {
         201
     );
     let later = State {
-        edge: Edge {
-            clock: Clock::from_fn(move || end),
-            ..test.state.edge
-        },
+        edge: test.state.edge.with_clock(Clock::from_fn(move || end)),
         ..test.state
     };
     let test = Test {
@@ -348,7 +348,7 @@ async fn invalid_requests_are_400_with_param_and_write_nothing() {
     let request = api_gateway_request("GET", "/payments", &[], &[("x-api-key", key)], "");
     let answer = send(&test, request).await;
     assert_eq!((answer.status, answer.code()), (405, "method_not_allowed"));
-    assert!(test.state.edge.store.payments().is_empty());
+    assert!(test.store.payments().is_empty());
 }
 
 #[tokio::test]
@@ -356,7 +356,7 @@ async fn an_unauthenticated_request_is_refused_before_its_body_is_read() {
     let test = setup(IdSource::random()).await;
     let answer = pay(&test, &[], json!({"amount": "not even valid"})).await;
     assert_eq!((answer.status, answer.code()), (401, "missing_api_key"));
-    assert_eq!(test.state.edge.store.key_lookups(), 0);
+    assert_eq!(test.store.key_lookups(), 0);
 }
 
 #[tokio::test]
@@ -384,7 +384,7 @@ async fn idempotency_replays_the_same_request_and_refuses_a_different_one() {
         (422, "idempotency_key_reused")
     );
     assert_eq!(other.body["error"]["param"], "Idempotency-Key");
-    assert_eq!(test.state.edge.store.payments().len(), 1);
+    assert_eq!(test.store.payments().len(), 1);
 }
 
 #[tokio::test]
@@ -406,17 +406,14 @@ async fn a_taken_drawn_id_is_drawn_again_and_the_other_payment_is_untouched() {
         currency: other.currency,
         description: None,
     });
-    test.state
-        .edge
-        .store
-        .put_payment(other.clone(), other_print);
+    test.store.put_payment(other.clone(), other_print);
 
     let answer = pay_with_key(&test, test.key.expose_once(), usd(5)).await;
     assert_eq!(answer.status, 201, "{}", answer.body);
     assert!(!answer.replayed);
     assert_ne!(answer.body["id"], taken.as_str());
     assert_eq!(answer.body["client_id"], test.account.as_str());
-    let stored = test.state.edge.store.payments();
+    let stored = test.store.payments();
     assert_eq!(stored.len(), 2);
     assert_eq!(stored[0], other, "the other payment is untouched");
 }
@@ -441,12 +438,12 @@ async fn a_retry_that_finds_its_own_write_answers_as_the_first_time() {
         created_at: now(),
         idempotency_key: None,
     };
-    test.state.edge.store.put_payment(own, fingerprint(&new));
+    test.store.put_payment(own, fingerprint(&new));
     let answer = pay_with_key(&test, test.key.expose_once(), usd(5)).await;
     assert_eq!(answer.status, 201, "{}", answer.body);
     assert!(!answer.replayed);
     assert_eq!(answer.body["id"], id.as_str());
-    assert_eq!(test.state.edge.store.payments().len(), 1);
+    assert_eq!(test.store.payments().len(), 1);
 }
 
 #[tokio::test]
@@ -474,7 +471,7 @@ async fn storage_failures_are_503_to_retry_or_500_and_never_echoed() {
         ),
     ];
     for (operation, error, status, code) in cases {
-        test.state.edge.store.fail_next(operation, error);
+        test.store.fail_next(operation, error);
         let answer = pay_with_key(&test, key, usd(5)).await;
         assert_eq!((answer.status, answer.code()), (status, code));
         let text = String::from_utf8(answer.raw.clone()).unwrap();
@@ -484,21 +481,21 @@ async fn storage_failures_are_503_to_retry_or_500_and_never_echoed() {
         );
     }
     // A write never sent (the connection was refused): a plain retryable 503.
-    test.state.edge.store.fail_next(
+    test.store.fail_next(
         Operation::InsertPayment,
         StoreError::Unavailable(anyhow::anyhow!("connection refused")),
     );
     let answer = pay_with_key(&test, key, usd(5)).await;
     assert_eq!((answer.status, answer.code()), (503, "service_unavailable"));
     assert!(answer.body["error"].get("payment_id").is_none());
-    assert!(test.state.edge.store.payments().is_empty());
+    assert!(test.store.payments().is_empty());
 }
 
 #[tokio::test]
 async fn a_write_that_may_have_happened_says_so_with_the_payment_it_targeted() {
     let (test, id) = setup_drawing("retry_MAYBEMAYBEMAYBEMAYBE").await;
     let key = test.key.expose_once();
-    test.state.edge.store.fail_next(
+    test.store.fail_next(
         Operation::InsertPayment,
         StoreError::OutcomeUnknown(anyhow::anyhow!("timeout after sending")),
     );
@@ -530,10 +527,10 @@ async fn a_write_that_may_have_happened_says_so_with_the_payment_it_targeted() {
     .await;
     assert_eq!(retried.status, 201, "{}", retried.body);
     assert_eq!(retried.body["id"], id.as_str());
-    assert_eq!(test.state.edge.store.payments().len(), 1);
+    assert_eq!(test.store.payments().len(), 1);
 
     // With an Idempotency-Key the id is the key's, and the same request is the safe retry.
-    test.state.edge.store.fail_next(
+    test.store.fail_next(
         Operation::InsertPayment,
         StoreError::OutcomeUnknown(anyhow::anyhow!("lost response")),
     );
@@ -582,7 +579,7 @@ async fn pay_before_deadline(test: &Test, ms: u64) -> (Answer, Duration) {
 #[tokio::test]
 async fn a_hang_on_the_second_call_is_answered_before_the_deadline_as_maybe_written() {
     let (test, id) = setup_drawing("retry_HANGHANGHANGHANGHANG").await;
-    test.state.edge.store.hang_next(Operation::InsertPayment);
+    test.store.hang_next(Operation::InsertPayment);
     let (answer, took) = pay_before_deadline(&test, 1_000).await;
     assert!(
         took < Duration::from_millis(1_000),
@@ -602,34 +599,34 @@ async fn a_hang_on_the_second_call_is_answered_before_the_deadline_as_maybe_writ
 #[tokio::test]
 async fn a_hang_on_the_first_call_is_a_plain_503_before_the_deadline() {
     let test = setup(IdSource::random()).await;
-    test.state.edge.store.hang_next(Operation::FindKey);
+    test.store.hang_next(Operation::FindKey);
     let (answer, took) = pay_before_deadline(&test, 1_000).await;
     assert!(took < Duration::from_millis(1_000), "{took:?}");
     assert_eq!((answer.status, answer.code()), (503, "service_unavailable"));
     assert!(answer.body["error"].get("payment_id").is_none());
-    assert!(test.state.edge.store.payments().is_empty());
+    assert!(test.store.payments().is_empty());
 }
 
 #[tokio::test]
 async fn a_key_use_record_that_hangs_or_fails_changes_nothing_for_the_caller() {
     let test = setup(IdSource::random()).await;
-    test.state.edge.store.hang_next(Operation::RecordKeyUse);
+    test.store.hang_next(Operation::RecordKeyUse);
     let (answer, took) = pay_before_deadline(&test, 1_000).await;
     assert_eq!(answer.status, 201, "{}", answer.body);
     assert!(
         took < Duration::from_millis(500),
         "did not wait for it: {took:?}"
     );
-    assert_eq!(test.state.edge.store.payments().len(), 1);
+    assert_eq!(test.store.payments().len(), 1);
 
     let test = setup(IdSource::random()).await;
-    test.state.edge.store.fail_next(
+    test.store.fail_next(
         Operation::RecordKeyUse,
         StoreError::OutcomeUnknown(anyhow::anyhow!("timed out")),
     );
     let answer = pay_with_key(&test, test.key.expose_once(), usd(5)).await;
     assert_eq!(answer.status, 201, "{}", answer.body);
-    assert_eq!(test.state.edge.store.payments().len(), 1);
+    assert_eq!(test.store.payments().len(), 1);
 }
 
 #[tokio::test]
@@ -640,7 +637,7 @@ async fn a_payment_records_its_key_s_use() {
     for _ in 0..10 {
         tokio::task::yield_now().await;
     }
-    let key = test.state.edge.store.key(&test.key.digest()).unwrap();
+    let key = test.store.key(&test.key.digest()).unwrap();
     assert_eq!(key.last_used_at, Some(now()));
 }
 
@@ -665,7 +662,7 @@ async fn every_request_writes_one_metrics_line_with_its_outcome() {
         401
     );
     assert_eq!(pay(&test, &[], usd(5)).await.status, 401);
-    test.state.edge.store.fail_next(
+    test.store.fail_next(
         Operation::InsertPayment,
         StoreError::Unavailable(anyhow::anyhow!("down")),
     );
@@ -719,15 +716,10 @@ async fn every_request_writes_one_metrics_line_with_its_outcome() {
 fn at_time(test: &Test, at: Timestamp) -> Test {
     Test {
         state: State {
-            edge: Edge {
-                store: test.state.edge.store.clone(),
-                key_environment: test.state.edge.key_environment,
-                limiter: test.state.edge.limiter.clone(),
-                clock: Clock::from_fn(move || at),
-                meter: test.state.edge.meter.clone(),
-            },
+            edge: test.state.edge.with_clock(Clock::from_fn(move || at)),
             ids: IdSource::random(),
         },
+        store: test.store.clone(),
         key: ApiKey::parse(test.key.expose_once(), KeyEnvironment::Test).unwrap(),
         account: test.account.clone(),
     }
@@ -743,7 +735,7 @@ async fn settle() {
 #[tokio::test]
 async fn over_the_account_s_limit_a_request_is_429_with_retry_after_and_writes_nothing() {
     let test = setup(IdSource::random()).await;
-    let store = &test.state.edge.store;
+    let store = &test.store;
     store.set_rate_limit(&test.account, Some(RateLimit::new(3).unwrap()));
     let key = test.key.expose_once();
     for n in 0..3 {
@@ -802,7 +794,7 @@ async fn over_the_account_s_limit_a_request_is_429_with_retry_after_and_writes_n
 #[tokio::test]
 async fn refused_keys_never_count_against_the_account_and_other_accounts_are_unaffected() {
     let test = setup(IdSource::random()).await;
-    let store = &test.state.edge.store;
+    let store = &test.store;
     store.set_rate_limit(&test.account, Some(RateLimit::new(2).unwrap()));
     let key = test.key.expose_once();
     // A guesser with unknown keys and a near miss of the real one, and the real key while
@@ -851,7 +843,7 @@ async fn a_key_without_payments_write_is_403_before_its_body_is_read_and_writes_
     use shared::domain::Permission;
     use shared::testing::{grant, restricted_key};
     let test = setup(IdSource::random()).await;
-    let store = &test.state.edge.store;
+    let store = &test.store;
     let (reader, _) = restricted_key(
         store,
         &test.account,

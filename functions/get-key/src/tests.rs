@@ -28,13 +28,13 @@ async fn a_key_of_the_account_and_the_one_404_for_all_others() {
     let store = MemoryStore::default();
     let (key, _): (ApiKey, AccountId) = account_with_key(&store, now()).await;
     let (other, _) = account_with_key(&store, now()).await;
-    let edge = edge(store, Clock::from_fn(now));
-    let mine = edge.store.key(&key.digest()).unwrap().key_id;
+    let edge = edge(store.clone(), Clock::from_fn(now));
+    let mine = store.key(&key.digest()).unwrap().key_id;
     let (status, body, _) = get(&edge, &key, mine.as_str()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["id"], mine.as_str());
     assert_eq!(body["status"], "active");
-    let foreign = edge.store.key(&other.digest()).unwrap().key_id;
+    let foreign = store.key(&other.digest()).unwrap().key_id;
     let mut bodies = Vec::new();
     for id in [
         foreign.as_str(),

@@ -20,6 +20,8 @@ fn now() -> Timestamp {
 
 struct Test {
     state: Edge<MemoryStore>,
+    /// The store the handler's edge holds, for the test to arrange and inspect.
+    store: MemoryStore,
     key: ApiKey,
     account: AccountId,
 }
@@ -32,7 +34,8 @@ async fn setup() -> Test {
     let store = MemoryStore::default();
     let (key, account) = account(&store).await;
     Test {
-        state: edge(store, Clock::from_fn(now)),
+        state: edge(store.clone(), Clock::from_fn(now)),
+        store,
         key,
         account,
     }
@@ -54,9 +57,7 @@ fn stored(test: &Test, owner: &AccountId) -> Payment {
         created_at: now(),
         idempotency_key: None,
     };
-    test.state
-        .store
-        .put_payment(payment.clone(), fingerprint(&new));
+    test.store.put_payment(payment.clone(), fingerprint(&new));
     payment
 }
 
@@ -119,7 +120,7 @@ async fn the_account_s_payment_exactly_as_created() {
 #[tokio::test]
 async fn unknown_foreign_and_malformed_ids_get_the_same_404() {
     let test = setup().await;
-    let (_, other) = account(&test.state.store).await;
+    let (_, other) = account(&test.store).await;
     let foreign = stored(&test, &other);
     let unknown = PaymentId::generate().unwrap();
     let key = test.key.expose_once();
@@ -189,7 +190,7 @@ async fn storage_failures_are_503_to_retry_or_500_and_never_echoed() {
             500,
         ),
     ] {
-        test.state.store.fail_next(operation, error);
+        test.store.fail_next(operation, error);
         let answer = get(&test, "GET", &path, Some(key)).await;
         assert_eq!(answer.status, status);
         let text = String::from_utf8(answer.raw.clone()).unwrap();
@@ -216,7 +217,7 @@ async fn a_hanging_read_is_a_503_before_the_invocation_deadline() {
         &headers,
     );
     let request = with_deadline_in(request, 1_000);
-    test.state.store.hang_next(Operation::GetPayment);
+    test.store.hang_next(Operation::GetPayment);
     let started = std::time::Instant::now();
     let response = handle(&test.state, request).await;
     let took = started.elapsed();
@@ -231,8 +232,7 @@ async fn over_the_account_s_limit_a_read_is_429_and_other_accounts_read_on() {
     let test = setup().await;
     let payment = stored(&test, &test.account);
     let path = format!("/payments/{}", payment.id);
-    test.state
-        .store
+    test.store
         .set_rate_limit(&test.account, Some(RateLimit::new(2).unwrap()));
     let key = test.key.expose_once();
     let mut statuses = vec![];
@@ -242,7 +242,7 @@ async fn over_the_account_s_limit_a_read_is_429_and_other_accounts_read_on() {
     assert_eq!(statuses, [200, 200, 429]);
     let refused = get(&test, "GET", &path, Some(key)).await;
     assert_eq!(refused.code(), "rate_limited");
-    let (other_key, other) = account(&test.state.store).await;
+    let (other_key, other) = account(&test.store).await;
     let theirs = stored(&test, &other);
     let theirs = format!("/payments/{}", theirs.id);
     for _ in 0..5 {
@@ -259,7 +259,7 @@ async fn a_key_without_payments_read_is_403_and_write_implies_read() {
     let payment = stored(&test, &test.account);
     let path = format!("/payments/{}", payment.id);
     let (keys_only, _) = restricted_key(
-        &test.state.store,
+        &test.store,
         &test.account,
         grant(&[Permission::KeysWrite], &[]),
         now(),
@@ -271,9 +271,9 @@ async fn a_key_without_payments_read_is_403_and_write_implies_read() {
         answer.body["error"]["message"],
         "This key does not have the payments:read permission."
     );
-    assert_eq!(test.state.store.calls(Operation::GetPayment), 0);
+    assert_eq!(test.store.calls(Operation::GetPayment), 0);
     let (writer, _) = restricted_key(
-        &test.state.store,
+        &test.store,
         &test.account,
         grant(&[Permission::PaymentsWrite], &[]),
         now(),

@@ -13,10 +13,16 @@ fn now() -> Timestamp {
     Timestamp::parse("2026-12-01T10:00:00Z").unwrap()
 }
 
-async fn setup() -> (Edge<MemoryStore>, ApiKey, AccountId) {
+/// The handler's edge, the store it holds, and an account with its first key.
+async fn setup() -> (Edge<MemoryStore>, MemoryStore, ApiKey, AccountId) {
     let store = MemoryStore::default();
     let (key, account) = account_with_key(&store, now()).await;
-    (edge(store, Clock::from_fn(now)), key, account)
+    (
+        edge(store.clone(), Clock::from_fn(now)),
+        store,
+        key,
+        account,
+    )
 }
 
 async fn list(edge: &Edge<MemoryStore>, key: &ApiKey, query: &[(&str, &str)]) -> (u16, Value) {
@@ -42,10 +48,10 @@ fn reader() -> KeyGrant {
 
 #[tokio::test]
 async fn every_key_newest_first_revoked_ones_too_never_a_secret() {
-    let (edge, key, account) = setup().await;
+    let (edge, store, key, account) = setup().await;
     let later = now().plus(std::time::Duration::from_secs(60));
-    let (reader_key, reader_id) = restricted_key(&edge.store, &account, reader(), later).await;
-    edge.store.set_key_life(
+    let (reader_key, reader_id) = restricted_key(&store, &account, reader(), later).await;
+    store.set_key_life(
         &reader_key.digest(),
         KeyLife {
             status: KeyStatus::Revoked,
@@ -93,9 +99,9 @@ async fn every_key_newest_first_revoked_ones_too_never_a_secret() {
 
 #[tokio::test]
 async fn a_key_without_keys_read_is_refused_and_so_are_query_parameters() {
-    let (edge, key, account) = setup().await;
+    let (edge, store, key, account) = setup().await;
     let (payments_only, _) = restricted_key(
-        &edge.store,
+        &store,
         &account,
         KeyGrant {
             permissions: Permissions::of([Permission::PaymentsWrite]),

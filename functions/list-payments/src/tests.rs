@@ -20,6 +20,8 @@ fn start() -> Timestamp {
 
 struct Test {
     state: Edge<MemoryStore>,
+    /// The store the handler's edge holds, for the test to arrange and inspect.
+    store: MemoryStore,
     key: ApiKey,
     account: AccountId,
 }
@@ -32,7 +34,8 @@ async fn setup() -> Test {
     let store = MemoryStore::default();
     let (key, account) = account(&store).await;
     Test {
-        state: edge(store, Clock::from_fn(start)),
+        state: edge(store.clone(), Clock::from_fn(start)),
+        store,
         key,
         account,
     }
@@ -55,9 +58,7 @@ fn stored(test: &Test, owner: &AccountId, seconds: u64) -> Payment {
         created_at: start().plus(Duration::from_secs(seconds)),
         idempotency_key: None,
     };
-    test.state
-        .store
-        .put_payment(payment.clone(), fingerprint(&new));
+    test.store.put_payment(payment.clone(), fingerprint(&new));
     payment
 }
 
@@ -135,7 +136,7 @@ async fn an_unknown_parameter_s_long_name_is_echoed_bounded() {
 #[tokio::test]
 async fn newest_first_ten_by_default_and_only_the_account_s_own() {
     let test = setup().await;
-    let (_, other) = account(&test.state.store).await;
+    let (_, other) = account(&test.store).await;
     let mine: Vec<Payment> = (0..12).map(|s| stored(&test, &test.account, s)).collect();
     stored(&test, &other, 100);
     let answer = list(&test, &[]).await;
@@ -158,7 +159,7 @@ async fn newest_first_ten_by_default_and_only_the_account_s_own() {
 #[tokio::test]
 async fn an_account_without_payments_gets_an_empty_list() {
     let test = setup().await;
-    let (_, other) = account(&test.state.store).await;
+    let (_, other) = account(&test.store).await;
     stored(&test, &other, 1);
     let answer = list(&test, &[]).await;
     assert_eq!(answer.status, 200);
@@ -228,7 +229,7 @@ async fn created_bounds_are_inclusive() {
 #[tokio::test]
 async fn a_foreign_cursor_is_an_unknown_cursor() {
     let test = setup().await;
-    let (_, other) = account(&test.state.store).await;
+    let (_, other) = account(&test.store).await;
     stored(&test, &test.account, 1);
     let foreign = stored(&test, &other, 2);
     let unknown = PaymentId::generate().unwrap();
@@ -321,7 +322,7 @@ async fn storage_failures_are_503_to_retry_or_500_and_never_echoed() {
             500,
         ),
     ] {
-        test.state.store.fail_next(operation, error);
+        test.store.fail_next(operation, error);
         let answer = list(&test, &[("starting_after", payment.id.as_str())]).await;
         assert_eq!(answer.status, status);
         let text = String::from_utf8(answer.raw.clone()).unwrap();
@@ -335,8 +336,7 @@ async fn storage_failures_are_503_to_retry_or_500_and_never_echoed() {
 #[tokio::test]
 async fn over_the_account_s_limit_a_list_is_429() {
     let test = setup().await;
-    test.state
-        .store
+    test.store
         .set_rate_limit(&test.account, Some(RateLimit::new(1).unwrap()));
     assert_eq!(list(&test, &[]).await.status, 200);
     let refused = list(&test, &[]).await;
@@ -349,7 +349,7 @@ async fn a_key_without_payments_read_is_403() {
     use shared::testing::{grant, restricted_key};
     let test = setup().await;
     let (keys_only, _) = restricted_key(
-        &test.state.store,
+        &test.store,
         &test.account,
         grant(&[Permission::KeysRead], &[]),
         start(),
@@ -362,5 +362,5 @@ async fn a_key_without_payments_read_is_403() {
         answer.body["error"]["message"],
         "This key does not have the payments:read permission."
     );
-    assert_eq!(test.state.store.calls(Operation::ListPayments), 0);
+    assert_eq!(test.store.calls(Operation::ListPayments), 0);
 }

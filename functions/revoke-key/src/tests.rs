@@ -16,6 +16,8 @@ fn now() -> Timestamp {
 
 struct Test {
     edge: Edge<MemoryStore>,
+    /// The store the handler's edge holds, for the test to arrange and inspect.
+    store: MemoryStore,
     key: ApiKey,
     account: AccountId,
 }
@@ -24,14 +26,15 @@ async fn setup() -> Test {
     let store = MemoryStore::default();
     let (key, account) = account_with_key(&store, now()).await;
     Test {
-        edge: edge(store, Clock::from_fn(now)),
+        edge: edge(store.clone(), Clock::from_fn(now)),
+        store,
         key,
         account,
     }
 }
 
 fn id_of(test: &Test, key: &ApiKey) -> KeyId {
-    test.edge.store.key(&key.digest()).unwrap().key_id
+    test.store.key(&key.digest()).unwrap().key_id
 }
 
 async fn revoke(test: &Test, with: &ApiKey, id: &str) -> (u16, Value, String) {
@@ -48,7 +51,7 @@ async fn revoke(test: &Test, with: &ApiKey, id: &str) -> (u16, Value, String) {
 }
 
 fn state_of(test: &Test, id: &KeyId) -> KeyState {
-    let record = test.edge.store.account_record(&test.account).unwrap();
+    let record = test.store.account_record(&test.account).unwrap();
     record
         .keys
         .iter()
@@ -62,7 +65,7 @@ fn state_of(test: &Test, id: &KeyId) -> KeyState {
 async fn a_revoked_key_stops_on_the_next_request_and_revoking_it_again_answers_it_again() {
     let test = setup().await;
     let (reader, reader_id) = restricted_key(
-        &test.edge.store,
+        &test.store,
         &test.account,
         grant(&[Permission::PaymentsRead], &[]),
         now(),
@@ -74,14 +77,14 @@ async fn a_revoked_key_stops_on_the_next_request_and_revoking_it_again_answers_i
     assert_eq!(body["id"], reader_id.as_str());
     assert!(body.get("api_key").is_none());
     // The item the auth step reads says revoked.
-    let item = test.edge.store.key(&reader.digest()).unwrap();
+    let item = test.store.key(&reader.digest()).unwrap();
     assert_eq!(item.life.state_at(now()), KeyState::Revoked);
-    let events = test.edge.store.audit_events().len();
+    let events = test.store.audit_events().len();
     let (status, again, _) = revoke(&test, &test.key, reader_id.as_str()).await;
     assert_eq!(status, 200);
     assert_eq!(again, body);
     assert_eq!(
-        test.edge.store.audit_events().len(),
+        test.store.audit_events().len(),
         events,
         "nothing written twice"
     );
@@ -101,7 +104,7 @@ async fn the_last_active_key_that_can_manage_keys_cannot_be_revoked() {
     assert_eq!(state_of(&test, &me), KeyState::Active);
     // With another active key holding keys:write, it can go.
     restricted_key(
-        &test.edge.store,
+        &test.store,
         &test.account,
         grant(&[Permission::KeysWrite], &[]),
         now(),
@@ -115,7 +118,7 @@ async fn the_last_active_key_that_can_manage_keys_cannot_be_revoked() {
 async fn a_restricted_key_never_stops_a_key_with_more_power() {
     let test = setup().await;
     let (manager, _) = restricted_key(
-        &test.edge.store,
+        &test.store,
         &test.account,
         grant(&[Permission::KeysWrite], &[]),
         now(),
@@ -130,7 +133,7 @@ async fn a_restricted_key_never_stops_a_key_with_more_power() {
     assert_eq!(state_of(&test, &secret), KeyState::Active);
     // A reader cannot revoke anything.
     let (reader, _) = restricted_key(
-        &test.edge.store,
+        &test.store,
         &test.account,
         grant(&[Permission::PaymentsRead, Permission::KeysRead], &[]),
         now(),
@@ -151,7 +154,7 @@ async fn revoking_a_lost_roll_s_new_key_gives_the_old_key_back_to_roll_again() {
     // The client rolls its own key with a grace and loses the answer: the new key is an
     // orphan, and the old one is expiring.
     let actor = shared::domain::Actor::key(&me);
-    let client = test.edge.store.key(&test.key.digest()).unwrap();
+    let client = test.store.key(&test.key.digest()).unwrap();
     let acting = shared::store::ActingKey {
         key_id: &me,
         permissions: client.permissions,
@@ -160,7 +163,6 @@ async fn revoking_a_lost_roll_s_new_key_gives_the_old_key_back_to_roll_again() {
     };
     let ids = IdSource::random();
     let rolled = test
-        .edge
         .store
         .roll_key(
             &test.account,
@@ -181,15 +183,14 @@ async fn revoking_a_lost_roll_s_new_key_gives_the_old_key_back_to_roll_again() {
     let (status, body, _) = revoke(&test, &test.key, rolled.new_key.key_id.as_str()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(state_of(&test, &me), KeyState::Active);
-    let item = test.edge.store.key(&test.key.digest()).unwrap();
+    let item = test.store.key(&test.key.digest()).unwrap();
     assert_eq!(
         item.life.expires_at, None,
         "the auth step's item says active too"
     );
     let orphan = ApiKey::parse(rolled.api_key.expose_once(), KeyEnvironment::Test).unwrap();
     assert_eq!(
-        test.edge
-            .store
+        test.store
             .key(&orphan.digest())
             .unwrap()
             .life
@@ -201,7 +202,7 @@ async fn revoking_a_lost_roll_s_new_key_gives_the_old_key_back_to_roll_again() {
 #[tokio::test]
 async fn unknown_foreign_and_malformed_ids_get_the_same_404() {
     let test = setup().await;
-    let (other, _) = account_with_key(&test.edge.store, now()).await;
+    let (other, _) = account_with_key(&test.store, now()).await;
     let foreign = id_of(&test, &other);
     let mut bodies = Vec::new();
     for id in [foreign.as_str(), "key_00000000000000000000", "KEY"] {
@@ -215,8 +216,7 @@ async fn unknown_foreign_and_malformed_ids_get_the_same_404() {
     }
     assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:?}");
     assert_eq!(
-        test.edge
-            .store
+        test.store
             .key(&other.digest())
             .unwrap()
             .life

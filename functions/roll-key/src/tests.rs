@@ -15,6 +15,8 @@ fn now() -> Timestamp {
 
 struct Test {
     state: State<MemoryStore>,
+    /// The store the handler's edge holds, for the test to arrange and inspect.
+    store: MemoryStore,
     key: ApiKey,
     account: AccountId,
 }
@@ -24,21 +26,17 @@ async fn setup() -> Test {
     let (key, account) = account_with_key(&store, now()).await;
     Test {
         state: State {
-            edge: edge(store, Clock::from_fn(now)),
+            edge: edge(store.clone(), Clock::from_fn(now)),
             ids: IdSource::random(),
         },
+        store,
         key,
         account,
     }
 }
 
 fn secret_key_id(test: &Test) -> KeyId {
-    test.state
-        .edge
-        .store
-        .key(&test.key.digest())
-        .unwrap()
-        .key_id
+    test.store.key(&test.key.digest()).unwrap().key_id
 }
 
 async fn roll(test: &Test, with: &ApiKey, id: &str, body: Option<Value>) -> (u16, Value, String) {
@@ -57,7 +55,7 @@ async fn roll(test: &Test, with: &ApiKey, id: &str, body: Option<Value>) -> (u16
 }
 
 fn state_of(test: &Test, id: &KeyId) -> KeyState {
-    let record = test.state.edge.store.account_record(&test.account).unwrap();
+    let record = test.store.account_record(&test.account).unwrap();
     record
         .keys
         .iter()
@@ -70,7 +68,7 @@ fn state_of(test: &Test, id: &KeyId) -> KeyState {
 #[tokio::test]
 async fn a_roll_makes_a_key_of_the_same_kind_and_grant_and_retires_the_old_after_its_grace() {
     let test = setup().await;
-    let store = &test.state.edge.store;
+    let store = &test.store;
     let grant = KeyGrant {
         name: Some(shared::domain::KeyName::parse("nightly job".into()).unwrap()),
         permissions: Permissions::of([Permission::PaymentsRead]),
@@ -143,7 +141,7 @@ async fn the_secret_key_rolls_into_a_secret_key_and_no_body_means_at_once() {
     // The new secret key rolls a restricted key at once, with no body.
     let new = ApiKey::parse(body["api_key"].as_str().unwrap(), KeyEnvironment::Test).unwrap();
     let (_, job) = restricted_key(
-        &test.state.edge.store,
+        &test.store,
         &test.account,
         KeyGrant {
             name: None,
@@ -167,7 +165,7 @@ async fn the_secret_key_rolls_into_a_secret_key_and_no_body_means_at_once() {
 async fn only_an_active_key_rolls_and_power_only_flows_down() {
     let test = setup().await;
     let secret = secret_key_id(&test);
-    let store = &test.state.edge.store;
+    let store = &test.store;
     let (manager, _) = restricted_key(
         store,
         &test.account,
@@ -228,10 +226,8 @@ async fn only_an_active_key_rolls_and_power_only_flows_down() {
 #[tokio::test]
 async fn unknown_foreign_and_malformed_ids_get_the_same_404() {
     let test = setup().await;
-    let other_store_account = account_with_key(&test.state.edge.store, now()).await;
+    let other_store_account = account_with_key(&test.store, now()).await;
     let foreign = test
-        .state
-        .edge
         .store
         .key(&other_store_account.0.digest())
         .unwrap()

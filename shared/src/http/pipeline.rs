@@ -57,15 +57,16 @@ pub struct OpenRoute {
 }
 
 /// What every route of one execution environment shares, built once before its first
-/// request.
+/// request. Its fields are private: a route reaches the store only through its [`Call`],
+/// whose every store call ends by the request's deadline.
 pub struct Edge<S> {
-    pub store: S,
+    store: S,
     /// Which keys this deployment issues and accepts.
-    pub key_environment: KeyEnvironment,
+    key_environment: KeyEnvironment,
     /// This execution environment's counts of each account's requests.
-    pub limiter: RateLimiter,
-    pub clock: Clock,
-    pub meter: Meter,
+    limiter: RateLimiter,
+    clock: Clock,
+    meter: Meter,
 }
 
 impl<S> Edge<S> {
@@ -86,6 +87,22 @@ impl<S> Edge<S> {
             meter,
         }
     }
+
+    /// This edge with its clock at `clock`, sharing its store, request counts and metrics
+    /// state: a test's later moment of the same execution environment.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn with_clock(&self, clock: Clock) -> Self
+    where
+        S: Clone,
+    {
+        Edge {
+            store: self.store.clone(),
+            key_environment: self.key_environment,
+            limiter: self.limiter.clone(),
+            clock,
+            meter: self.meter.clone(),
+        }
+    }
 }
 
 /// An authenticated request, as the route's own work receives it.
@@ -99,6 +116,8 @@ pub struct Call<'a, S> {
     pub now: Timestamp,
     /// As the response and the log lines give it.
     pub request_id: String,
+    /// Which keys this deployment issues.
+    pub key_environment: KeyEnvironment,
 }
 
 /// A request to a route API Gateway authorizes, as the route's own work receives it.
@@ -106,6 +125,8 @@ pub struct OpenCall<'a, S> {
     pub request: Request,
     pub store: Bounded<'a, S>,
     pub now: Timestamp,
+    /// Which keys this deployment issues.
+    pub key_environment: KeyEnvironment,
 }
 
 impl<S: FindKey + RecordKeyUse + CountRequests + Clone + 'static> Edge<S> {
@@ -161,6 +182,7 @@ impl<S: FindKey + RecordKeyUse + CountRequests + Clone + 'static> Edge<S> {
             store,
             now,
             request_id,
+            key_environment: self.key_environment,
         })
     }
 }
@@ -191,6 +213,7 @@ impl<S> Edge<S> {
                     request,
                     store,
                     now,
+                    key_environment: self.key_environment,
                 })
                 .await
             },
