@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(text.len(), KEY_LENGTH);
             // A secret or a restricted key of this environment.
             let kind = key.display_prefix().kind();
-            assert!(text.starts_with(key_prefix(kind, environment)));
+            assert!(text.starts_with(&key_prefix(kind, environment)));
             assert!(text[8..].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
             assert_eq!(key.display_prefix().as_str(), &text[..12]);
             let expected: [u8; 32] = Sha256::digest(text.as_bytes()).into();

@@ -14,6 +14,10 @@
 #[macro_use]
 mod string_enum;
 
+/// For [`string_enum!`] in crates that do not depend on serde themselves.
+#[doc(hidden)]
+pub use serde as __serde;
+
 pub mod domain;
 pub mod http;
 pub mod store;

@@ -2,7 +2,9 @@
 
 /// An enum with one fixed lower-case string form, used alike in JSON, in stored items, in
 /// logs and in metric labels: written once here, so the forms cannot drift apart. Values
-/// order as they are declared.
+/// order as they are declared. Exported for the workspace's other crates (the operator CLI's
+/// `--json` codes).
+#[macro_export]
 macro_rules! string_enum {
     (
         $(#[$doc:meta])*
@@ -38,8 +40,11 @@ macro_rules! string_enum {
             }
         }
 
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        impl $crate::__serde::Serialize for $name {
+            fn serialize<S: $crate::__serde::Serializer>(
+                &self,
+                serializer: S,
+            ) -> Result<S::Ok, S::Error> {
                 serializer.serialize_str(self.as_str())
             }
         }

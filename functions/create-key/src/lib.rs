@@ -13,6 +13,7 @@ use lambda_http::{Body, Request, Response};
 use shared::domain::{Actor, ApiKey, IdSource, KeyKind, Permission};
 use shared::http::body::CreateKeyRequest;
 use shared::http::keys::NewKey;
+use shared::http::metrics::Outcome;
 use shared::http::pipeline::{Call, Edge, Route};
 use shared::http::request::json_body;
 use shared::http::response::Reply;
@@ -68,7 +69,7 @@ async fn create_key<S: FindKey + RecordKeyUse + CountRequests + CreateKey + Clon
         key: created.into(),
         api_key: key.expose_once().to_owned(),
     })
-    .with_outcome("key_created"))
+    .with_outcome(Outcome::KeyCreated))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use lambda_http::{Body, Request, Response};
 
 use shared::domain::{Actor, Permission};
 use shared::http::keys::{key_id_of, KeyObject};
+use shared::http::metrics::Outcome;
 use shared::http::pipeline::{Call, Edge, Route};
 use shared::http::response::Reply;
 use shared::http::ApiError;
@@ -52,7 +53,7 @@ async fn revoke_key<S: FindKey + RecordKeyUse + CountRequests + RevokeKey + Clon
         // again.
         .map_err(ApiError::of_idempotent_change)?;
     tracing::info!(key_id = %id, "key revoked");
-    Ok(Reply::ok(revoked.into()).with_outcome("key_revoked"))
+    Ok(Reply::ok(revoked.into()).with_outcome(Outcome::KeyRevoked))
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use lambda_http::{Body, Request, Response};
 use shared::domain::{Actor, IdSource, Permission};
 use shared::http::body::RollKeyRequest;
 use shared::http::keys::{key_id_of, NewKey};
+use shared::http::metrics::Outcome;
 use shared::http::pipeline::{Call, Edge, Route};
 use shared::http::request::optional_json_body;
 use shared::http::response::Reply;
@@ -75,7 +76,7 @@ async fn roll_key<S: FindKey + RecordKeyUse + CountRequests + RollKey + Clone + 
         api_key: rolled.api_key.expose_once().to_owned(),
         key: rolled.new_key.into(),
     })
-    .with_outcome("key_rolled"))
+    .with_outcome(Outcome::KeyRolled))
 }
 
 #[cfg(test)]

@@ -47,21 +47,19 @@ string_enum!(
 );
 
 /// The first characters of every key of a kind and environment: `sk_test_`, `rk_live_`.
-pub fn key_prefix(kind: KeyKind, env: KeyEnvironment) -> &'static str {
-    match (kind, env) {
-        (KeyKind::Secret, KeyEnvironment::Test) => "sk_test_",
-        (KeyKind::Secret, KeyEnvironment::Live) => "sk_live_",
-        (KeyKind::Restricted, KeyEnvironment::Test) => "rk_test_",
-        (KeyKind::Restricted, KeyEnvironment::Live) => "rk_live_",
-    }
+pub fn key_prefix(kind: KeyKind, env: KeyEnvironment) -> String {
+    format!("{}_{}_", kind.code(), env.as_str())
 }
 
-/// The kind and environment a key's first characters name.
+/// The kind and environment a key's first characters name, read as [`key_prefix`] writes
+/// them, without building each prefix to compare: this runs on every request.
 fn kind_and_environment(prefix: &str) -> Option<(KeyKind, KeyEnvironment)> {
-    KeyKind::ALL
+    let (code, env) = prefix.strip_suffix('_')?.split_once('_')?;
+    let kind = KeyKind::ALL
         .iter()
-        .flat_map(|&kind| KeyEnvironment::ALL.iter().map(move |&env| (kind, env)))
-        .find(|&(kind, env)| key_prefix(kind, env) == prefix)
+        .copied()
+        .find(|kind| kind.code() == code)?;
+    Some((kind, KeyEnvironment::parse(env)?))
 }
 
 impl FromStr for KeyEnvironment {
@@ -85,7 +83,7 @@ impl ApiKey {
         let mut secret = [0u8; SECRET_BYTES];
         random::fill(&mut secret)?;
         let mut text = String::with_capacity(KEY_LENGTH);
-        text.push_str(key_prefix(kind, env));
+        text.push_str(&key_prefix(kind, env));
         URL_SAFE_NO_PAD.encode_string(secret, &mut text);
         let checksum = checksum(&text);
         text.push_str(&checksum);
@@ -235,6 +233,28 @@ mod tests {
         assert!(is_base64url(&text[ENV_PREFIX_CHARS..]));
         let live = ApiKey::generate(crate::domain::KeyKind::Secret, KeyEnvironment::Live).unwrap();
         assert!(live.expose_once().starts_with("sk_live_"));
+    }
+
+    #[test]
+    fn each_kind_and_environment_has_its_prefix_and_only_those_read_back() {
+        use crate::domain::KeyKind::{Restricted, Secret};
+        use KeyEnvironment::{Live, Test};
+        let prefixes = [
+            (Secret, Test, "sk_test_"),
+            (Secret, Live, "sk_live_"),
+            (Restricted, Test, "rk_test_"),
+            (Restricted, Live, "rk_live_"),
+        ];
+        for (kind, env, prefix) in prefixes {
+            assert_eq!(key_prefix(kind, env), prefix);
+            assert_eq!(prefix.len(), ENV_PREFIX_CHARS);
+            assert_eq!(kind_and_environment(prefix), Some((kind, env)));
+        }
+        for other in [
+            "sk_test", "sk__test", "xk_test_", "sk_tesx_", "sktest__", "_sk_test",
+        ] {
+            assert_eq!(kind_and_environment(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -197,6 +197,28 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// The `code` of an error body, beside the request checks' own ([`InvalidRequestCode`]).
+    ErrorCode {
+        MissingApiKey = "missing_api_key",
+        InvalidApiKey = "invalid_api_key",
+        UnsupportedMediaType = "unsupported_media_type",
+        PayloadTooLarge = "payload_too_large",
+        MethodNotAllowed = "method_not_allowed",
+        InsufficientPermissions = "insufficient_permissions",
+        ResourceMissing = "resource_missing",
+        KeyNotActive = "key_not_active",
+        WouldLockOut = "would_lock_out",
+        TooManyLiveKeys = "too_many_live_keys",
+        OutcomeUnknown = "outcome_unknown",
+        IdempotencyKeyReused = "idempotency_key_reused",
+        RateLimited = "rate_limited",
+        ServiceUnavailable = "service_unavailable",
+        PaymentOutcomeUnknown = "payment_outcome_unknown",
+        InternalError = "internal_error",
+    }
+);
+
 /// The JSON body of every error answer: `{"error": {...}}`.
 #[derive(Serialize)]
 pub struct ErrorEnvelope<'a> {
@@ -253,29 +275,31 @@ impl ApiError {
         }
     }
 
-    /// The machine-readable `code` of the error body.
+    /// The machine-readable `code` of the error body: the request check's own for an
+    /// invalid request, else the edge's [`ErrorCode`].
     pub fn code(&self) -> &'static str {
-        match self {
-            ApiError::Unauthenticated(AuthFailure::Missing) => "missing_api_key",
-            ApiError::Unauthenticated(_) => "invalid_api_key",
-            ApiError::InvalidRequest(invalid) => invalid.code.as_str(),
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
-            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+        let code = match self {
+            ApiError::InvalidRequest(invalid) => return invalid.code.as_str(),
+            ApiError::Unauthenticated(AuthFailure::Missing) => ErrorCode::MissingApiKey,
+            ApiError::Unauthenticated(_) => ErrorCode::InvalidApiKey,
+            ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             ApiError::MissingPermission(_)
             | ApiError::IpRangesNotWithin
-            | ApiError::OutlivesKey => "insufficient_permissions",
-            ApiError::PaymentNotFound { .. } | ApiError::KeyNotFound => "resource_missing",
-            ApiError::KeyNotActive(_) => "key_not_active",
-            ApiError::WouldLockOut => "would_lock_out",
-            ApiError::TooManyLiveKeys { .. } => "too_many_live_keys",
-            ApiError::KeyChangeOutcomeUnknown(_) => "outcome_unknown",
-            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
-            ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::Unavailable(_) => "service_unavailable",
-            ApiError::PaymentOutcomeUnknown { .. } => "payment_outcome_unknown",
-            ApiError::Unexpected(_) => "internal_error",
-        }
+            | ApiError::OutlivesKey => ErrorCode::InsufficientPermissions,
+            ApiError::PaymentNotFound { .. } | ApiError::KeyNotFound => ErrorCode::ResourceMissing,
+            ApiError::KeyNotActive(_) => ErrorCode::KeyNotActive,
+            ApiError::WouldLockOut => ErrorCode::WouldLockOut,
+            ApiError::TooManyLiveKeys { .. } => ErrorCode::TooManyLiveKeys,
+            ApiError::KeyChangeOutcomeUnknown(_) => ErrorCode::OutcomeUnknown,
+            ApiError::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            ApiError::PaymentOutcomeUnknown { .. } => ErrorCode::PaymentOutcomeUnknown,
+            ApiError::Unexpected(_) => ErrorCode::InternalError,
+        };
+        code.as_str()
     }
 
     fn kind(&self) -> ErrorType {
@@ -565,6 +589,19 @@ mod tests {
             ApiError::KeyChangeOutcomeUnknown(_) => 17,
             ApiError::OutlivesKey => 18,
         }
+    }
+
+    #[test]
+    fn every_code_is_answered_and_none_is_declared_twice() {
+        use std::collections::BTreeSet;
+        let answered: BTreeSet<&str> = ApiError::catalogue().iter().map(|k| k.code).collect();
+        let declared: Vec<&str> = ErrorCode::ALL
+            .iter()
+            .map(|code| code.as_str())
+            .chain(InvalidRequestCode::ALL.iter().map(|code| code.as_str()))
+            .collect();
+        assert_eq!(answered, declared.iter().copied().collect());
+        assert_eq!(answered.len(), declared.len());
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //!
 //! Per request, namespace `METRICS_NAMESPACE` (default `PaymentsApi`):
 //! - `Requests` (Count) and `Latency` (Milliseconds) by `Function` and `StatusClass`
-//!   (`2xx`, `4xx`, `5xx`), by `Function` and `Outcome` (`created`, `replayed`, `ok`, or the
-//!   error code), and by `StatusClass` alone (the service's error rate);
+//!   (`2xx`, `4xx`, `5xx`), by `Function` and `Outcome` (an [`Outcome`], or the error code),
+//!   and by `StatusClass` alone (the service's error rate);
 //! - `DynamoDbCallLatency` (Milliseconds, one value per call) and `DynamoDbCalls` (Count)
 //!   by `Function`; `DynamoDbAttempts` (Count, each attempt the SDK sent, retries included)
 //!   and the capacity DynamoDB reported, `DynamoDbReadUnits` and `DynamoDbWriteUnits`
@@ -110,7 +110,7 @@ fn namespace() -> &'static str {
 pub struct RequestRecord<'a> {
     pub function: &'static str,
     pub status: StatusCode,
-    /// `created`, `replayed`, `ok`, or the error code.
+    /// An [`Outcome`], or the error code.
     pub outcome: &'a str,
     pub latency: Duration,
     pub metrics: RequestMetrics,
@@ -154,6 +154,20 @@ impl StatusClass {
         }
     }
 }
+
+string_enum!(
+    /// The `Outcome` dimension of a request that succeeded; one that was refused or failed
+    /// has its error code there instead.
+    Outcome {
+        Ok = "ok",
+        Created = "created",
+        /// A payment's 201 answering a retry with the same `Idempotency-Key`.
+        Replayed = "replayed",
+        KeyCreated = "key_created",
+        KeyRolled = "key_rolled",
+        KeyRevoked = "key_revoked",
+    }
+);
 
 /// The EMF document of one request: one JSON object, rendered on one line.
 pub fn emf_line(record: &RequestRecord<'_>) -> String {

@@ -8,7 +8,7 @@ use std::future::Future;
 use tracing::Instrument;
 
 use super::error::ApiError;
-use super::metrics::{self, Meter};
+use super::metrics::{self, Meter, Outcome};
 use super::request::remember_request_id;
 
 /// Every response carries the request id, as its error body does.
@@ -54,8 +54,8 @@ pub struct Reply<T> {
     pub status: StatusCode,
     pub body: T,
     pub headers: Vec<(&'static str, &'static str)>,
-    /// The metrics' `Outcome`, when the status alone does not say it (`key_rolled`).
-    pub outcome: Option<&'static str>,
+    /// The metrics' `Outcome`, when the status alone does not say it.
+    pub outcome: Option<Outcome>,
 }
 
 impl<T> Reply<T> {
@@ -83,7 +83,7 @@ impl<T> Reply<T> {
     }
 
     /// Names the outcome in the metrics: what an alarm on key changes watches.
-    pub fn with_outcome(mut self, outcome: &'static str) -> Self {
+    pub fn with_outcome(mut self, outcome: Outcome) -> Self {
         self.outcome = Some(outcome);
         self
     }
@@ -172,20 +172,26 @@ where
 /// else `created` or `replayed` for a 201 and `ok` for another success; the error code for
 /// an error.
 fn outcome_label<T>(outcome: &Result<Reply<T>, ApiError>) -> (StatusCode, &'static str) {
-    match outcome {
+    let (status, label) = match outcome {
         Ok(Reply {
             status,
             outcome: Some(label),
             ..
-        }) => (*status, label),
+        }) => (*status, *label),
         Ok(reply) if reply.status == StatusCode::CREATED => {
             let replayed = reply
                 .headers
                 .iter()
                 .any(|(name, _)| *name == REPLAYED_HEADER);
-            (reply.status, if replayed { "replayed" } else { "created" })
+            let label = if replayed {
+                Outcome::Replayed
+            } else {
+                Outcome::Created
+            };
+            (reply.status, label)
         }
-        Ok(reply) => (reply.status, "ok"),
-        Err(err) => (err.status(), err.code()),
-    }
+        Ok(reply) => (reply.status, Outcome::Ok),
+        Err(err) => return (err.status(), err.code()),
+    };
+    (status, label.as_str())
 }

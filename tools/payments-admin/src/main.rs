@@ -309,6 +309,29 @@ impl Output {
     }
 }
 
+shared::string_enum!(
+    /// The `code` of a `--json` failure, as docs/operations.md lists them.
+    FailureCode {
+        NotFound = "not_found",
+        ChangedConcurrently = "changed_concurrently",
+        StorageUnavailable = "storage_unavailable",
+        StorageThrottled = "storage_throttled",
+        OutcomeUnknown = "outcome_unknown",
+        TooManyItems = "too_many_items",
+        CorruptItem = "corrupt_item",
+        ConditionFailed = "condition_failed",
+        StorageError = "storage_error",
+        TooManyLiveKeys = "too_many_live_keys",
+        KeyNotActive = "key_not_active",
+        WouldLockOut = "would_lock_out",
+        InsufficientPermissions = "insufficient_permissions",
+        GraceTooShort = "grace_too_short",
+        KeyEnvironmentMismatch = "key_environment_mismatch",
+        RandomSourceFailed = "random_source_failed",
+        Usage = "usage",
+    }
+);
+
 /// Why a command failed, in the operator's terms.
 #[derive(Debug, thiserror::Error)]
 enum Failure {
@@ -335,32 +358,34 @@ impl From<AdminError> for Failure {
 
 impl Failure {
     /// A stable machine-readable code for `--json` output.
-    fn code(&self) -> &'static str {
+    fn code(&self) -> FailureCode {
         match self {
             Failure::Store(err) => match err {
-                StoreError::NotFound { .. } => "not_found",
-                StoreError::ChangedConcurrently { .. } => "changed_concurrently",
-                StoreError::Unavailable(_) => "storage_unavailable",
-                StoreError::Throttled(_) => "storage_throttled",
-                StoreError::OutcomeUnknown(_) => "outcome_unknown",
-                StoreError::TooManyItems { .. } => "too_many_items",
-                StoreError::Corrupt { .. } => "corrupt_item",
-                StoreError::ConditionFailed { .. } => "condition_failed",
-                StoreError::Unexpected(_) => "storage_error",
+                StoreError::NotFound { .. } => FailureCode::NotFound,
+                StoreError::ChangedConcurrently { .. } => FailureCode::ChangedConcurrently,
+                StoreError::Unavailable(_) => FailureCode::StorageUnavailable,
+                StoreError::Throttled(_) => FailureCode::StorageThrottled,
+                StoreError::OutcomeUnknown(_) => FailureCode::OutcomeUnknown,
+                StoreError::TooManyItems { .. } => FailureCode::TooManyItems,
+                StoreError::Corrupt { .. } => FailureCode::CorruptItem,
+                StoreError::ConditionFailed { .. } => FailureCode::ConditionFailed,
+                StoreError::Unexpected(_) => FailureCode::StorageError,
             },
-            Failure::Refused(Refusal::TooManyLiveKeys { .. }) => "too_many_live_keys",
-            Failure::Refused(Refusal::KeyNotFound) => "not_found",
-            Failure::Refused(Refusal::KeyNotActive { .. }) => "key_not_active",
-            Failure::Refused(Refusal::WouldLockOut) => "would_lock_out",
+            Failure::Refused(Refusal::TooManyLiveKeys { .. }) => FailureCode::TooManyLiveKeys,
+            Failure::Refused(Refusal::KeyNotFound) => FailureCode::NotFound,
+            Failure::Refused(Refusal::KeyNotActive { .. }) => FailureCode::KeyNotActive,
+            Failure::Refused(Refusal::WouldLockOut) => FailureCode::WouldLockOut,
             Failure::Refused(
                 Refusal::MissingPermission(_)
                 | Refusal::IpRangesNotWithin
                 | Refusal::OutlivesActingKey { .. },
-            ) => "insufficient_permissions",
-            Failure::Refused(Refusal::SelfRollTooSoon) => "grace_too_short",
-            Failure::Refused(Refusal::EnvironmentMismatch { .. }) => "key_environment_mismatch",
-            Failure::Random(_) => "random_source_failed",
-            Failure::Usage(_) => "usage",
+            ) => FailureCode::InsufficientPermissions,
+            Failure::Refused(Refusal::SelfRollTooSoon) => FailureCode::GraceTooShort,
+            Failure::Refused(Refusal::EnvironmentMismatch { .. }) => {
+                FailureCode::KeyEnvironmentMismatch
+            }
+            Failure::Random(_) => FailureCode::RandomSourceFailed,
+            Failure::Usage(_) => FailureCode::Usage,
         }
     }
 
@@ -933,6 +958,17 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use shared::store::lifecycle::DEFAULT_ROTATION_GRACE;
+
+    #[test]
+    fn every_failure_code_is_documented() {
+        let docs = include_str!("../../../docs/operations.md");
+        for code in FailureCode::ALL {
+            assert!(
+                docs.contains(&format!("`{code}`")),
+                "{code} is missing from docs/operations.md"
+            );
+        }
+    }
 
     #[test]
     fn grace_durations() {
