@@ -429,7 +429,7 @@ async fn the_whole_flow_over_http() {
         ("list_keys", "ok"),
         ("roll_key", "key_rolled"),
         ("get_key", "ok"),
-        ("revoke_key", "key_revoked"),
+        ("revoke_key", "key_revocation"),
     ] {
         assert!(
             outcome_of(function, outcome),

@@ -53,7 +53,7 @@ async fn revoke_key<S: FindKey + RecordKeyUse + CountRequests + RevokeKey + Clon
         // again.
         .map_err(ApiError::of_idempotent_change)?;
     tracing::info!(key_id = %id, "key revoked");
-    Ok(Reply::ok(revoked.into()).with_outcome(Outcome::KeyRevoked))
+    Ok(Reply::ok(revoked.into()).with_outcome(Outcome::KeyRevocation))
 }
 
 #[cfg(test)]

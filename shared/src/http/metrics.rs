@@ -157,7 +157,8 @@ impl StatusClass {
 
 string_enum!(
     /// The `Outcome` dimension of a request that succeeded; one that was refused or failed
-    /// has its error code there instead.
+    /// has its error code there instead. Apart from every error code and every `Reason`, so
+    /// that one name never counts two things.
     Outcome {
         Ok = "ok",
         Created = "created",
@@ -165,7 +166,8 @@ string_enum!(
         Replayed = "replayed",
         KeyCreated = "key_created",
         KeyRolled = "key_rolled",
-        KeyRevoked = "key_revoked",
+        /// A key revoked, or found revoked already (revoking is idempotent).
+        KeyRevocation = "key_revocation",
     }
 );
 
@@ -434,6 +436,18 @@ mod tests {
         assert_eq!(limited["Dimensions"], json!([["Function"], []]));
         let plain = check_emf(&emf_line(&record(201, "created"))).unwrap();
         assert!(plain.get("RateLimited").is_none());
+    }
+
+    #[test]
+    fn an_outcome_is_named_apart_from_every_error_code_and_refusal_reason() {
+        let taken: Vec<&str> = crate::http::ApiError::catalogue()
+            .iter()
+            .map(|kind| kind.code)
+            .chain(AuthFailure::ALL.iter().map(|reason| reason.as_str()))
+            .collect();
+        for outcome in Outcome::ALL {
+            assert!(!taken.contains(&outcome.as_str()), "{outcome}");
+        }
     }
 
     #[test]
