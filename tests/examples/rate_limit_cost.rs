@@ -1,7 +1,7 @@
-//! What the rate limit's reconciliation costs a request: create-payment against DynamoDB
-//! Local, alternating a request that sends its account's request count (a report is due:
-//! a second has passed and a report step of requests is unreported) with one that only
-//! counts locally, so both see the same machine and DynamoDB.
+//! What the rate limit's reports cost a request: create-payment against DynamoDB Local,
+//! alternating a request that publishes its environment's claim on the account's limit (a
+//! report is due: its lease has come round) with one that only counts locally, so both see
+//! the same machine and DynamoDB.
 //!
 //! DYNAMODB_ENDPOINT=http://127.0.0.1:8000 cargo run --release -p payments-tests --example rate_limit_cost [ROUNDS]
 
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use payments_tests::calls::Calls;
 use payments_tests::{keyed_request, percentile_ms, TestApp};
 use serde_json::json;
-use shared::domain::{RateLimit, RECONCILE_INTERVAL_MS};
+use shared::domain::{RateLimit, QUIET_INTERVAL_MS};
 use shared::store::dynamo::DynamoStore;
 
 #[tokio::main(flavor = "current_thread")]
@@ -22,7 +22,8 @@ async fn main() {
     let app = TestApp::spawn().await;
     let (_, key) = app.new_client().await;
     let calls = Calls::default();
-    // A limit of 20: a report step of 2 requests, never reached by two requests a round.
+    // A limit of 20: two requests a round keep the account under half of it, where reports
+    // are due once a lease, which each round waits out.
     let state = payments_tests::payment_environment(
         DynamoStore::new(calls.counting(&app.client), app.tables()),
         app.clock.clock(),
@@ -35,15 +36,14 @@ async fn main() {
         create_payment::handle(&state, keyed_request(&key, &format!("cost-{n}"), &body))
     };
     for _ in 0..100 {
-        app.clock
-            .advance(Duration::from_millis(RECONCILE_INTERVAL_MS / 10));
+        app.clock.advance(Duration::from_millis(100));
         assert_eq!(pay().await.status(), 201);
     }
     let (mut due, mut local) = (Vec::new(), Vec::new());
     let updates_before = calls.of("UpdateItem");
     for _ in 0..rounds {
         app.clock
-            .advance(Duration::from_millis(RECONCILE_INTERVAL_MS + 100));
+            .advance(Duration::from_millis(QUIET_INTERVAL_MS + 100));
         let started = Instant::now();
         assert_eq!(pay().await.status(), 201);
         due.push(started.elapsed());

@@ -143,15 +143,18 @@ def conditions(cfn, role_name, action):
 
 
 # The only writes the payment functions may make to the clients table: a key's last use,
-# and an addition to an account's shared request count (rate limits) that answers the total.
+# and an environment's claim on its account's rate limit (on the account's RATE# item, only
+# the claims and the TTL) that answers every claim.
 KEY_USE_CONDITION = {
     "ForAllValues:StringEquals": {"dynamodb:Attributes": ["pk", "last_used_at"]},
     "StringEqualsIfExists": {"dynamodb:ReturnValues": "NONE"},
 }
 REQUEST_COUNT_CONDITION = {
-    "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["RATE#*"]},
-    "ForAllValues:StringEquals": {"dynamodb:Attributes": ["pk", "requests", "ttl"]},
-    "StringEquals": {"dynamodb:ReturnValues": "UPDATED_NEW"},
+    "ForAllValues:StringLike": {
+        "dynamodb:LeadingKeys": ["RATE#*"],
+        "dynamodb:Attributes": ["pk", "ttl", "env_*"],
+    },
+    "StringEquals": {"dynamodb:ReturnValues": "ALL_NEW"},
 }
 
 

@@ -18,7 +18,7 @@ use shared::http::pipeline::{Call, Edge, Route};
 use shared::http::request::json_body;
 use shared::http::response::Reply;
 use shared::http::ApiError;
-use shared::store::{CountRequests, CreateKey, FindKey, IssuedKey, Origin, RecordKeyUse};
+use shared::store::{CreateKey, FindKey, IssuedKey, Origin, PublishDemand, RecordKeyUse};
 
 pub static ROUTE: Route = Route {
     operation: "create_key",
@@ -32,7 +32,7 @@ pub struct State<S> {
     pub ids: IdSource,
 }
 
-pub async fn handle<S: FindKey + RecordKeyUse + CountRequests + CreateKey + Clone + 'static>(
+pub async fn handle<S: FindKey + RecordKeyUse + PublishDemand + CreateKey + Clone + 'static>(
     state: &State<S>,
     request: Request,
 ) -> Response<Body> {
@@ -42,7 +42,7 @@ pub async fn handle<S: FindKey + RecordKeyUse + CountRequests + CreateKey + Clon
         .await
 }
 
-async fn create_key<S: FindKey + RecordKeyUse + CountRequests + CreateKey + Clone + 'static>(
+async fn create_key<S: FindKey + RecordKeyUse + PublishDemand + CreateKey + Clone + 'static>(
     state: &State<S>,
     call: Call<'_, S>,
 ) -> Result<Reply<NewKey>, ApiError> {

@@ -18,7 +18,7 @@ use shared::http::request::{idempotency_key, json_body};
 use shared::http::response::{Reply, REPLAYED_HEADER};
 use shared::http::ApiError;
 use shared::store::{
-    CountRequests, FindKey, InsertOutcome, InsertPayment, RecordKeyUse, StoreError,
+    FindKey, InsertOutcome, InsertPayment, PublishDemand, RecordKeyUse, StoreError,
 };
 
 /// How many drawn payment ids are tried when one is taken. 119 random bits make even a
@@ -37,7 +37,7 @@ pub struct State<S> {
     pub ids: IdSource,
 }
 
-pub async fn handle<S: FindKey + InsertPayment + RecordKeyUse + CountRequests + Clone + 'static>(
+pub async fn handle<S: FindKey + InsertPayment + RecordKeyUse + PublishDemand + Clone + 'static>(
     state: &State<S>,
     request: Request,
 ) -> Response<Body> {
@@ -48,7 +48,7 @@ pub async fn handle<S: FindKey + InsertPayment + RecordKeyUse + CountRequests + 
 }
 
 async fn create_payment<
-    S: FindKey + InsertPayment + RecordKeyUse + CountRequests + Clone + 'static,
+    S: FindKey + InsertPayment + RecordKeyUse + PublishDemand + Clone + 'static,
 >(
     state: &State<S>,
     call: Call<'_, S>,

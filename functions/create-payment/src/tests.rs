@@ -712,7 +712,7 @@ async fn every_request_writes_one_metrics_line_with_its_outcome() {
     }
 }
 
-/// The handler of `test` with its clock at `at`, sharing the store and the request counts.
+/// The handler of `test` with its clock at `at`, sharing the store and the rate limit shares.
 fn at_time(test: &Test, at: Timestamp) -> Test {
     Test {
         state: State {
@@ -742,7 +742,7 @@ async fn over_the_account_s_limit_a_request_is_429_with_retry_after_and_writes_n
         assert_eq!(pay_with_key(&test, key, usd(n + 1)).await.status, 201);
     }
     settle().await;
-    let counted: u64 = store.request_counts().iter().map(|(_, _, n)| n).sum();
+    let claims = store.claims(&test.account);
     let audit = store.audit_events().len();
 
     let keyed = [
@@ -761,12 +761,11 @@ async fn over_the_account_s_limit_a_request_is_429_with_retry_after_and_writes_n
     // of the next has passed: room again after 1.334 s, said as 2.
     assert_eq!(refused.retry_after.as_deref(), Some("2"));
     assert!(refused.body["error"].get("payment_id").is_none());
-    // Nothing written: no payment, no audit event, no count of the refused request.
+    // Nothing written: no payment, no audit event, no claim on the limit.
     settle().await;
     assert_eq!(store.payments().len(), 3);
     assert_eq!(store.audit_events().len(), audit);
-    let after: u64 = store.request_counts().iter().map(|(_, _, n)| n).sum();
-    assert_eq!(after, counted);
+    assert_eq!(store.claims(&test.account), claims);
 
     // Sooner, still refused; after Retry-After the same request is new to the service:
     // created, not replayed.

@@ -13,7 +13,7 @@ use shared::http::keys::{key_id_of, KeyObject};
 use shared::http::pipeline::{Call, Edge, Route};
 use shared::http::response::Reply;
 use shared::http::ApiError;
-use shared::store::{CountRequests, FindKey, ListKeys, RecordKeyUse};
+use shared::store::{FindKey, ListKeys, PublishDemand, RecordKeyUse};
 
 pub static ROUTE: Route = Route {
     operation: "get_key",
@@ -21,14 +21,14 @@ pub static ROUTE: Route = Route {
     permission: Permission::KeysRead,
 };
 
-pub async fn handle<S: FindKey + RecordKeyUse + CountRequests + ListKeys + Clone + 'static>(
+pub async fn handle<S: FindKey + RecordKeyUse + PublishDemand + ListKeys + Clone + 'static>(
     edge: &Edge<S>,
     request: Request,
 ) -> Response<Body> {
     edge.serve(&ROUTE, request, get_key).await
 }
 
-async fn get_key<S: FindKey + RecordKeyUse + CountRequests + ListKeys + Clone + 'static>(
+async fn get_key<S: FindKey + RecordKeyUse + PublishDemand + ListKeys + Clone + 'static>(
     call: Call<'_, S>,
 ) -> Result<Reply<KeyObject>, ApiError> {
     let id = key_id_of(&call.request)?;

@@ -18,7 +18,7 @@ use shared::http::pipeline::{Call, Edge, Route};
 use shared::http::request::path_parameter;
 use shared::http::response::Reply;
 use shared::http::ApiError;
-use shared::store::{CountRequests, FindKey, GetPayment, RecordKeyUse};
+use shared::store::{FindKey, GetPayment, PublishDemand, RecordKeyUse};
 
 pub static ROUTE: Route = Route {
     operation: "get_payment",
@@ -26,14 +26,14 @@ pub static ROUTE: Route = Route {
     permission: Permission::PaymentsRead,
 };
 
-pub async fn handle<S: FindKey + GetPayment + RecordKeyUse + CountRequests + Clone + 'static>(
+pub async fn handle<S: FindKey + GetPayment + RecordKeyUse + PublishDemand + Clone + 'static>(
     edge: &Edge<S>,
     request: Request,
 ) -> Response<Body> {
     edge.serve(&ROUTE, request, get_payment).await
 }
 
-async fn get_payment<S: FindKey + GetPayment + RecordKeyUse + CountRequests + Clone + 'static>(
+async fn get_payment<S: FindKey + GetPayment + RecordKeyUse + PublishDemand + Clone + 'static>(
     call: Call<'_, S>,
 ) -> Result<Reply<Payment>, ApiError> {
     let Call {

@@ -14,7 +14,7 @@ use shared::http::pipeline::{Call, Edge, Route};
 use shared::http::request::no_query_parameters;
 use shared::http::response::Reply;
 use shared::http::ApiError;
-use shared::store::{CountRequests, FindKey, ListKeys, RecordKeyUse};
+use shared::store::{FindKey, ListKeys, PublishDemand, RecordKeyUse};
 
 pub static ROUTE: Route = Route {
     operation: "list_keys",
@@ -22,14 +22,14 @@ pub static ROUTE: Route = Route {
     permission: Permission::KeysRead,
 };
 
-pub async fn handle<S: FindKey + RecordKeyUse + CountRequests + ListKeys + Clone + 'static>(
+pub async fn handle<S: FindKey + RecordKeyUse + PublishDemand + ListKeys + Clone + 'static>(
     edge: &Edge<S>,
     request: Request,
 ) -> Response<Body> {
     edge.serve(&ROUTE, request, list_keys).await
 }
 
-async fn list_keys<S: FindKey + RecordKeyUse + CountRequests + ListKeys + Clone + 'static>(
+async fn list_keys<S: FindKey + RecordKeyUse + PublishDemand + ListKeys + Clone + 'static>(
     call: Call<'_, S>,
 ) -> Result<Reply<KeyList>, ApiError> {
     no_query_parameters(&call.request)?;

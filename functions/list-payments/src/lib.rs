@@ -23,7 +23,7 @@ use shared::http::query::{Cursor, ListQuery};
 use shared::http::response::Reply;
 use shared::http::ApiError;
 use shared::store::{
-    CountRequests, FindKey, GetPayment, ListCursor, ListPayments, ListPosition, ListRange,
+    FindKey, GetPayment, ListCursor, ListPayments, ListPosition, ListRange, PublishDemand,
     RecordKeyUse,
 };
 
@@ -41,7 +41,7 @@ pub struct PaymentList {
 }
 
 pub async fn handle<
-    S: FindKey + GetPayment + ListPayments + RecordKeyUse + CountRequests + Clone + 'static,
+    S: FindKey + GetPayment + ListPayments + RecordKeyUse + PublishDemand + Clone + 'static,
 >(
     edge: &Edge<S>,
     request: Request,
@@ -50,7 +50,7 @@ pub async fn handle<
 }
 
 async fn list_payments<
-    S: FindKey + GetPayment + ListPayments + RecordKeyUse + CountRequests + Clone + 'static,
+    S: FindKey + GetPayment + ListPayments + RecordKeyUse + PublishDemand + Clone + 'static,
 >(
     call: Call<'_, S>,
 ) -> Result<Reply<PaymentList>, ApiError> {

@@ -15,7 +15,7 @@ use shared::http::metrics::Outcome;
 use shared::http::pipeline::{Call, Edge, Route};
 use shared::http::response::Reply;
 use shared::http::ApiError;
-use shared::store::{CountRequests, FindKey, Origin, RecordKeyUse, RevokeKey};
+use shared::store::{FindKey, Origin, PublishDemand, RecordKeyUse, RevokeKey};
 
 pub static ROUTE: Route = Route {
     operation: "revoke_key",
@@ -23,14 +23,14 @@ pub static ROUTE: Route = Route {
     permission: Permission::KeysWrite,
 };
 
-pub async fn handle<S: FindKey + RecordKeyUse + CountRequests + RevokeKey + Clone + 'static>(
+pub async fn handle<S: FindKey + RecordKeyUse + PublishDemand + RevokeKey + Clone + 'static>(
     edge: &Edge<S>,
     request: Request,
 ) -> Response<Body> {
     edge.serve(&ROUTE, request, revoke_key).await
 }
 
-async fn revoke_key<S: FindKey + RecordKeyUse + CountRequests + RevokeKey + Clone + 'static>(
+async fn revoke_key<S: FindKey + RecordKeyUse + PublishDemand + RevokeKey + Clone + 'static>(
     call: Call<'_, S>,
 ) -> Result<Reply<KeyObject>, ApiError> {
     let id = key_id_of(&call.request)?;

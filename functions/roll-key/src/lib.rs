@@ -19,7 +19,7 @@ use shared::http::pipeline::{Call, Edge, Route};
 use shared::http::request::optional_json_body;
 use shared::http::response::Reply;
 use shared::http::ApiError;
-use shared::store::{CountRequests, FindKey, KeyMint, Origin, RecordKeyUse, RollKey};
+use shared::store::{FindKey, KeyMint, Origin, PublishDemand, RecordKeyUse, RollKey};
 
 pub static ROUTE: Route = Route {
     operation: "roll_key",
@@ -33,7 +33,7 @@ pub struct State<S> {
     pub ids: IdSource,
 }
 
-pub async fn handle<S: FindKey + RecordKeyUse + CountRequests + RollKey + Clone + 'static>(
+pub async fn handle<S: FindKey + RecordKeyUse + PublishDemand + RollKey + Clone + 'static>(
     state: &State<S>,
     request: Request,
 ) -> Response<Body> {
@@ -43,7 +43,7 @@ pub async fn handle<S: FindKey + RecordKeyUse + CountRequests + RollKey + Clone 
         .await
 }
 
-async fn roll_key<S: FindKey + RecordKeyUse + CountRequests + RollKey + Clone + 'static>(
+async fn roll_key<S: FindKey + RecordKeyUse + PublishDemand + RollKey + Clone + 'static>(
     state: &State<S>,
     call: Call<'_, S>,
 ) -> Result<Reply<NewKey>, ApiError> {

@@ -34,8 +34,11 @@ pub use payment::{
 };
 pub use permission::{KeyKind, Permission, Permissions};
 pub use random::RandomSourceFailed;
+#[cfg(any(test, feature = "test-support"))]
+pub use rate::simulation;
 pub use rate::{
-    Decision, RateLimit, RateLimitSetting, Report, RequestCounts, RECONCILE_INTERVAL_MS, WINDOW_MS,
+    AccountShare, Claim, Decision, EnvironmentId, RateLimit, RateLimitSetting, Report, Verdict,
+    QUIET_INTERVAL_MS, WINDOW_MS,
 };
 pub use text::{echoed, AccountName, Description, Email, KeyName, MAX_ECHOED_CHARS};
 pub use time::{Clock, Timestamp};

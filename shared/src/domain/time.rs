@@ -59,6 +59,14 @@ impl Timestamp {
             .expect("durations the service subtracts stay within the calendar")
     }
 
+    /// The instant `millis` milliseconds after the Unix epoch (clocks that tests drive).
+    pub fn from_unix_millis(millis: u64) -> Self {
+        Self::from_datetime(
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+                .expect("milliseconds since 1970 within the calendar"),
+        )
+    }
+
     /// Milliseconds since the Unix epoch (0 for an instant before it).
     pub fn unix_millis(self) -> u64 {
         u64::try_from(self.0.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)

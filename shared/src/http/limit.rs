@@ -1,74 +1,110 @@
 //! The request rate limit step: after the auth step, before anything else a request does.
 //!
-//! Each execution environment keeps its own counts of each account's requests (see
-//! [`RequestCounts`] for the rule and the bound it keeps) and reconciles them with the
-//! account's shared count in DynamoDB in the background: the request never waits for a
-//! report and never fails by one. A report that fails is logged and sent again with the
-//! next; meanwhile the environment decides on what it knows, so a DynamoDB outage never
-//! turns into refusals. Only authenticated requests reach this step, so a caller without a
-//! valid key can never spend a real account's allowance.
+//! Each execution environment keeps its own counts and share of each account's limit (see
+//! [`AccountShare`] for the rule and the bounds it keeps) and publishes its demand to the
+//! account's shared item in the background: the request never waits for a report and never
+//! fails by one. A report that fails or hangs leaves the environment deciding by the limit
+//! alone until one succeeds, so a DynamoDB outage never turns into refusals. Only
+//! authenticated requests reach this step, so a caller without a valid key can never spend a
+//! real account's allowance.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::auth::AuthenticatedClient;
 use super::error::ApiError;
-use crate::domain::{AccountId, Decision, RateLimit, Report, RequestCounts, Timestamp};
-use crate::store::CountRequests;
+use crate::domain::{
+    AccountId, AccountShare, Clock, EnvironmentId, RateLimit, Report, Timestamp, Verdict,
+};
+use crate::store::PublishDemand;
 
 /// Accounts an environment tracks before it forgets those whose counts no longer matter.
 const TRACKED_ACCOUNTS: usize = 1024;
 
-/// One execution environment's request counts. Cheap to clone: clones share the counts.
+/// One execution environment's counts and shares. Cheap to clone: clones share them.
 #[derive(Clone)]
 pub struct RateLimiter {
     default: RateLimit,
-    counts: Arc<Mutex<HashMap<AccountId, RequestCounts>>>,
+    environment: EnvironmentId,
+    clock: Clock,
+    shares: Arc<Mutex<HashMap<AccountId, AccountShare>>>,
+    reports_in_flight: Arc<AtomicUsize>,
 }
 
 impl RateLimiter {
-    /// A limiter applying `default` to accounts without a limit of their own.
-    pub fn new(default: RateLimit) -> Self {
+    /// A limiter applying `default` to accounts without a limit of their own, with an
+    /// environment id of its own, and `clock` for the time reports are answered at.
+    pub fn new(default: RateLimit, clock: Clock) -> Self {
+        // The id only has to differ from the other environments'; should the OS's random
+        // source fail, the clock's nanoseconds and the process id do.
+        let environment = EnvironmentId::generate().unwrap_or_else(|_| {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_nanos() as u64);
+            EnvironmentId::from_number(nanos ^ u64::from(std::process::id()) << 32)
+        });
+        Self::for_environment(default, clock, environment)
+    }
+
+    pub fn for_environment(default: RateLimit, clock: Clock, environment: EnvironmentId) -> Self {
         RateLimiter {
             default,
-            counts: Arc::default(),
+            environment,
+            clock,
+            shares: Arc::default(),
+            reports_in_flight: Arc::default(),
         }
     }
 
-    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<AccountId, RequestCounts>> {
-        self.counts
+    /// This limiter's counts and shares, with answers taken at `clock`'s time: a test's
+    /// later moment of the same execution environment.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn with_clock(&self, clock: Clock) -> Self {
+        RateLimiter {
+            clock,
+            ..self.clone()
+        }
+    }
+
+    /// The limit `client`'s account has: its own, or the stack's default.
+    pub fn limit_of(&self, client: &AuthenticatedClient) -> RateLimit {
+        client.rate_limit.unwrap_or(self.default)
+    }
+
+    fn shares(&self) -> MutexGuard<'_, HashMap<AccountId, AccountShare>> {
+        self.shares
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Counts the request against its account's limit, or refuses it with
-    /// [`ApiError::RateLimited`] (not counted). When the account's counts are due for
-    /// reconciliation, starts it in a task of its own.
-    pub fn admit<S: CountRequests + Clone + 'static>(
+    /// [`ApiError::RateLimited`] (not counted). When a report of the account's demand is
+    /// due, sends it in a task of its own.
+    pub fn admit<S: PublishDemand + Clone + 'static>(
         &self,
         client: &AuthenticatedClient,
         store: &S,
         now: Timestamp,
     ) -> Result<(), ApiError> {
-        let limit = client.rate_limit.unwrap_or(self.default);
+        let limit = self.limit_of(client);
         let now_ms = now.unix_millis();
         let decision = {
-            let mut counts = self.counts();
-            if counts.len() >= TRACKED_ACCOUNTS {
-                counts.retain(|_, counts| !counts.is_stale(now_ms));
+            let mut shares = self.shares();
+            if shares.len() >= TRACKED_ACCOUNTS {
+                shares.retain(|_, share| !share.is_stale(now_ms));
             }
-            counts
+            shares
                 .entry(client.account_id.clone())
-                .or_default()
+                .or_insert_with(|| AccountShare::new(self.environment))
                 .decide(now_ms, limit)
         };
-        match decision {
-            Decision::Admit(None) => Ok(()),
-            Decision::Admit(Some(report)) => {
-                self.report_in_background(&client.account_id, report, store);
-                Ok(())
-            }
-            Decision::Refuse { retry_after } => {
+        if let Some(report) = decision.report {
+            self.report_in_background(&client.account_id, report, limit, store);
+        }
+        match decision.verdict {
+            Verdict::Admit => Ok(()),
+            Verdict::Refuse { retry_after } => {
                 tracing::info!(
                     limit = limit.per_second(),
                     retry_after_ms = retry_after.as_millis() as u64,
@@ -79,52 +115,74 @@ impl RateLimiter {
         }
     }
 
-    /// Adds `report` to the account's shared count, and takes the total back into this
-    /// environment's counts. In the request's span, so a failure is logged with its id; on
-    /// the single-threaded runtime it runs while the request waits on DynamoDB, and finishes
-    /// in the background if the response is ready first (as a key's use is recorded).
-    fn report_in_background<S: CountRequests + Clone + 'static>(
+    /// Publishes `report` to the account's demand item and takes the claims it answers into
+    /// this environment's share. In the request's span, so a failure is logged with its id;
+    /// on the single-threaded runtime it runs while the request waits on DynamoDB, and
+    /// finishes in the background if the response is ready first (as a key's use is
+    /// recorded).
+    fn report_in_background<S: PublishDemand + Clone + 'static>(
         &self,
         account: &AccountId,
         report: Report,
+        limit: RateLimit,
         store: &S,
     ) {
         let limiter = self.clone();
         let account = account.clone();
         let store = store.clone();
         let span = tracing::Span::current();
+        self.reports_in_flight.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(tracing::Instrument::instrument(
             async move {
-                let result = store
-                    .count_requests(&account, report.window, report.count)
-                    .await;
-                let mut counts = limiter.counts();
-                let Some(counts) = counts.get_mut(&account) else {
-                    return;
-                };
-                match result {
-                    Ok(total) => {
-                        tracing::debug!(window = report.window, total, "request count reconciled");
-                        counts.reported(report, total);
-                    }
-                    Err(err) => {
-                        tracing::warn!(error = ?err, "request count not reconciled");
-                        counts.not_reported(report);
+                let result = store.publish_demand(&account, &report).await;
+                let now_ms = limiter.clock.now().unix_millis();
+                if let Some(share) = limiter.shares().get_mut(&account) {
+                    match result {
+                        Ok(claims) => {
+                            share.answered(&report, claims, now_ms, limit);
+                            tracing::debug!(
+                                share_milli = share.share_at(now_ms, limit),
+                                "rate limit share published"
+                            );
+                        }
+                        Err(err) => {
+                            tracing::warn!(error = ?err, "rate limit share not published");
+                            share.not_answered(&report, now_ms);
+                        }
                     }
                 }
+                limiter.reports_in_flight.fetch_sub(1, Ordering::SeqCst);
             },
             span,
         ));
+    }
+
+    /// Waits until every report sent so far has been answered and taken in: tests drive
+    /// limiters on a logical clock, each answer arriving before the next request.
+    #[cfg(any(test, feature = "test-support"))]
+    pub async fn settled(&self) {
+        while self.reports_in_flight.load(Ordering::SeqCst) > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
+    /// This environment's share of an account's `limit` now, in thousandths of a request a
+    /// second, when it decides by one short of the whole limit.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn share_of(&self, account: &AccountId, limit: RateLimit) -> Option<u64> {
+        let now_ms = self.clock.now().unix_millis();
+        self.shares().get(account)?.share_at(now_ms, limit)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{KeyId, KeyPrefix, WINDOW_MS};
+    use crate::domain::{KeyId, KeyPrefix};
     use crate::http::auth::KeyUse;
     use crate::store::memory::{MemoryStore, Operation};
     use crate::store::StoreError;
+    use std::sync::atomic::AtomicU64;
     use std::time::Duration;
 
     fn client(account: &AccountId, limit: Option<u32>) -> AuthenticatedClient {
@@ -140,16 +198,16 @@ mod tests {
         }
     }
 
-    fn at_ms(ms: u64) -> Timestamp {
-        Timestamp::from_datetime(
-            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap(),
-        )
+    /// A clock the test sets, in milliseconds since the Unix epoch.
+    fn manual_clock(start_ms: u64) -> (Clock, Arc<AtomicU64>) {
+        let now = Arc::new(AtomicU64::new(start_ms));
+        let reading = now.clone();
+        let clock = Clock::from_fn(move || at_ms(reading.load(Ordering::SeqCst)));
+        (clock, now)
     }
 
-    async fn settle() {
-        for _ in 0..10 {
-            tokio::task::yield_now().await;
-        }
+    fn at_ms(ms: u64) -> Timestamp {
+        Timestamp::from_unix_millis(ms)
     }
 
     fn admitted(
@@ -164,13 +222,16 @@ mod tests {
             .count()
     }
 
+    const START: u64 = 1_764_000_000_000;
+
     #[tokio::test]
     async fn the_account_s_own_limit_wins_over_the_default() {
         let store = MemoryStore::default();
-        let limiter = RateLimiter::new(RateLimit::new(10).unwrap());
+        let (clock, _) = manual_clock(START);
+        let limiter = RateLimiter::new(RateLimit::new(10).unwrap(), clock);
         let account = AccountId::generate().unwrap();
         let other = AccountId::generate().unwrap();
-        let now = at_ms(1_764_000_000_000);
+        let now = at_ms(START);
         assert_eq!(
             admitted(&limiter, &client(&account, Some(3)), &store, now, 20),
             3
@@ -190,73 +251,75 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn reports_reach_the_shared_count_and_bring_back_the_others() {
+    async fn environments_share_the_limit_through_the_account_s_item() {
         let store = MemoryStore::default();
         let account = AccountId::generate().unwrap();
-        let who = client(&account, Some(10));
-        let now = at_ms(1_764_000_000_000);
-        let window = now.unix_millis() / WINDOW_MS;
-        // Another environment has reported 8 of this window.
-        store.count_requests(&account, window, 8).await.unwrap();
-        let limiter = RateLimiter::new(RateLimit::DEFAULT);
-        // The first request makes a report (the step is 1 for a limit of 10)...
-        assert!(limiter.admit(&who, &store, now).is_ok());
-        settle().await;
-        assert_eq!(store.request_count(&account, window), 9);
-        // ...which brings the other 8 in: room for one more.
-        assert_eq!(admitted(&limiter, &who, &store, now, 5), 1);
+        let who = client(&account, Some(100));
+        let (clock, _) = manual_clock(START);
+        let a = RateLimiter::new(RateLimit::DEFAULT, clock.clone());
+        let b = RateLimiter::new(RateLimit::DEFAULT, clock);
+        // Each reports on its second request; the second to report sees both claims.
+        assert_eq!(admitted(&a, &who, &store, at_ms(START), 2), 2);
+        a.settled().await;
+        assert_eq!(admitted(&b, &who, &store, at_ms(START), 2), 2);
+        b.settled().await;
+        assert_eq!(store.claims(&account).len(), 2);
+        // The first alone has the whole limit (the sliding second decides); the second half.
+        let limit = RateLimit::new(100).unwrap();
+        assert_eq!(a.share_of(&account, limit), None);
+        assert_eq!(b.share_of(&account, limit), Some(50_000));
     }
 
     #[tokio::test]
-    async fn a_failing_or_hanging_count_never_fails_or_holds_a_request() {
-        let store = MemoryStore::default();
+    async fn a_failing_or_hanging_report_never_fails_or_holds_a_request() {
         let account = AccountId::generate().unwrap();
         let who = client(&account, Some(5));
-        let limiter = RateLimiter::new(RateLimit::DEFAULT);
-        let now = at_ms(1_764_000_000_000);
-        store.hang_next(Operation::CountRequests);
+        let now = at_ms(START);
+
+        let store = MemoryStore::default();
+        let (clock, _) = manual_clock(START);
+        let limiter = RateLimiter::new(RateLimit::DEFAULT, clock);
+        store.hang_next(Operation::PublishDemand);
+        // The first request reports (5 is under 64): it hangs, and the request is admitted.
         assert!(limiter.admit(&who, &store, now).is_ok());
-        settle().await;
-        // The environment goes on deciding by its own counts.
+        tokio::task::yield_now().await;
+        // The environment goes on by the limit alone.
         assert_eq!(admitted(&limiter, &who, &store, now, 10), 4);
 
         let store = MemoryStore::default();
-        let limiter = RateLimiter::new(RateLimit::DEFAULT);
+        let (clock, _) = manual_clock(START);
+        let limiter = RateLimiter::new(RateLimit::DEFAULT, clock);
         store.fail_next(
-            Operation::CountRequests,
+            Operation::PublishDemand,
             StoreError::Unavailable(anyhow::anyhow!("down")),
         );
         assert!(limiter.admit(&who, &store, now).is_ok());
-        settle().await;
-        assert_eq!(
-            store.request_count(&account, now.unix_millis() / WINDOW_MS),
-            0
-        );
-        // The failed report goes again with the next one, a second later.
-        let later = at_ms(now.unix_millis() + 1000);
+        limiter.settled().await;
+        assert!(store.claims(&account).is_empty());
+        assert_eq!(limiter.share_of(&account, RateLimit::new(5).unwrap()), None);
+        // A second later the report goes again, and the share follows.
+        let later = at_ms(START + 1000);
         assert!(limiter.admit(&who, &store, later).is_ok());
-        settle().await;
-        assert_eq!(
-            store.request_count(&account, later.unix_millis() / WINDOW_MS),
-            2
-        );
+        limiter.settled().await;
+        assert_eq!(store.claims(&account).len(), 1);
     }
 
     #[tokio::test]
     async fn idle_accounts_are_forgotten_once_many_are_tracked() {
         let store = MemoryStore::default();
-        let limiter = RateLimiter::new(RateLimit::new(1000).unwrap());
-        let now = at_ms(1_764_000_000_000);
+        let (clock, _) = manual_clock(START);
+        let limiter = RateLimiter::new(RateLimit::new(1000).unwrap(), clock);
+        let now = at_ms(START);
         for _ in 0..TRACKED_ACCOUNTS {
             let account = AccountId::generate().unwrap();
             assert!(limiter.admit(&client(&account, None), &store, now).is_ok());
         }
-        assert_eq!(limiter.counts().len(), TRACKED_ACCOUNTS);
-        let later = at_ms(now.unix_millis() + 2 * WINDOW_MS);
+        assert_eq!(limiter.shares().len(), TRACKED_ACCOUNTS);
+        let later = at_ms(START + 2000);
         let account = AccountId::generate().unwrap();
         assert!(limiter
             .admit(&client(&account, None), &store, later)
             .is_ok());
-        assert_eq!(limiter.counts().len(), 1);
+        assert_eq!(limiter.shares().len(), 1);
     }
 }

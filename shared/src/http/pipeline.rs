@@ -16,13 +16,17 @@
 //! 8. the response, its log line and its metrics line ([`serve`]).
 //!
 //! Off every request's path, two background writes: at most once an hour per key, the
-//! key's last use (step 5); at most once a second per account, and only after a tenth of its
-//! rate limit's requests, an addition to its shared request count (step 4). The request never
-//! waits for either, nor fails by one.
+//! key's last use (step 5); and, when one is due, this environment's claim on its account's
+//! rate limit (step 4: [`AccountShare`] says when). The request never waits for either, nor
+//! fails by one. Every answer after the auth step states the account's limit
+//! (`RateLimit-Policy`).
+//!
+//! [`AccountShare`]: crate::domain::AccountShare
 //!
 //! [`KeyUse`]: super::auth::KeyUse
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
@@ -34,9 +38,9 @@ use super::error::ApiError;
 use super::limit::RateLimiter;
 use super::metrics::Meter;
 use super::request::{request_id, require_method, source_ip};
-use super::response::{serve, Reply};
+use super::response::{rate_limit_policy, serve, Reply, RATE_LIMIT_POLICY_HEADER};
 use crate::domain::{Clock, KeyEnvironment, Permission, RateLimit, Timestamp};
-use crate::store::{CountRequests, FindKey, RecordKeyUse};
+use crate::store::{FindKey, PublishDemand, RecordKeyUse};
 
 /// An authenticated route, as the steps before its own work see it.
 #[derive(Debug)]
@@ -82,13 +86,13 @@ impl<S> Edge<S> {
         Edge {
             store,
             key_environment,
-            limiter: RateLimiter::new(default_rate_limit),
+            limiter: RateLimiter::new(default_rate_limit, clock.clone()),
             clock,
             meter,
         }
     }
 
-    /// This edge with its clock at `clock`, sharing its store, request counts and metrics
+    /// This edge with its clock at `clock`, sharing its store, rate limit shares and metrics
     /// state: a test's later moment of the same execution environment.
     #[cfg(any(test, feature = "test-support"))]
     pub fn with_clock(&self, clock: Clock) -> Self
@@ -98,7 +102,7 @@ impl<S> Edge<S> {
         Edge {
             store: self.store.clone(),
             key_environment: self.key_environment,
-            limiter: self.limiter.clone(),
+            limiter: self.limiter.with_clock(clock.clone()),
             clock,
             meter: self.meter.clone(),
         }
@@ -129,7 +133,7 @@ pub struct OpenCall<'a, S> {
     pub key_environment: KeyEnvironment,
 }
 
-impl<S: FindKey + RecordKeyUse + CountRequests + Clone + 'static> Edge<S> {
+impl<S: FindKey + RecordKeyUse + PublishDemand + Clone + 'static> Edge<S> {
     /// Serves one request of an authenticated `route`: the steps of the module docs, then
     /// `work`.
     pub async fn serve<'s, T, F, Fut>(
@@ -143,19 +147,36 @@ impl<S: FindKey + RecordKeyUse + CountRequests + Clone + 'static> Edge<S> {
         F: FnOnce(Call<'s, S>) -> Fut,
         Fut: Future<Output = Result<Reply<T>, ApiError>>,
     {
-        serve(
+        // The account's limit, once the key has authenticated: every answer from there on
+        // states it.
+        let policy = AtomicU32::new(0);
+        let policy = &policy;
+        let mut response = serve(
             &self.meter,
             request,
             route.operation,
-            |request| async move { work(self.admit(route, request).await?).await },
+            |request| async move { work(self.admit(route, request, policy).await?).await },
         )
-        .await
+        .await;
+        if let Ok(limit) = RateLimit::new(policy.load(Ordering::Relaxed).into()) {
+            response
+                .headers_mut()
+                .insert(RATE_LIMIT_POLICY_HEADER, rate_limit_policy(limit));
+        }
+        response
+    }
+
+    /// The limiter of this execution environment: tests wait on its reports.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.limiter
     }
 
     async fn admit(
         &self,
         route: &'static Route,
         request: Request,
+        policy: &AtomicU32,
     ) -> Result<Call<'_, S>, ApiError> {
         require_method(&request, &route.method)?;
         let store = Deadline::of(&request).bound(&self.store);
@@ -168,6 +189,10 @@ impl<S: FindKey + RecordKeyUse + CountRequests + Clone + 'static> Edge<S> {
             now,
         )
         .await?;
+        policy.store(
+            self.limiter.limit_of(&client).per_second(),
+            Ordering::Relaxed,
+        );
         self.limiter.admit(&client, &self.store, now)?;
         client.key_use.record_in_background(&self.store);
         // From the one item the auth step read; a refusal counts as a request (the key

@@ -10,11 +10,20 @@ use tracing::Instrument;
 use super::error::ApiError;
 use super::metrics::{self, Meter, Outcome};
 use super::request::remember_request_id;
+use crate::domain::RateLimit;
 
 /// Every response carries the request id, as its error body does.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// On a payment's 201 that answers a retry with the same `Idempotency-Key`.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+/// The account's limit and its window, on every answer to a key that authenticated, in the
+/// structured form of the IETF httpapi draft (`"account";q=100;w=1`).
+pub const RATE_LIMIT_POLICY_HEADER: &str = "ratelimit-policy";
+
+pub fn rate_limit_policy(limit: RateLimit) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"account\";q={};w=1", limit.per_second()))
+        .expect("digits and punctuation")
+}
 
 /// Renders a JSON response. `no-store` because responses can carry a freshly minted key.
 pub fn json_response<T: Serialize>(

@@ -25,11 +25,12 @@ use super::error::{Entity, StoreError};
 use super::items::{self, Item, NEW_ITEM_ONLY, PK, SK};
 use super::lifecycle::{AccountSettings, MAX_TRANSACTION_ITEMS};
 use super::{
-    CountRequests, CreateAccount, FindKey, InsertOutcome, InsertPayment, IssuedKey, KeyRecord,
+    CreateAccount, FindKey, InsertOutcome, InsertPayment, IssuedKey, KeyRecord, PublishDemand,
     RecordKeyUse, StoredPayment,
 };
 use crate::domain::{
-    Account, AccountId, AuditEvent, KeyDigest, Payment, PaymentId, RequestFingerprint, Timestamp,
+    Account, AccountId, AuditEvent, Claim, KeyDigest, Payment, PaymentId, Report,
+    RequestFingerprint, Timestamp,
 };
 
 /// The service's tables, by name.
@@ -287,14 +288,13 @@ impl RecordKeyUse for DynamoStore {
     }
 }
 
-impl CountRequests for DynamoStore {
-    async fn count_requests(
+impl PublishDemand for DynamoStore {
+    async fn publish_demand(
         &self,
         account: &AccountId,
-        window: u64,
-        count: u64,
-    ) -> Result<u64, StoreError> {
-        let update = items::rate::add_update(&self.clients_table, account, window, count);
+        report: &Report,
+    ) -> Result<Vec<Claim>, StoreError> {
+        let update = items::rate::publish_update(&self.clients_table, account, report);
         let output = self
             .client
             .update_item()
@@ -303,11 +303,11 @@ impl CountRequests for DynamoStore {
             .update_expression(update.update_expression())
             .set_expression_attribute_names(update.expression_attribute_names().cloned())
             .set_expression_attribute_values(update.expression_attribute_values().cloned())
-            .return_values(ReturnValue::UpdatedNew)
+            .return_values(ReturnValue::AllNew)
             .send()
             .await
             .map_err(|err| classify(err, Call::Write))?;
-        items::rate::total(&output.attributes.unwrap_or_default())
+        Ok(items::rate::claims(&output.attributes.unwrap_or_default()))
     }
 }
 

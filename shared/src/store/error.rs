@@ -11,7 +11,6 @@ string_enum!(
         KeyReference = "key reference",
         Payment = "payment",
         AuditEvent = "audit event",
-        RequestCount = "request count",
     }
 );
 

@@ -15,13 +15,14 @@ use super::lifecycle::{
     KeySummary, Origin, Refusal, Retire, RevocationPlan, Rolled, RotationPlan, StoredKey,
 };
 use super::{
-    CountRequests, CreateAccount, CreateKey, FindKey, GetPayment, InsertOutcome, InsertPayment,
-    IssuedKey, KeyRecord, ListCursor, ListKeys, ListPayments, ListPosition, ListRange, PaymentPage,
-    RecordKeyUse, RevokeKey, RollKey, StoredPayment,
+    CreateAccount, CreateKey, FindKey, GetPayment, InsertOutcome, InsertPayment, IssuedKey,
+    KeyRecord, ListCursor, ListKeys, ListPayments, ListPosition, ListRange, PaymentPage,
+    PublishDemand, RecordKeyUse, RevokeKey, RollKey, StoredPayment,
 };
 use crate::domain::{
-    Account, AccountId, AccountStatus, AuditAction, AuditEvent, EventId, KeyDigest, KeyId, KeyLife,
-    Payment, PaymentId, RateLimit, RateLimitSetting, RequestFingerprint, Timestamp,
+    Account, AccountId, AccountStatus, AuditAction, AuditEvent, Claim, EnvironmentId, EventId,
+    KeyDigest, KeyId, KeyLife, Payment, PaymentId, RateLimit, RateLimitSetting, Report,
+    RequestFingerprint, Timestamp,
 };
 
 /// Cheap to clone: clones share one store (as clones of a DynamoDB client share tables).
@@ -48,8 +49,8 @@ pub struct Stored {
     payments: Mutex<(Vec<StoredPayment>, HashMap<PaymentId, usize>)>,
     lookups: AtomicUsize,
     audit: Mutex<Vec<AuditEvent>>,
-    /// Shared request counts by account and window.
-    request_counts: Mutex<HashMap<(AccountId, u64), u64>>,
+    /// Each account's demand item: every environment's latest claim.
+    claims: Mutex<HashMap<AccountId, HashMap<EnvironmentId, Claim>>>,
     /// What the next calls of each operation do instead of their work.
     failures: Mutex<Vec<(Operation, Injected)>>,
     /// How many calls of each operation reached the store.
@@ -71,7 +72,7 @@ pub enum Operation {
     GetPayment,
     ListPayments,
     RecordKeyUse,
-    CountRequests,
+    PublishDemand,
     ListKeys,
     CreateKey,
     RollKey,
@@ -175,20 +176,12 @@ impl MemoryStore {
         }
     }
 
-    /// The shared count of an account's requests in `window`, as reported.
-    pub fn request_count(&self, id: &AccountId, window: u64) -> u64 {
-        lock(&self.request_counts)
-            .get(&(id.clone(), window))
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// Every shared count reported, as (account, window, count).
-    pub fn request_counts(&self) -> Vec<(AccountId, u64, u64)> {
-        lock(&self.request_counts)
-            .iter()
-            .map(|((account, window), count)| (account.clone(), *window, *count))
-            .collect()
+    /// The claims an account's demand item holds.
+    pub fn claims(&self, id: &AccountId) -> Vec<Claim> {
+        lock(&self.claims)
+            .get(id)
+            .map(|item| item.values().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Changes a stored key's life (revocation, expiry), as key administration would.
@@ -524,18 +517,20 @@ impl RecordKeyUse for MemoryStore {
     }
 }
 
-impl CountRequests for MemoryStore {
-    async fn count_requests(
+impl PublishDemand for MemoryStore {
+    async fn publish_demand(
         &self,
         account: &AccountId,
-        window: u64,
-        count: u64,
-    ) -> Result<u64, StoreError> {
-        self.injected_failure(Operation::CountRequests).await?;
-        let mut counts = lock(&self.request_counts);
-        let total = counts.entry((account.clone(), window)).or_default();
-        *total += count;
-        Ok(*total)
+        report: &Report,
+    ) -> Result<Vec<Claim>, StoreError> {
+        self.injected_failure(Operation::PublishDemand).await?;
+        let mut claims = lock(&self.claims);
+        let item = claims.entry(account.clone()).or_default();
+        for gone in &report.expired {
+            item.remove(gone);
+        }
+        item.insert(report.claim.environment, report.claim);
+        Ok(item.values().copied().collect())
     }
 }
 

@@ -8,8 +8,9 @@
 use std::future::Future;
 
 use crate::domain::{
-    Account, AccountId, AccountStatus, ApiKey, AuditEvent, IpAllowList, KeyDigest, KeyGrant, KeyId,
-    KeyLife, KeyPrefix, Payment, PaymentId, Permissions, RateLimit, RequestFingerprint, Timestamp,
+    Account, AccountId, AccountStatus, ApiKey, AuditEvent, Claim, IpAllowList, KeyDigest, KeyGrant,
+    KeyId, KeyLife, KeyPrefix, Payment, PaymentId, Permissions, RateLimit, Report,
+    RequestFingerprint, Timestamp,
 };
 
 pub mod error;
@@ -100,17 +101,16 @@ pub trait RecordKeyUse: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// Adds `count` requests of an account to its shared count of the one-second `window`
-/// (seconds since the Unix epoch) and answers the count after the addition: the request
-/// rate limiter's reconciliation ([`crate::domain::RequestCounts`]). Not idempotent: a
-/// retried call whose first attempt was applied counts twice, which errs towards refusing.
-pub trait CountRequests: Send + Sync {
-    fn count_requests(
+/// Writes this environment's claim on an account's rate limit to the account's demand item
+/// (removing the claims the report found long expired) and answers every claim the item then
+/// holds: the rate limiter's share ([`crate::domain::AccountShare`]). Idempotent: the claim is
+/// set, not added, so a retried write changes nothing.
+pub trait PublishDemand: Send + Sync {
+    fn publish_demand(
         &self,
         account: &AccountId,
-        window: u64,
-        count: u64,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+        report: &Report,
+    ) -> impl Future<Output = Result<Vec<Claim>, StoreError>> + Send;
 }
 
 /// Writes an account, its first key and the audit event of its creation atomically.

@@ -6,10 +6,12 @@ use payments_tests::{dynamodb_endpoint, json_request, keyed_request, TestApp, Te
 use serde_json::json;
 use shared::config::dynamodb_client;
 use shared::domain::Payment;
-use shared::domain::{AccountId, KeyDigest, RateLimit, RequestFingerprint, Timestamp};
+use shared::domain::{
+    AccountId, Claim, KeyDigest, RateLimit, Report, RequestFingerprint, Timestamp,
+};
 use shared::store::dynamo::DynamoStore;
 use shared::store::{
-    CountRequests, FindKey, InsertOutcome, InsertPayment, KeyRecord, RecordKeyUse, StoreError,
+    FindKey, InsertOutcome, InsertPayment, KeyRecord, PublishDemand, RecordKeyUse, StoreError,
 };
 use tokio::task::JoinSet;
 
@@ -237,14 +239,13 @@ impl InsertPayment for WritesThroughProxy {
     }
 }
 
-impl CountRequests for WritesThroughProxy {
-    async fn count_requests(
+impl PublishDemand for WritesThroughProxy {
+    async fn publish_demand(
         &self,
         account: &AccountId,
-        window: u64,
-        count: u64,
-    ) -> Result<u64, StoreError> {
-        self.keys.count_requests(account, window, count).await
+        report: &Report,
+    ) -> Result<Vec<Claim>, StoreError> {
+        self.keys.publish_demand(account, report).await
     }
 }
 
