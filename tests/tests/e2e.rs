@@ -235,6 +235,8 @@ async fn the_whole_flow_over_http() {
     let first = send(300).await.unwrap();
     assert_eq!(first.status(), 201);
     assert!(first.headers().get("idempotent-replayed").is_none());
+    // The account's limit, the stack's default here, as the IETF draft's structured field.
+    assert_eq!(first.headers()["ratelimit-policy"], "\"account\";q=100;w=1");
     let first_body = first.text().await.unwrap();
     let again = send(300).await.unwrap();
     assert_eq!(again.status(), 201);
@@ -305,6 +307,7 @@ async fn the_whole_flow_over_http() {
     assert_eq!(body["error"]["code"], "rate_limited");
     assert_eq!(body["error"]["type"], "rate_limit_error");
     assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(headers["ratelimit-policy"], "\"account\";q=1;w=1");
     let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=2).contains(&wait), "Retry-After: {wait}");
     let (status, _, _) = json_of(http.get("/payments", &key).await).await;

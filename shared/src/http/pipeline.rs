@@ -274,6 +274,8 @@ mod tests {
         body: Value,
         /// The body with its request id blanked.
         text: String,
+        /// `RateLimit-Policy`, when the answer has it.
+        policy: Option<String>,
     }
 
     /// Serves `request` on [`WRITE`], whose own work only counts that it ran.
@@ -291,6 +293,10 @@ mod tests {
             .to_owned();
         Answer {
             status: response.status().as_u16(),
+            policy: response
+                .headers()
+                .get(RATE_LIMIT_POLICY_HEADER)
+                .map(|value| value.to_str().unwrap().to_owned()),
             text: String::from_utf8(response.body().to_vec())
                 .unwrap()
                 .replace(&id, "<id>"),
@@ -358,6 +364,39 @@ mod tests {
         let first = send(&edge, post(reader.expose_once()).request(), &ran).await;
         let second = send(&edge, post(reader.expose_once()).request(), &ran).await;
         assert_eq!((first.status, second.status), (403, 429));
+    }
+
+    #[tokio::test]
+    async fn every_answer_after_the_key_states_the_account_s_limit() {
+        let store = MemoryStore::default();
+        let (secret, account) = account_with_key(&store, now()).await;
+        store.set_rate_limit(&account, Some(RateLimit::new(2).unwrap()));
+        let (reader, _) = restricted_key(
+            &store,
+            &account,
+            grant(&[Permission::PaymentsRead], &[]),
+            now(),
+        )
+        .await;
+        let edge = edge(store, Clock::from_fn(now));
+        let ran = Cell::new(0);
+        let limit = Some("\"account\";q=2;w=1".to_owned());
+        let done = send(&edge, post(secret.expose_once()).request(), &ran).await;
+        let refused = send(&edge, post(reader.expose_once()).request(), &ran).await;
+        let limited = send(&edge, post(secret.expose_once()).request(), &ran).await;
+        assert_eq!(
+            [
+                (done.status, &done.policy),
+                (refused.status, &refused.policy),
+                (limited.status, &limited.policy)
+            ],
+            [(200, &limit), (403, &limit), (429, &limit)]
+        );
+        // Before the key authenticates there is no account to state a limit for.
+        let unknown = send(&edge, post("sk_test_unknown").request(), &ran).await;
+        let method = send(&edge, Event::new("GET", "/things").request(), &ran).await;
+        assert_eq!((unknown.status, unknown.policy), (401, None));
+        assert_eq!((method.status, method.policy), (405, None));
     }
 
     #[tokio::test]
