@@ -91,6 +91,9 @@ const EXPIRED_GRACE_MS: u64 = 10_000;
 /// sliding second (at least one request).
 const REPORT_THRESHOLD_DIVISOR: u64 = 64;
 
+/// A first claim's rate is taken over at least this long.
+const YOUNG_RATE_MIN_MS: u64 = 100;
+
 /// A request rate: at most this many requests per second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
@@ -207,6 +210,9 @@ pub struct Claim {
     pub demand: u64,
     /// Milliseconds since the Unix epoch; the claim counts until then.
     pub until_ms: u64,
+    /// Whether `demand` was measured over a second or more; an environment's first claim is
+    /// the rate of its first few requests.
+    pub measured: bool,
 }
 
 /// A write to the account's shared item: this environment's claim, and the claims found
@@ -267,8 +273,12 @@ struct View {
     others: Vec<Claim>,
     /// Thousandths of a request per second.
     allowance: u64,
-    /// Whether the account is offered at least half its limit.
+    /// Whether the account is offered at least half its limit: only then does the share
+    /// decide (below half, every environment may go up to the limit alone until its demand
+    /// grows and it reports).
     contested: bool,
+    /// The limit the share was reckoned for (an operator may change it).
+    limit: RateLimit,
     next_report_ms: u64,
     /// When a claim in `others` runs out, and the share grows.
     recompute_at_ms: u64,
@@ -346,7 +356,12 @@ impl AccountShare {
         let stalled = self
             .in_flight_since
             .is_some_and(|since| now_ms.saturating_sub(since) > STALL_MS);
-        (!self.failed && !stalled && view.allowance < limit.milli()).then_some(view.allowance)
+        (!self.failed
+            && !stalled
+            && view.contested
+            && view.limit == limit
+            && view.allowance < limit.milli())
+        .then_some(view.allowance)
     }
 
     /// Decides one request at `now_ms` (milliseconds since the Unix epoch), counting it when
@@ -356,10 +371,9 @@ impl AccountShare {
         self.first_seen_ms.get_or_insert(now_ms);
         self.offered_current += 1;
         self.offered_since_report += 1;
-        let own = self.published.map_or(limit.milli(), |claim| claim.demand);
-        if let Some(view) = self.view.as_mut() {
-            if now_ms >= view.recompute_at_ms {
-                view.recompute(own, limit, now_ms);
+        if let (Some(view), Some(own)) = (self.view.as_mut(), self.published) {
+            if now_ms >= view.recompute_at_ms || view.limit != limit {
+                view.recompute(&own, limit, now_ms);
             }
         }
         let allowance = self.allowance(now_ms, limit);
@@ -436,26 +450,35 @@ impl AccountShare {
             (Some(view), false) => {
                 // Demand that has moved beyond what the claim allowed for, either way.
                 let published = self.published.map_or(0, |claim| claim.demand);
+                // A sudden rise shows in the last second before it moves the average.
                 now_ms >= view.next_report_ms
                     || (since.unwrap_or(0) >= MIN_INTERVAL_MS
                         && (average > headroom(published).max(published * 3 / 2)
+                            || recent > 2 * headroom(published)
                             || (view.contested && headroom(average) < published / 2)))
             }
         };
         if !due {
             return None;
         }
-        // A demand not yet measured over a second is taken as the whole limit: a new
-        // environment does not claim too little before it knows.
+        // A demand not yet measured over a second: the rate since the first request, over at
+        // least a tenth of a second (two requests a millisecond apart are not a rate of
+        // 2000 a second), at most the limit.
         let young = self
             .first_seen_ms
-            .is_some_and(|first| now_ms.saturating_sub(first) < WINDOW_MS);
-        let demand = if young { limit.milli() } else { average };
+            .filter(|first| now_ms.saturating_sub(*first) < WINDOW_MS);
+        let demand = match young {
+            Some(first) => (self.offered_since_report * MILLI * 1000
+                / now_ms.saturating_sub(first).max(YOUNG_RATE_MIN_MS))
+            .min(limit.milli()),
+            None => average,
+        };
         let interval = self.interval(limit);
         let claim = Claim {
             environment: self.environment,
             demand,
             until_ms: now_ms + LEASE_INTERVALS * interval,
+            measured: young.is_none(),
         };
         let expired = self
             .view
@@ -496,6 +519,7 @@ impl AccountShare {
             others,
             allowance: 0,
             contested: false,
+            limit,
             next_report_ms: now_ms,
             recompute_at_ms: now_ms,
             expired: expired
@@ -504,7 +528,7 @@ impl AccountShare {
                 .map(|claim| claim.environment)
                 .collect(),
         };
-        view.recompute(report.claim.demand, limit, now_ms);
+        view.recompute(&report.claim, limit, now_ms);
         self.view = Some(view);
         let interval = self.interval(limit);
         // The first answer is followed a second later by a report of the measured demand;
@@ -583,19 +607,20 @@ impl View {
     }
 
     /// The share by the claims still live at `now_ms`, this environment's (`own`) included.
-    fn recompute(&mut self, own: u64, limit: RateLimit, now_ms: u64) {
+    fn recompute(&mut self, own: &Claim, limit: RateLimit, now_ms: u64) {
         let next = self.next_report_ms + MIN_INTERVAL_MS;
         self.others
             .retain(|claim| claim.until_ms.max(next) > now_ms);
-        let offered = self.others.iter().map(|claim| claim.demand).sum::<u64>() + own;
+        let offered = self.others.iter().map(|claim| claim.demand).sum::<u64>() + own.demand;
         self.contested = offered * 2 >= limit.milli();
+        self.limit = limit;
         let mut claims: Vec<u64> = self
             .others
             .iter()
             .map(|claim| headroom(claim.demand))
             .collect();
-        claims.push(headroom(own));
-        self.allowance = share(limit.milli(), &mut claims, headroom(own));
+        claims.push(headroom(own.demand));
+        self.allowance = share(limit.milli(), &mut claims, headroom(own.demand));
         self.recompute_at_ms = self.runs_out_at();
     }
 }
@@ -681,6 +706,7 @@ mod tests {
             environment: super::EnvironmentId(environment),
             demand: per_second * MILLI,
             until_ms,
+            measured: true,
         }
     }
 
@@ -807,15 +833,17 @@ mod tests {
     }
 
     #[test]
-    fn the_first_report_claims_the_limit_and_the_second_the_measured_demand() {
+    fn the_first_report_claims_the_rate_so_far_and_the_second_the_measured_demand() {
         let rate = limit(100);
         let mut share = AccountShare::new(environment(1));
         let (_, reports) = burst(&mut share, 1_000_000, 2, rate);
         let first = &reports[0];
         assert_eq!(first.claim.environment, environment(1));
-        assert_eq!(first.claim.demand, 100 * MILLI);
-        // Alone, it may take the whole limit: the sliding second decides, as before any
-        // answer.
+        // Two requests, over the least span a first rate is taken over (100 ms): 20 a second,
+        // not yet measured.
+        assert_eq!(first.claim.demand, 20 * MILLI);
+        assert!(!first.claim.measured);
+        // Alone, and under half the limit: the sliding second decides, as before any answer.
         share.answered(first, vec![first.claim], 1_000_005, rate);
         assert_eq!(share.view.as_ref().unwrap().allowance, 100 * MILLI);
         assert_eq!(share.share_at_test(1_000_005), None);
@@ -827,10 +855,15 @@ mod tests {
         assert!(second.is_empty(), "not before a second has passed");
         let report = share.decide(1_001_010, rate).report.unwrap();
         assert_eq!(report.claim.demand, 41 * MILLI * 1000 / 1010);
-        // Under half the limit: the next report is a lease later, 30 s.
+        assert!(report.claim.measured);
+        // Under half the limit, as the first answer showed: the claim holds three quiet
+        // intervals, and the next report is one later.
         share.answered(&report, vec![report.claim], 1_001_015, rate);
         assert_eq!(share.interval(rate), QUIET_INTERVAL_MS);
-        assert_eq!(report.claim.until_ms, 1_001_010 + LEASE_INTERVALS * 1000);
+        assert_eq!(
+            report.claim.until_ms,
+            1_001_010 + LEASE_INTERVALS * QUIET_INTERVAL_MS
+        );
     }
 
     #[test]
@@ -838,7 +871,8 @@ mod tests {
         let rate = limit(100);
         let mut share = AccountShare::new(environment(1));
         let (_, reports) = burst(&mut share, 2_000_000, 2, rate);
-        // Three others, each offered 300 a second: four even shares of 25.
+        // Three others, each offered 300 a second; its own first claim 20 a second (with
+        // room, 28.9): the account is busy, and all four claim more than an even share of 25.
         let claims = vec![
             reports[0].claim,
             claim(2, 300, 2_010_000),
@@ -848,7 +882,7 @@ mod tests {
         share.answered(&reports[0], claims, 2_000_010, rate);
         assert_eq!(share.share_at_test(2_000_010), Some(25 * MILLI));
         // Its next report is due a second on; at 2_010_000 two claims run out (they outlive
-        // that report by a second), leaving two shares of 50.
+        // that report by a second), leaving two: its own, under an even split, granted whole.
         assert_eq!(share.view.as_ref().unwrap().next_report_ms, 2_001_010);
         share.in_flight_since = Some(2_001_010);
         share.decide(2_002_011, rate);
@@ -856,7 +890,31 @@ mod tests {
         share.in_flight_since = None;
         share.view.as_mut().unwrap().next_report_ms = 2_005_000;
         share.decide(2_010_000, rate);
-        assert_eq!(share.share_at_test(2_010_000), Some(50 * MILLI));
+        assert_eq!(share.share_at_test(2_010_000), Some(headroom(20 * MILLI)));
+        assert_eq!(headroom(20 * MILLI), 28_944);
+    }
+
+    #[test]
+    fn a_new_limit_applies_on_the_next_request() {
+        let mut share = AccountShare::new(environment(1));
+        let (_, reports) = burst(&mut share, 6_000_000, 1, limit(10));
+        let own = Claim {
+            demand: 300 * MILLI,
+            measured: true,
+            ..reports[0].claim
+        };
+        share.answered(
+            &reports[0],
+            vec![own, claim(2, 300, 6_100_000)],
+            6_000_010,
+            limit(10),
+        );
+        share.published = Some(own);
+        assert_eq!(share.share_at(6_000_010, limit(10)), Some(5 * MILLI));
+        // An operator raises the limit: the share is reckoned again on the next request,
+        // not at the next report. Two claims of 375 with room leave 250 to lend: 500 each.
+        share.decide(6_000_020, limit(1000));
+        assert_eq!(share.share_at(6_000_020, limit(1000)), Some(500 * MILLI));
     }
 
     #[test]

@@ -254,20 +254,22 @@ mod tests {
     async fn environments_share_the_limit_through_the_account_s_item() {
         let store = MemoryStore::default();
         let account = AccountId::generate().unwrap();
-        let who = client(&account, Some(100));
+        // A limit of 30: each environment reports on its first request, claiming 10 a second
+        // (one request over the least span a first rate is taken over, 100 ms).
+        let limit = RateLimit::new(30).unwrap();
+        let who = client(&account, Some(30));
         let (clock, _) = manual_clock(START);
         let a = RateLimiter::new(RateLimit::DEFAULT, clock.clone());
         let b = RateLimiter::new(RateLimit::DEFAULT, clock);
-        // Each reports on its second request; the second to report sees both claims.
-        assert_eq!(admitted(&a, &who, &store, at_ms(START), 2), 2);
+        assert_eq!(admitted(&a, &who, &store, at_ms(START), 1), 1);
         a.settled().await;
-        assert_eq!(admitted(&b, &who, &store, at_ms(START), 2), 2);
+        assert_eq!(admitted(&b, &who, &store, at_ms(START), 1), 1);
         b.settled().await;
         assert_eq!(store.claims(&account).len(), 2);
-        // The first alone has the whole limit (the sliding second decides); the second half.
-        let limit = RateLimit::new(100).unwrap();
+        // The first saw only its own claim, under half the limit: the sliding second decides.
+        // The second saw both, 20 a second in all: an even split, 15 each.
         assert_eq!(a.share_of(&account, limit), None);
-        assert_eq!(b.share_of(&account, limit), Some(50_000));
+        assert_eq!(b.share_of(&account, limit), Some(15_000));
     }
 
     #[tokio::test]

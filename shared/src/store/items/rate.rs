@@ -21,9 +21,11 @@ pub fn pk(account: &AccountId) -> String {
 }
 
 /// A claim's value: the demand in thousandths of a request per second and the end of its
-/// lease in milliseconds since the Unix epoch, as `demand:until`.
+/// lease in milliseconds since the Unix epoch, as `demand:until`, with `:u` after a demand
+/// not yet measured over a second.
 fn claim_value(claim: &Claim) -> String {
-    format!("{}:{}", claim.demand, claim.until_ms)
+    let unmeasured = if claim.measured { "" } else { ":u" };
+    format!("{}:{}{unmeasured}", claim.demand, claim.until_ms)
 }
 
 /// Writes `report`'s claim and removes the claims it found long expired (the caller asks
@@ -63,11 +65,17 @@ pub fn claims(item: &Item) -> Vec<Claim> {
     item.iter()
         .filter_map(|(name, value)| {
             let environment = EnvironmentId::parse(name.strip_prefix(CLAIM_PREFIX)?)?;
-            let (demand, until) = value.as_s().ok()?.split_once(':')?;
+            let value = value.as_s().ok()?;
+            let (value, measured) = match value.strip_suffix(":u") {
+                Some(unmeasured) => (unmeasured, false),
+                None => (value.as_str(), true),
+            };
+            let (demand, until) = value.split_once(':')?;
             Some(Claim {
                 environment,
                 demand: demand.parse().ok()?,
                 until_ms: until.parse().ok()?,
+                measured,
             })
         })
         .collect()
@@ -82,6 +90,7 @@ mod tests {
             environment: EnvironmentId::from_number(environment),
             demand,
             until_ms,
+            measured: true,
         }
     }
 
@@ -108,6 +117,18 @@ mod tests {
         assert_eq!(names["#gone1"], "env_000000000000000c");
         let values = update.expression_attribute_values().unwrap();
         assert_eq!(values[":claim"], s("5000:1800000003000"));
+        let first = Report {
+            claim: Claim {
+                measured: false,
+                ..report.claim
+            },
+            expired: vec![],
+        };
+        let values = publish_update("t", &a, &first)
+            .expression_attribute_values()
+            .cloned()
+            .unwrap();
+        assert_eq!(values[":claim"], s("5000:1800000003000:u"));
         assert_eq!(values[":ttl"], n(1_800_000_003u64 + 3600));
         // Nothing to remove: no REMOVE clause.
         let alone = publish_update(
@@ -131,6 +152,7 @@ mod tests {
             ("ttl".to_owned(), n(5)),
             ("env_000000000000000a".to_owned(), s("5000:1800000003000")),
             ("env_000000000000000b".to_owned(), s("7:9")),
+            ("env_000000000000000e".to_owned(), s("2000:9:u")),
             ("env_000000000000000c".to_owned(), s("seven:9")),
             ("env_zz".to_owned(), s("7:9")),
             ("env_000000000000000d".to_owned(), n(7)),
@@ -139,7 +161,14 @@ mod tests {
         found.sort_by_key(|claim| claim.environment);
         assert_eq!(
             found,
-            vec![claim(10, 5_000, 1_800_000_003_000), claim(11, 7, 9)]
+            vec![
+                claim(10, 5_000, 1_800_000_003_000),
+                claim(11, 7, 9),
+                Claim {
+                    measured: false,
+                    ..claim(14, 2000, 9)
+                }
+            ]
         );
     }
 }
