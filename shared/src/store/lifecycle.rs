@@ -228,6 +228,10 @@ pub enum Refusal {
     /// The acting key is limited to IP ranges that do not cover the other key's.
     #[error("the key's IP ranges do not lie within the acting key's own")]
     IpRangesNotWithin,
+    /// A restricted key would roll or revoke a secret key: whatever permissions it holds,
+    /// its `keys:write` reaches restricted keys only.
+    #[error("a restricted key cannot roll or revoke a secret key")]
+    SecretKeyOutOfReach,
     /// The acting key has an end, and the key it would create would work past it.
     #[error("the acting key stops at {}; the key it creates must stop by then", ends_at.to_rfc3339())]
     OutlivesActingKey { ends_at: Timestamp },
@@ -582,11 +586,13 @@ pub fn plan_account_change(
 
 /// The key making a self-service change (`/keys`), as the auth step established it. Power
 /// only flows down: it may create, roll or revoke only keys whose every permission and
-/// address it holds itself, so a restricted key can never obtain or stop a secret key, and
+/// address it holds itself, and a restricted key only restricted keys, so a restricted key
+/// can never obtain or stop a secret key (not even one holding all four permissions), and
 /// a key limited to IP ranges can never grant or manage a key used from elsewhere.
 #[derive(Debug, Clone, Copy)]
 pub struct ActingKey<'a> {
     pub key_id: &'a KeyId,
+    pub kind: KeyKind,
     pub permissions: Permissions,
     pub allowed_ips: &'a IpAllowList,
     /// When the acting key stops working, if it has an end.
@@ -633,6 +639,11 @@ impl ActingKey<'_> {
             .find(|key| &key.key_id == key_id)
             .ok_or(Refusal::KeyNotFound)?;
         self.may_grant(key.permissions, &key.allowed_ips)?;
+        // Permissions alone would let a restricted key holding all four roll the secret
+        // key (and be handed a new secret key) or revoke it.
+        if self.kind == KeyKind::Restricted && key.kind() == KeyKind::Secret {
+            return Err(Refusal::SecretKeyOutOfReach);
+        }
         Ok(key)
     }
 
@@ -1142,6 +1153,83 @@ mod tests {
                 state: KeyState::Expiring
             })
         );
+    }
+
+    fn restricted(n: usize, permissions: Permissions) -> StoredKey {
+        let api_key =
+            ApiKey::generate(crate::domain::KeyKind::Restricted, KeyEnvironment::Test).unwrap();
+        StoredKey {
+            digest: api_key.digest(),
+            prefix: api_key.display_prefix(),
+            permissions,
+            ..key(n, KeyStatus::Active, None)
+        }
+    }
+
+    fn acting<'a>(key: &'a StoredKey) -> ActingKey<'a> {
+        ActingKey {
+            key_id: &key.key_id,
+            kind: key.kind(),
+            permissions: key.permissions,
+            allowed_ips: &key.allowed_ips,
+            expires_at: key.life.expires_at,
+        }
+    }
+
+    #[test]
+    fn a_restricted_key_never_rolls_or_revokes_a_secret_key_whatever_it_holds() {
+        let now = at("2026-06-01T12:00:00Z");
+        let account = record(
+            AccountStatus::Active,
+            vec![
+                key(0, KeyStatus::Active, None),
+                restricted(1, Permissions::ALL),
+                restricted(2, Permissions::ALL),
+                restricted(3, Permissions::of([Permission::KeysWrite])),
+            ],
+        );
+        let [secret, manager, peer, narrow] = &account.keys[..] else {
+            unreachable!()
+        };
+        let grace = 10 * MINUTE;
+        assert_eq!(
+            acting(manager)
+                .may_roll(&account, &secret.key_id, grace, now)
+                .err(),
+            Some(Refusal::SecretKeyOutOfReach)
+        );
+        assert_eq!(
+            acting(manager)
+                .may_revoke(&account, &secret.key_id, now)
+                .err(),
+            Some(Refusal::SecretKeyOutOfReach)
+        );
+        // A permission it lacks is named first, as for any other key beyond its power.
+        assert_eq!(
+            acting(narrow)
+                .may_revoke(&account, &secret.key_id, now)
+                .err(),
+            Some(Refusal::MissingPermission(Permission::PaymentsRead))
+        );
+        // Restricted keys within its power it manages, itself included; the secret key
+        // manages every key.
+        assert!(acting(manager)
+            .may_roll(&account, &peer.key_id, grace, now)
+            .is_ok());
+        assert!(acting(manager)
+            .may_roll(&account, &manager.key_id, grace, now)
+            .is_ok());
+        assert!(acting(manager)
+            .may_revoke(&account, &peer.key_id, now)
+            .is_ok());
+        for other in &account.keys {
+            assert!(acting(secret)
+                .may_roll(&account, &other.key_id, grace, now)
+                .is_ok());
+            assert!(acting(secret)
+                .may_revoke(&account, &other.key_id, now)
+                .is_ok());
+        }
     }
 
     #[test]

@@ -230,6 +230,48 @@ async fn the_last_key_that_manages_keys_cannot_be_revoked_but_can_be_rolled() {
 }
 
 #[tokio::test]
+async fn a_restricted_key_with_every_permission_neither_rolls_nor_revokes_the_secret_key() {
+    let app = TestApp::spawn().await;
+    let (account_id, secret) = app.new_client().await;
+    let account = AccountId::parse(&account_id).unwrap();
+    let secret_id = first_key_id(&app, &secret).await;
+    let every = json!(["payments:read", "payments:write", "keys:read", "keys:write"]);
+    let (manager_id, manager) = new_key_of(
+        &app.create_key(&secret, &json!({"name": "manager", "permissions": every}))
+            .await,
+    );
+    for refused in [
+        app.roll_key(&manager, &secret_id, Some(&json!({"expires_in": 600})))
+            .await,
+        app.revoke_key(&manager, &secret_id).await,
+    ] {
+        assert_eq!(
+            (refused.status, refused.error_code()),
+            (403, "insufficient_permissions"),
+            "{:?}",
+            refused.body
+        );
+        assert_eq!(
+            refused.body["error"]["message"],
+            "This key does not have the keys:write permission."
+        );
+    }
+    assert_eq!(
+        working_keys(&app, &account).await,
+        BTreeSet::from([secret_id.clone(), manager_id.clone()]),
+        "no key made, none stopped"
+    );
+    assert_eq!(pays(&app, &secret).await.status, 201);
+    // It rolls itself, into a restricted key; the secret key still manages it.
+    let (_, rolled) = new_key_of(
+        &app.roll_key(&manager, &manager_id, Some(&json!({"expires_in": 60})))
+            .await,
+    );
+    assert!(rolled.starts_with("rk_test_"), "{rolled}");
+    assert_eq!(app.revoke_key(&secret, &manager_id).await.status, 200);
+}
+
+#[tokio::test]
 async fn two_rolls_of_one_key_at_once_make_one_new_key() {
     let app = TestApp::spawn().await;
     let (account_id, secret) = app.new_client().await;

@@ -355,6 +355,7 @@ impl Failure {
             Failure::Refused(
                 Refusal::MissingPermission(_)
                 | Refusal::IpRangesNotWithin
+                | Refusal::SecretKeyOutOfReach
                 | Refusal::OutlivesActingKey { .. },
             ) => "insufficient_permissions",
             Failure::Refused(Refusal::SelfRollTooSoon) => "grace_too_short",
