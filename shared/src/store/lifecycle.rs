@@ -77,7 +77,7 @@ pub struct StoredKey {
     /// The key this one rolled, if it was made by a roll.
     pub replaces: Option<KeyId>,
     /// Its end was set by a roll or a rotation that replaced it (rather than given when it
-    /// was issued): it is on its way out, and cannot be rolled again.
+    /// was issued): revoking the roll's new key during that grace gives it back.
     pub retiring: bool,
 }
 
@@ -102,13 +102,13 @@ impl StoredKey {
         }
     }
 
-    /// Whether the key can be rolled at `now`: it works, and is not already being replaced
-    /// (a key given an `expires_at` when it was issued can be; a key in the grace of a roll
-    /// or rotation cannot). If not, its state.
+    /// Whether the key can be rolled at `now`: it is active, with no `expires_at` ahead. An
+    /// expiring key cannot be, whether its end came with it or from a roll or rotation
+    /// replacing it: a second roll of a key in its grace would make a second new key, and
+    /// a key with an end of its own is replaced by creating one. If not, its state.
     pub fn rollable(&self, now: Timestamp) -> Result<(), KeyState> {
         match self.life.state_at(now) {
             KeyState::Active => Ok(()),
-            KeyState::Expiring if !self.retiring => Ok(()),
             state => Err(state),
         }
     }
@@ -213,8 +213,9 @@ pub enum Refusal {
     /// The account has no key of that id (or only an entry that does not read back).
     #[error("the account has no such key")]
     KeyNotFound,
-    /// The key is already being replaced, expired or revoked: it cannot be rolled.
-    #[error("the key is {state} and cannot be rolled (it is being replaced or no longer works)")]
+    /// The key is expiring (by its own end or a replacement's grace), expired or revoked:
+    /// it cannot be rolled.
+    #[error("the key is {state}: only an active key, with no end ahead, can be rolled")]
     KeyNotActive { state: KeyState },
     /// The change would leave the account without an active key that can manage keys.
     #[error(
@@ -290,7 +291,7 @@ pub enum Retire<'a> {
     /// An operator's rotation: every secret key that still works, at `now + grace`, unless
     /// it ends sooner (a second rotation never extends a shorter grace).
     SecretKeys { grace: Duration },
-    /// A roll: this key, which must be active, at `now + grace`.
+    /// A roll: this key, which must be active (no end ahead), at `now + grace`.
     Key { key_id: &'a KeyId, grace: Duration },
 }
 
@@ -1055,9 +1056,9 @@ mod tests {
         );
     }
 
-    /// A restricted key issued with an end of its own, rolled, then the roll undone.
+    /// A key issued with an end of its own is expiring from the start: it cannot be rolled.
     #[test]
-    fn a_key_with_its_own_end_rolls_once_and_undoing_the_roll_never_lengthens_its_life() {
+    fn a_key_with_an_end_of_its_own_cannot_be_rolled() {
         let now = at("2026-06-01T12:00:00Z");
         let own_end = now.plus(30 * MINUTE);
         let job = StoredKey {
@@ -1069,14 +1070,49 @@ mod tests {
             vec![key(0, KeyStatus::Active, None), job],
         );
         let old = &account.keys[1];
-        assert_eq!(old.rollable(now), Ok(()), "expiring by its own grant");
+        assert_eq!(old.rollable(now), Err(KeyState::Expiring));
         let ids = IdSource::random();
         let (_, new) = KeyMint { ids: &ids }.replacement(old, now).unwrap();
+        let roll = Retire::Key {
+            key_id: &key_id(1),
+            grace: 60 * MINUTE,
+        };
         assert_eq!(
-            new.grant.expires_at,
-            Some(own_end),
-            "the new key keeps the end"
+            plan_new_key(&account, &new, roll, now),
+            Err(Refusal::KeyNotActive {
+                state: KeyState::Expiring
+            })
         );
+        assert_eq!(
+            acting(&account.keys[0])
+                .may_roll(&account, &key_id(1), 60 * MINUTE, now)
+                .err(),
+            Some(Refusal::KeyNotActive {
+                state: KeyState::Expiring
+            })
+        );
+        // Past its end it is expired, and still not rolled.
+        assert_eq!(old.rollable(own_end), Err(KeyState::Expired));
+    }
+
+    /// A roll undone (its new key revoked in the grace): the rolled key is active again, as
+    /// it was, and rolls again.
+    #[test]
+    fn undoing_a_roll_gives_back_the_key_as_it_was() {
+        let now = at("2026-06-01T12:00:00Z");
+        let job = StoredKey {
+            permissions: Permissions::of([Permission::PaymentsRead]),
+            ..key(1, KeyStatus::Active, None)
+        };
+        let account = record(
+            AccountStatus::Active,
+            vec![key(0, KeyStatus::Active, None), job],
+        );
+        let old = &account.keys[1];
+        assert_eq!(old.rollable(now), Ok(()));
+        let ids = IdSource::random();
+        let (_, new) = KeyMint { ids: &ids }.replacement(old, now).unwrap();
+        assert_eq!(new.grant.expires_at, None, "the new key has no end either");
         let plan = plan_new_key(
             &account,
             &new,
@@ -1088,16 +1124,12 @@ mod tests {
         )
         .unwrap();
         let retired = &plan.retiring[0];
-        assert_eq!(
-            retired.life.expires_at,
-            Some(own_end),
-            "a grace never extends it"
-        );
+        assert_eq!(retired.life.expires_at, Some(now.plus(60 * MINUTE)));
         assert!(retired.retiring);
         assert_eq!(retired.rollable(now), Err(KeyState::Expiring));
 
         // The account after the roll; revoking the new key gives the old one back, with
-        // its own end, rollable again.
+        // no end, rollable again.
         let mut rolled = account.clone();
         rolled.keys[1] = retired.clone();
         rolled.keys.push(StoredKey::issued(&new));
@@ -1107,7 +1139,7 @@ mod tests {
         };
         let back = reinstated.expect("the rolled key is reinstated");
         assert_eq!(back.key_id, key_id(1));
-        assert_eq!(back.life.expires_at, Some(own_end));
+        assert_eq!(back.life.expires_at, None);
         assert!(!back.retiring);
         assert_eq!(back.rollable(now), Ok(()));
 
@@ -1118,7 +1150,7 @@ mod tests {
             panic!("the rolled key is revoked")
         };
         assert_eq!(reinstated, None);
-        let later = own_end;
+        let later = now.plus(60 * MINUTE);
         let RevocationPlan::Revoke { reinstated, .. } =
             plan_revocation(&rolled, &new.key_id, later)
         else {

@@ -176,39 +176,45 @@ async fn roll_then_revoke_and_every_change_is_audited_with_its_key_and_request()
 }
 
 #[tokio::test]
-async fn a_key_with_an_end_of_its_own_rolls_and_undoing_the_roll_keeps_that_end() {
+async fn a_key_with_an_end_of_its_own_is_expiring_and_cannot_be_rolled() {
     let app = TestApp::spawn().await;
-    let (_, secret) = app.new_client().await;
+    let (account_id, secret) = app.new_client().await;
+    let account = AccountId::parse(&account_id).unwrap();
+    let secret_id = first_key_id(&app, &secret).await;
     let end = app.clock.clock().now().plus(Duration::from_secs(86_400));
-    let (old_id, _) = new_key_of(
-        &app.create_key(
+    let created = app
+        .create_key(
             &secret,
             &json!({"name": "quarterly", "permissions": ["payments:read"],
                     "expires_at": end.to_rfc3339()}),
         )
-        .await,
-    );
-    let rolled = app
-        .roll_key(&secret, &old_id, Some(&json!({"expires_in": 3600})))
         .await;
-    let (new_id, _) = new_key_of(&rolled);
-    assert_eq!(rolled.body["expires_at"], end.to_rfc3339());
-    assert_eq!(rolled.body["status"], "expiring");
-    // The rolled key cannot be rolled again while it is on its way out.
-    let again = app.roll_key(&secret, &old_id, None).await;
-    assert_eq!((again.status, again.error_code()), (409, "key_not_active"));
-    // Revoking the new key (say its answer was lost) gives the old one back, with its own
-    // end, to roll again.
-    assert_eq!(app.revoke_key(&secret, &new_id).await.status, 200);
-    let back = app.get_key(&secret, &old_id).await;
-    assert_eq!(back.body["status"], "expiring");
-    assert_eq!(back.body["expires_at"], end.to_rfc3339());
-    let rolled = app.roll_key(&secret, &old_id, None).await;
-    assert_eq!(rolled.status, 201, "{:?}", rolled.body);
-    assert_eq!(
-        app.get_key(&secret, &old_id).await.body["status"],
-        "expired"
+    let (old_id, _) = new_key_of(&created);
+    assert_eq!(created.body["status"], "expiring");
+    let before = working_keys(&app, &account).await;
+    for body in [None, Some(json!({"expires_in": 3600}))] {
+        let refused = app.roll_key(&secret, &old_id, body.as_ref()).await;
+        assert_eq!(
+            (refused.status, refused.error_code()),
+            (409, "key_not_active"),
+            "{:?}",
+            refused.body
+        );
+    }
+    assert_eq!(working_keys(&app, &account).await, before, "no key made");
+    let kept = app.get_key(&secret, &old_id).await;
+    assert_eq!(kept.body["status"], "expiring");
+    assert_eq!(kept.body["expires_at"], end.to_rfc3339());
+    // Revoking the new key of a roll gives the rolled key back active, with no end.
+    let (new_id, new) = new_key_of(
+        &app.roll_key(&secret, &secret_id, Some(&json!({"expires_in": 600})))
+            .await,
     );
+    assert_eq!(app.revoke_key(&secret, &new_id).await.status, 200);
+    let back = app.get_key(&secret, &secret_id).await;
+    assert_eq!(back.body["status"], "active");
+    assert_eq!(back.body["expires_at"], Value::Null);
+    assert_eq!(pays(&app, &new).await.status, 401);
 }
 
 #[tokio::test]
