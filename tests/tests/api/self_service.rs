@@ -462,3 +462,75 @@ async fn a_roll_whose_answer_is_lost_is_found_out_and_undone_from_get_keys() {
         "the keys the account holds, and no other"
     );
 }
+
+/// A create whose transaction landed but whose answer was lost: the 503 says it may have
+/// happened, `GET /keys` shows the key by the name the request gave, and revoking it leaves
+/// the account with the keys it holds and no other; the create, sent again under a name of
+/// its own, is answered.
+#[tokio::test]
+async fn a_create_whose_answer_is_lost_is_found_out_by_its_name_and_revoked() {
+    use shared::http::metrics::Meter;
+    use shared::http::pipeline::Edge;
+    let app = TestApp::spawn().await;
+    let (account_id, secret) = app.new_client().await;
+    let account = AccountId::parse(&account_id).unwrap();
+    let secret_id = first_key_id(&app, &secret).await;
+    let proxy = FaultProxy::start(&payments_tests::dynamodb_endpoint()).await;
+    let through_proxy = shared::store::dynamo::DynamoStore::new(
+        shared::config::dynamodb_client(Some(&proxy.endpoint)).await,
+        app.tables(),
+    );
+    let creates = create_key::State {
+        edge: Edge::new(
+            through_proxy,
+            shared::domain::KeyEnvironment::Test,
+            shared::domain::RateLimit::DEFAULT,
+            app.clock.clock(),
+            Meter::default(),
+        ),
+        ids: shared::domain::IdSource::random(),
+    };
+    proxy.lose_responses_of("TransactWriteItems");
+    let request = shared::testing::Event::new("POST", "/keys")
+        .header("x-api-key", &secret)
+        .json(&json!({"name": "nightly 1", "permissions": ["payments:read"]}))
+        .request();
+    let lost = TestResponse::from_lambda(create_key::handle(&creates, request).await);
+    assert_eq!(
+        (lost.status, lost.error_code()),
+        (503, "outcome_unknown"),
+        "{:?}",
+        lost.body
+    );
+    assert!(
+        lost.headers.get("retry-after").is_none(),
+        "not a blind retry"
+    );
+    assert!(proxy.counts().lost_responses >= 1, "the fault did happen");
+
+    // The account looks for the name it gave: the key is there, and works, though nobody
+    // holds its secret.
+    let listing = app.list_keys(&secret).await;
+    let orphans: Vec<&str> = listing.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["name"] == "nightly 1")
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(orphans.len(), 1, "{:?}", listing.body);
+    assert_eq!(working_keys(&app, &account).await.len(), 2);
+    assert_eq!(app.revoke_key(&secret, orphans[0]).await.status, 200);
+    let (new_id, _) = new_key_of(
+        &app.create_key(
+            &secret,
+            &json!({"name": "nightly 2", "permissions": ["payments:read"]}),
+        )
+        .await,
+    );
+    assert_eq!(
+        working_keys(&app, &account).await,
+        BTreeSet::from([secret_id, new_id]),
+        "the keys the account holds, and no other"
+    );
+}
