@@ -1095,6 +1095,50 @@ mod tests {
         assert_eq!(old.rollable(own_end), Err(KeyState::Expired));
     }
 
+    /// The lockout rule and the roll rule mean one thing by active: no end ahead. A
+    /// `keys:write` key with an end of its own neither rolls nor keeps the last active one
+    /// from being locked out; that last one rolls (its new key holds `keys:write`).
+    #[test]
+    fn lockout_and_rolls_agree_on_what_is_active() {
+        let now = at("2026-06-01T12:00:00Z");
+        let account = record(
+            AccountStatus::Active,
+            vec![
+                key(0, KeyStatus::Active, None),
+                StoredKey {
+                    life: KeyLife {
+                        status: KeyStatus::Active,
+                        expires_at: Some(now.plus(60 * MINUTE)),
+                    },
+                    ..restricted(1, Permissions::of([Permission::KeysWrite]))
+                },
+            ],
+        );
+        let [secret, ending] = &account.keys[..] else {
+            unreachable!()
+        };
+        assert_eq!(
+            acting(secret)
+                .may_revoke(&account, &secret.key_id, now)
+                .err(),
+            Some(Refusal::WouldLockOut)
+        );
+        assert!(acting(secret)
+            .may_roll(&account, &secret.key_id, MINUTE, now)
+            .is_ok());
+        assert_eq!(
+            acting(secret)
+                .may_roll(&account, &ending.key_id, MINUTE, now)
+                .err(),
+            Some(Refusal::KeyNotActive {
+                state: KeyState::Expiring
+            })
+        );
+        assert!(acting(secret)
+            .may_revoke(&account, &ending.key_id, now)
+            .is_ok());
+    }
+
     /// A roll undone (its new key revoked in the grace): the rolled key is active again, as
     /// it was, and rolls again.
     #[test]
