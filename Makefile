@@ -23,7 +23,8 @@ test: tools system-deps
 	@scripts/test.sh
 
 ## The fast inner loop, Rust only: fmt, clippy, layering, and the unit tests that need no
-## Java or DynamoDB Local (the library, both handlers with the in-memory store, the CLI).
+## Java or DynamoDB Local (the library, every function's handler with the in-memory store,
+## the CLI).
 check:
 	@scripts/check.sh
 

@@ -7,7 +7,8 @@ and every key they issued or presented to target/test-logs/*.keys; the end-to-en
 artifact tests leave the functions' own output in target/e2e-logs/. A key (secret `sk_` or
 restricted `rk_`) may appear only as its 12-character display prefix, and its SHA-256 digest
 never. A key's `allowed_ips` never appear either: the logs name no range in CIDR form (the
-services log no address range of their own, so any is a key's).
+services log no address range of their own, so any is a key's). A run that recorded too few
+keys or lines, or no restricted key, fails: it would prove nothing.
 """
 
 import hashlib
@@ -16,7 +17,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LOG_DIRS = [ROOT / "target" / "test-logs", ROOT / "target" / "e2e-logs"]
 DISPLAY_PREFIX = 12
 KEY_PREFIXES = ("sk_test_", "sk_live_", "rk_test_", "rk_live_")
 # An IPv4 or IPv6 range in CIDR form, as a key's allowed_ips holds them.
@@ -32,9 +32,10 @@ def leaks_in(line: str, needles: dict[str, str]) -> list[str]:
     return found
 
 
-def main() -> int:
+def main(root: Path = ROOT) -> int:
+    log_dirs = [root / "target" / "test-logs", root / "target" / "e2e-logs"]
     keys = set()
-    for path in (ROOT / "target" / "test-logs").glob("*.keys"):
+    for path in (root / "target" / "test-logs").glob("*.keys"):
         keys.update(line.strip() for line in path.read_text().splitlines())
     # Only well-formed keys (57 characters) are secrets worth checking; junk presented by the
     # negative tests ("garbage") could match ordinary log text by chance.
@@ -46,23 +47,29 @@ def main() -> int:
 
     lines = 0
     leaks = []
-    for directory in LOG_DIRS:
+    for directory in log_dirs:
         for path in sorted(directory.glob("*")):
             if path.suffix == ".keys" or not path.is_file():
                 continue
             for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
                 lines += 1
                 for what in leaks_in(line, needles):
-                    leaks.append(f"{path.relative_to(ROOT)}:{number}: {what}")
+                    leaks.append(f"{path.relative_to(root)}:{number}: {what}")
 
+    restricted = sum(key.startswith("rk_") for key in keys)
     if len(keys) < 20 or lines < 1000:
         print(f"log hygiene: too little to check ({len(keys)} keys, {lines} log lines); "
               "did the suite run with log capture?", file=sys.stderr)
         return 1
+    # The suite creates restricted keys (the self-service and end-to-end tests): a run that
+    # recorded none checked nothing of them.
+    if restricted == 0:
+        print(f"log hygiene: no restricted (rk_) key among the {len(keys)} recorded; "
+              "did the self-service tests run and record their keys?", file=sys.stderr)
+        return 1
     if leaks:
         print("log hygiene: secrets found in logs:", *leaks[:50], sep="\n  ", file=sys.stderr)
         return 1
-    restricted = sum(key.startswith("rk_") for key in keys)
     print(f"log hygiene: {len(keys)} keys ({restricted} restricted) and their digests, and any "
           f"IP range, absent from {lines} log lines")
     return 0

@@ -39,6 +39,6 @@ cargo build --quiet -p dev-gateway
 "${CARGO_TARGET_DIR:-target}/debug/dev-gateway" "$PORT" "$watch_port" &
 GATEWAY_PID=$!
 
-log "API on http://127.0.0.1:$PORT  (POST /accounts, POST /payments, GET /payments, GET /payments/{id}); Ctrl-C stops it"
+log "API on http://127.0.0.1:$PORT  (POST /accounts, POST /payments, GET /payments, GET /payments/{id}, POST /keys, GET /keys, GET /keys/{id}, POST /keys/{id}/roll, DELETE /keys/{id}); Ctrl-C stops it"
 cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$watch_port" \
     --env-vars "CLIENTS_TABLE=$CLIENTS_TABLE,PAYMENTS_TABLE=$PAYMENTS_TABLE,AUDIT_TABLE=$AUDIT_TABLE,API_KEY_ENVIRONMENT=$API_KEY_ENVIRONMENT,DEFAULT_RATE_LIMIT=$DEFAULT_RATE_LIMIT,DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT,RUST_LOG=$RUST_LOG"

@@ -530,10 +530,38 @@ def test_spec_is_valid_openapi_with_valid_examples():
     body = spec["paths"]["/keys"]["post"]["requestBody"]["content"]["application/json"]
     for example in body["examples"].values():
         validator("/components/schemas/CreateKeyRequest").validate(example["value"])
-    created = spec["paths"]["/keys"]["post"]["responses"]["201"]["content"]["application/json"]
-    validator("/components/schemas/NewKey").validate(created["example"])
     parameter = spec["components"]["parameters"]["IdempotencyKey"]
     validator("/components/parameters/IdempotencyKey/schema").validate(parameter["example"])
+    # Every response example, on the routes and in the shared responses, against its schema.
+    answers = [(f"/components/responses/{name}", response)
+               for name, response in spec["components"]["responses"].items()]
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            for status, response in operation["responses"].items():
+                pointer = f"/paths/{path.replace('~', '~0').replace('/', '~1')}/{method}/responses/{status}"
+                answers.append((pointer, response))
+    examples = 0
+    for pointer, response in answers:
+        content = response.get("content", {}).get("application/json")
+        if content is None:
+            continue
+        for example in [content["example"]] if "example" in content else []:
+            validator(f"{pointer}/content/application~1json/schema").validate(example)
+            examples += 1
+        for example in content.get("examples", {}).values():
+            validator(f"{pointer}/content/application~1json/schema").validate(example["value"])
+            examples += 1
+    # The key routes show what they answer: their success and their refusals.
+    shared = spec["components"]["responses"]
+    for path, item in spec["paths"].items():
+        for method, operation in item.items() if path.startswith("/keys") else []:
+            for status, response in operation["responses"].items():
+                if status.startswith("2") or status in ("403", "404", "409"):
+                    if "$ref" in response:
+                        response = shared[response["$ref"].rsplit("/", 1)[1]]
+                    content = response["content"]["application/json"]
+                    assert "example" in content or "examples" in content, f"{method} {path} {status}"
+    assert examples, "no response example was checked"
 
 
 def test_the_functions_neither_panicked_nor_failed(stack):

@@ -39,3 +39,36 @@ def test_what_a_log_line_may_hold_is_not_a_leak():
         "1/2 done, 3.5/10 ms",
     ]:
         assert hygiene.leaks_in(line, NEEDLES) == [], line
+
+
+def plant_run(root: Path, keys: list[str]) -> None:
+    """A run's capture under `root`: its recorded keys, and clean log lines enough to judge."""
+    logs = root / "target" / "test-logs"
+    logs.mkdir(parents=True)
+    (logs / "1.keys").write_text("".join(f"{key}\n" for key in keys))
+    line = '{"level":"INFO","message":"payment created","key_prefix":"sk_test_AbCd"}\n'
+    (logs / "1.jsonl").write_text(line * 1000)
+
+
+def made_up_key(kind: str, n: int) -> str:
+    key = f"{kind}_test_" + f"{n:049d}"
+    assert len(key) == 57
+    return key
+
+
+def test_a_run_that_recorded_no_restricted_key_fails(tmp_path, capsys):
+    secret_keys = [made_up_key("sk", n) for n in range(25)]
+    plant_run(tmp_path, secret_keys)
+    assert hygiene.main(tmp_path) == 1
+    assert "no restricted (rk_) key" in capsys.readouterr().err
+
+
+def test_a_clean_run_with_restricted_keys_passes_and_a_leak_fails(tmp_path, capsys):
+    keys = [made_up_key("sk", n) for n in range(24)] + [KEY]
+    plant_run(tmp_path, keys)
+    assert hygiene.main(tmp_path) == 0
+    assert "(1 restricted)" in capsys.readouterr().out
+    with (tmp_path / "target" / "test-logs" / "1.jsonl").open("a") as log:
+        log.write(f'{{"message":"oops","key":"{KEY}"}}\n')
+    assert hygiene.main(tmp_path) == 1
+    assert "an API key" in capsys.readouterr().err

@@ -631,6 +631,58 @@ def check_alarms(raw):
     return problems
 
 
+# Every 403 and 409 a self-service key change can answer, by the function's metric name: what
+# KeyChangeRefusalsAlarm watches. create-key judges no existing key's state (no
+# key_not_active, no would_lock_out), and revoke-key adds no key (no too_many_live_keys).
+KEY_CHANGE_REFUSALS = {
+    ("create_key", "insufficient_permissions"),
+    ("create_key", "too_many_live_keys"),
+    ("roll_key", "insufficient_permissions"),
+    ("roll_key", "key_not_active"),
+    ("roll_key", "too_many_live_keys"),
+    ("revoke_key", "insufficient_permissions"),
+    ("revoke_key", "would_lock_out"),
+}
+
+
+def check_key_change_alarm(raw):
+    problems = []
+    queries = raw["Resources"]["KeyChangeRefusalsAlarm"]["Properties"]["Metrics"]
+    watched = set()
+    for query in queries:
+        if "MetricStat" not in query:
+            continue
+        dimensions = {d["Name"]: d["Value"] for d in query["MetricStat"]["Metric"]["Dimensions"]}
+        watched.add((dimensions["Function"], dimensions["Outcome"]))
+    if watched != KEY_CHANGE_REFUSALS:
+        problems.append(f"watches {sorted(watched - KEY_CHANGE_REFUSALS)} beyond the refusals, "
+                        f"misses {sorted(KEY_CHANGE_REFUSALS - watched)}")
+    # CloudWatch's hard limit for a metric math alarm.
+    if len(watched) > 10:
+        problems.append(f"{len(watched)} metrics, at most 10")
+    expressions = [q["Expression"] for q in queries if "Expression" in q]
+    if expressions != ["SUM(METRICS())"]:
+        problems.append(f"expressions {expressions}")
+    return problems
+
+
+def test_the_key_change_alarm_watches_every_refusal_of_a_key_change(raw):
+    assert check_key_change_alarm(raw) == []
+    # Every 409 the spec documents for the key routes is one of them.
+    spec = yaml.safe_load((ROOT / "docs" / "openapi.yaml").read_text())
+    conflict = spec["components"]["schemas"]["KeyConflictError"]["properties"]["error"]["properties"]
+    assert set(conflict["code"]["enum"]) <= {outcome for _, outcome in KEY_CHANGE_REFUSALS}
+
+
+def test_checks_catch_an_unwatched_key_change_refusal(raw):
+    broken = copy.deepcopy(raw)
+    queries = broken["Resources"]["KeyChangeRefusalsAlarm"]["Properties"]["Metrics"]
+    queries[:] = [q for q in queries if q["Id"] != "roll_key3"]
+    assert check_key_change_alarm(broken) == [
+        "watches [] beyond the refusals, misses [('roll_key', 'too_many_live_keys')]"
+    ]
+
+
 def check_deployments(raw, cfn):
     problems = []
     functions = resources_of(raw, "AWS::Serverless::Function")

@@ -6,7 +6,9 @@
 //! DynamoDB, forwarded with their responses dropped, connections reset, requests held past
 //! the SDK's 2 s attempt timeout before they are forwarded, DynamoDB paused (SIGSTOP) or
 //! restarted. Meanwhile an operator creates accounts, rotates keys and revokes them, and
-//! accounts roll their own keys through `POST /keys/{id}/roll`.
+//! accounts manage their own keys through the API: they create restricted keys
+//! (`POST /keys`), read each new key back (`GET /keys/{id}`), roll their keys
+//! (`POST /keys/{id}/roll`) and revoke them (`DELETE /keys/{id}`).
 //!
 //! Clients behave as docs/api.md tells them to. Some send an `Idempotency-Key` and, on a
 //! 429, a 503 or a lost answer, send the same request again with it. Some send none: on a
@@ -24,13 +26,16 @@
 //! issuance was acknowledged is never refused before an operator touched it; every request is
 //! answered within its deadline; and no status is outside those the API documents.
 //!
-//! An account whose roll gets no answer, or one that may have been applied (a 503
-//! `outcome_unknown`, a 500), does what docs/api.md says: it lists its keys with the key it
-//! rolled (`GET /keys`, which works through the self-roll's grace), and if the rolled key is
-//! now expiring, revokes the new key it never saw (undoing the roll), then rolls again. The
-//! checker asserts that afterwards every key of such an account that works is a key whose
-//! secret a client was given: a lost answer never leaves a working key behind that nobody
-//! holds.
+//! An account whose roll or create gets no answer, or one that may have been applied (a 503
+//! `outcome_unknown`, a 500), does what docs/api.md says: it lists its keys (`GET /keys`,
+//! with the key it used, which works through a self-roll's grace) and revokes the new key
+//! it never saw: for a roll, the one beside its rolled key, now expiring (which undoes the
+//! roll); for a create, the one with the name its request gave. Then it sends the change
+//! again. The checker asserts that afterwards every key of such an account that works is a
+//! key whose secret a client was given (a lost answer never leaves a working key behind that
+//! nobody holds), that no create or roll request made more than one key (by the audit
+//! trail, which records each change with its request id), and that every new key read back
+//! is the key its 201 described.
 //!
 //! `CHAOS_SECONDS` (default 60), `CHAOS_SEED` (default: from the clock; printed) and
 //! `CHAOS_CLIENTS` (default 12) shape the run; `make chaos SECONDS=1800` runs a long one.
@@ -54,7 +59,7 @@ use payments_tests::stack::workspace_root;
 use payments_tests::{json_request, keyed_request, operator, TestApp, TestResponse};
 use serde_json::{json, Value};
 use shared::config::dynamodb_client;
-use shared::domain::{AccountId, ApiKey, KeyEnvironment, KeyId, Timestamp};
+use shared::domain::{AccountId, ApiKey, AuditAction, KeyEnvironment, KeyId, Timestamp};
 use shared::store::dynamo::DynamoStore;
 use shared::store::IssuedKey;
 use shared::testing::with_deadline_in;
@@ -169,33 +174,49 @@ struct Book {
     created_accounts: Vec<(String, String)>,
     /// Every `POST /accounts` of the operator: (milliseconds it took, status).
     account_creations: Vec<(u64, u16)>,
-    /// Every self-service roll: its account, the key, and how it ended.
-    rolls: Vec<(String, String, RollOutcome)>,
+    /// Every self-service roll and create: its route, its account, the key that made it,
+    /// and how it ended.
+    key_changes: Vec<(&'static str, String, String, KeyChangeOutcome)>,
+    /// Every create and roll request sent: its account and its request id (`x-request-id`,
+    /// which the change's audit event records).
+    key_requests: Vec<(String, String)>,
+    /// New keys read back (`GET /keys/{id}`) that were not the key their 201 described.
+    misread_keys: Vec<String>,
+    /// The new key of each self-service roll, with when its 201 came.
+    rolled_into: HashMap<String, u64>,
     /// Accounts with a key change whose outcome nobody learned (an operator's rotation
-    /// whose answer was lost, a roll its account could not resolve): a key may work there
-    /// that no client was given.
+    /// whose answer was lost, a roll or create its account could not resolve): a key may
+    /// work there that no client was given.
     uncertain: HashSet<String>,
     /// Every answer of the key routes: (route, milliseconds it took, status).
     key_answers: Vec<(&'static str, u64, u16)>,
 }
 
-/// How an account's roll of its key ended.
+/// How an account's roll of its key, or its creation of a key, ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum RollOutcome {
+enum KeyChangeOutcome {
     /// A 201 on the first request.
-    Rolled,
+    Made,
     /// A 201 after a lost or unknown answer, found out from `GET /keys`.
-    RolledAfterLooking,
-    /// A lost roll found applied, its new key revoked (the roll undone), rolled again.
-    UndoneAndRolled,
+    MadeAfterLooking,
+    /// A lost change found applied, its new key revoked (a roll undone), made again.
+    UndoneAndMade,
     /// Refused: the key was already being replaced or no longer works (an operator's
-    /// rotation came first).
+    /// rotation came first), or the account had 10 keys working.
     Refused,
     /// The account could not find out (its key stopped, or every look failed).
     Unresolved,
 }
 
 impl Book {
+    /// Whether revoking `key` might undo the roll that made it: during the rolled key's
+    /// grace, that gives the rolled key back, which the book would not know.
+    fn may_undo_a_roll(&self, key: &BookKey, now_ms: u64) -> bool {
+        self.rolled_into
+            .get(&key.key_id)
+            .is_some_and(|at| now_ms < at + 60_000 + 10_000)
+    }
+
     /// Any key `account` ever had, stopped or not: what a client with a stale configuration
     /// sends.
     fn any_key(&self, account: &str, rng: &mut Rng) -> Option<BookKey> {
@@ -456,8 +477,10 @@ async fn key_call(
     let app = &campaign.app;
     let sent = Instant::now();
     let response = TestResponse::from_lambda(match route {
+        "create" => create_key::handle(&app.key_create, request).await,
         "roll" => roll_key::handle(&app.key_roll, request).await,
         "list" => list_keys::handle(&app.key_list, request).await,
+        "get" => get_key::handle(&app.key_get, request).await,
         "revoke" => revoke_key::handle(&app.key_revoke, request).await,
         other => unreachable!("no key route {other}"),
     });
@@ -471,7 +494,7 @@ async fn key_call(
 
 /// An account rolls `current`, its key, with the 60 s grace a key rolling itself keeps, and
 /// when the answer is lost finds out what happened as docs/api.md says.
-async fn self_roll(campaign: &Campaign, current: &BookKey, rng: &mut Rng) -> RollOutcome {
+async fn self_roll(campaign: &Campaign, current: &BookKey, rng: &mut Rng) -> KeyChangeOutcome {
     let mut looked = false;
     let mut undone = false;
     for _ in 0..MAX_ATTEMPTS {
@@ -483,26 +506,30 @@ async fn self_roll(campaign: &Campaign, current: &BookKey, rng: &mut Rng) -> Rol
             Some(json!({"expires_in": 60})),
         );
         let response = key_call(campaign, "roll", request).await;
+        note_change_request(campaign, current, &response);
         match (response.status, response.error_code()) {
             (201, _) => {
                 let acked = campaign.now_ms();
-                let new_key = response.body["api_key"].as_str().unwrap().to_owned();
-                payments_tests::record_key(&new_key);
-                let mut book = campaign.book.lock().unwrap();
-                if let Some(old) = book.keys.iter_mut().find(|k| k.key_id == current.key_id) {
+                if let Some(old) = campaign
+                    .book
+                    .lock()
+                    .unwrap()
+                    .keys
+                    .iter_mut()
+                    .find(|k| k.key_id == current.key_id)
+                {
                     old.retired_ms.get_or_insert(acked + 60_000);
                 }
-                book.keys.push(BookKey {
-                    account: current.account.clone(),
-                    key: new_key,
-                    key_id: response.body["id"].as_str().unwrap().to_owned(),
-                    touched_ms: None,
-                    retired_ms: None,
-                });
+                keep_new_key(campaign, current, &response);
+                campaign.book.lock().unwrap().rolled_into.insert(
+                    response.body["id"].as_str().unwrap_or_default().to_owned(),
+                    acked,
+                );
+                read_back(campaign, current, &response).await;
                 return match (looked, undone) {
-                    (_, true) => RollOutcome::UndoneAndRolled,
-                    (true, false) => RollOutcome::RolledAfterLooking,
-                    (false, false) => RollOutcome::Rolled,
+                    (_, true) => KeyChangeOutcome::UndoneAndMade,
+                    (true, false) => KeyChangeOutcome::MadeAfterLooking,
+                    (false, false) => KeyChangeOutcome::Made,
                 };
             }
             // Nothing was done: wait as told, or give up on a refusal.
@@ -510,15 +537,15 @@ async fn self_roll(campaign: &Campaign, current: &BookKey, rng: &mut Rng) -> Rol
                 tokio::time::sleep(retry_after(&response)).await;
                 continue;
             }
-            (401, _) => return RollOutcome::Refused,
-            (409, _) if !looked => return RollOutcome::Refused,
+            (401, _) => return KeyChangeOutcome::Refused,
+            (409, _) if !looked => return KeyChangeOutcome::Refused,
             // A 409 after a lost answer (the lost roll may be what made the key expiring),
             // a 503 `outcome_unknown`, a 500: look.
             _ => {}
         }
         looked = true;
         let Some(listing) = look_at_keys(campaign, current).await else {
-            return RollOutcome::Unresolved;
+            return KeyChangeOutcome::Unresolved;
         };
         let rolled = listing
             .iter()
@@ -538,7 +565,7 @@ async fn self_roll(campaign: &Campaign, current: &BookKey, rng: &mut Rng) -> Rol
         }) {
             let id = orphan["id"].as_str().unwrap_or_default().to_owned();
             if !revoke_until_answered(campaign, current, &id).await {
-                return RollOutcome::Unresolved;
+                return KeyChangeOutcome::Unresolved;
             }
             campaign.event(format!(
                 "revoked {id}, the new key of a lost roll of {}",
@@ -548,7 +575,153 @@ async fn self_roll(campaign: &Campaign, current: &BookKey, rng: &mut Rng) -> Rol
         }
         tokio::time::sleep(rng.millis(0, 200)).await;
     }
-    RollOutcome::Unresolved
+    KeyChangeOutcome::Unresolved
+}
+
+/// Notes a create or roll request's id, which its audit event carries if it made a key.
+fn note_change_request(campaign: &Campaign, current: &BookKey, response: &TestResponse) {
+    let id = response
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    campaign
+        .book
+        .lock()
+        .unwrap()
+        .key_requests
+        .push((current.account.clone(), id));
+}
+
+/// The new key a 201 handed over, from now on one the account's clients may use.
+fn keep_new_key(campaign: &Campaign, current: &BookKey, response: &TestResponse) {
+    let new_key = response.body["api_key"].as_str().unwrap().to_owned();
+    payments_tests::record_key(&new_key);
+    campaign.book.lock().unwrap().keys.push(BookKey {
+        account: current.account.clone(),
+        key: new_key,
+        key_id: response.body["id"].as_str().unwrap().to_owned(),
+        touched_ms: None,
+        retired_ms: None,
+    });
+}
+
+/// Reads the key a 201 made back with `GET /keys/{id}`, through the faults: it must be the
+/// key the 201 described (its id, name, kind, prefix, permissions, ranges and creation
+/// never change; its status, end and last use may have since).
+async fn read_back(campaign: &Campaign, current: &BookKey, made: &TestResponse) {
+    let id = made.body["id"].as_str().unwrap_or_default();
+    for _ in 0..MAX_ATTEMPTS {
+        let request = key_request("GET", "/keys/{id}", id, &current.key, None);
+        let response = key_call(campaign, "get", request).await;
+        match response.status {
+            200 => {
+                let fields = [
+                    "id",
+                    "name",
+                    "kind",
+                    "prefix",
+                    "permissions",
+                    "allowed_ips",
+                    "created_at",
+                ];
+                if let Some(field) = fields.iter().find(|f| response.body[**f] != made.body[**f]) {
+                    campaign.book.lock().unwrap().misread_keys.push(format!(
+                        "key {id} read back with {field} {}, made with {}",
+                        response.body[*field], made.body[*field]
+                    ));
+                }
+                return;
+            }
+            404 => {
+                campaign
+                    .book
+                    .lock()
+                    .unwrap()
+                    .misread_keys
+                    .push(format!("key {id} made (201), then not found"));
+                return;
+            }
+            // The key that reads was stopped meanwhile (an operator's change).
+            401 => return,
+            _ => tokio::time::sleep(retry_after(&response)).await,
+        }
+    }
+}
+
+/// How long a write sent before its request was answered can still take to reach DynamoDB
+/// here (the proxy holds a request `DELAY` before forwarding it): what a client whose
+/// create got no answer waits before it looks, or a late write could land after the look.
+const IN_FLIGHT: Duration = Duration::from_millis(DELAY.as_millis() as u64 + 1_000);
+
+/// An account creates a restricted key through `POST /keys` with `current`, its key, each
+/// request naming the key anew (`n` makes the names unique), and when the answer is lost
+/// finds out what happened as docs/api.md says: it lists its keys and revokes any key one
+/// of its requests made that it never saw, then creates again.
+async fn self_create(
+    campaign: &Campaign,
+    current: &BookKey,
+    rng: &mut Rng,
+    n: u64,
+) -> KeyChangeOutcome {
+    let mut looked = false;
+    let mut undone = false;
+    let mut names: Vec<String> = vec![];
+    for attempt in 0..MAX_ATTEMPTS {
+        let name = format!("chaos {n}.{attempt}");
+        names.push(name.clone());
+        // What the account's clients need, and what this key needs to manage keys: any key
+        // the campaign hands its clients may create again (each write implies its read).
+        let body = json!({"name": name, "permissions": ["payments:write", "keys:write"]});
+        let request = key_request("POST", "/keys", "", &current.key, Some(body));
+        let response = key_call(campaign, "create", request).await;
+        note_change_request(campaign, current, &response);
+        match (response.status, response.error_code()) {
+            (201, _) => {
+                keep_new_key(campaign, current, &response);
+                read_back(campaign, current, &response).await;
+                return match (looked, undone) {
+                    (_, true) => KeyChangeOutcome::UndoneAndMade,
+                    (true, false) => KeyChangeOutcome::MadeAfterLooking,
+                    (false, false) => KeyChangeOutcome::Made,
+                };
+            }
+            // Nothing was done: wait as told, or give up on a refusal.
+            (429, _) | (503, "service_unavailable") => {
+                tokio::time::sleep(retry_after(&response)).await;
+                continue;
+            }
+            // The key stopped (an operator's change): a lost create before it is beyond
+            // finding out with it.
+            (401, _) if looked => return KeyChangeOutcome::Unresolved,
+            (401 | 403 | 409, _) if !looked => return KeyChangeOutcome::Refused,
+            // A 503 `outcome_unknown`, a 500, a 409 after a lost answer (the lost create may
+            // be what made the tenth key): look, once nothing sent can still land.
+            _ => {}
+        }
+        looked = true;
+        tokio::time::sleep(IN_FLIGHT).await;
+        let Some(listing) = look_at_keys(campaign, current).await else {
+            return KeyChangeOutcome::Unresolved;
+        };
+        for orphan in listing.iter().filter(|k| {
+            matches!(k["status"].as_str(), Some("active" | "expiring"))
+                && names.iter().any(|name| k["name"] == name.as_str())
+        }) {
+            let id = orphan["id"].as_str().unwrap_or_default().to_owned();
+            if !revoke_until_answered(campaign, current, &id).await {
+                return KeyChangeOutcome::Unresolved;
+            }
+            campaign.event(format!(
+                "revoked {id}, the key of a lost create by {}",
+                current.key_id
+            ));
+            undone = true;
+        }
+        tokio::time::sleep(rng.millis(0, 200)).await;
+    }
+    KeyChangeOutcome::Unresolved
 }
 
 /// `GET /keys` with `key`, retried while the answer says nothing (503, lost): the account's
@@ -582,9 +755,11 @@ async fn revoke_until_answered(campaign: &Campaign, key: &BookKey, id: &str) -> 
 
 /// The operator: creates accounts through the API, and rotates and revokes keys with the
 /// store's own administration (as `payments-admin` does), straight to DynamoDB. Now and
-/// then, instead, an account rolls its own key through the API.
+/// then, instead, an account rolls its own key, or creates a key (or, holding three it
+/// made, revokes the oldest), through the API.
 async fn operator_task(campaign: Arc<Campaign>, admin: DynamoStore, seed: u64, clients: usize) {
     let mut rng = Rng::new(seed, 2);
+    let mut creates = 0;
     while Instant::now() < campaign.until {
         tokio::time::sleep(rng.millis(500, 2_000)).await;
         let roll = rng.below(100);
@@ -632,7 +807,7 @@ async fn operator_task(campaign: Arc<Campaign>, admin: DynamoStore, seed: u64, c
                 book.created_accounts.push((id.clone(), key));
                 book.accounts_of.get_mut(&client).unwrap().push(id);
             }
-        } else if roll < 40 {
+        } else if roll < 35 {
             // The account rolls the key its clients use.
             let Some(current) = campaign.book.lock().unwrap().current_key(&account) else {
                 continue;
@@ -654,16 +829,78 @@ async fn operator_task(campaign: Arc<Campaign>, admin: DynamoStore, seed: u64, c
                 current.key_id
             ));
             let mut book = campaign.book.lock().unwrap();
-            if outcome == RollOutcome::Unresolved {
+            if outcome == KeyChangeOutcome::Unresolved {
                 book.uncertain.insert(account.clone());
             }
-            book.rolls.push((account, current.key_id, outcome));
+            book.key_changes
+                .push(("roll", account, current.key_id, outcome));
+        } else if roll < 45 {
+            // The account creates a key with the key its clients use; once it holds three
+            // it made, it revokes the oldest instead, so that its keys stay under the bound.
+            let Some(current) = campaign.book.lock().unwrap().current_key(&account) else {
+                continue;
+            };
+            let now_ms = campaign.now_ms();
+            let made: Vec<BookKey> = {
+                let book = campaign.book.lock().unwrap();
+                book.keys
+                    .iter()
+                    .filter(|k| {
+                        k.account == account
+                            && k.key.starts_with("rk_")
+                            && k.retired_ms.is_none()
+                            && !book.may_undo_a_roll(k, now_ms)
+                    })
+                    .cloned()
+                    .collect()
+            };
+            if made.len() >= 3 && made[0].key_id != current.key_id {
+                let oldest = &made[0];
+                let touched = campaign.now_ms();
+                if let Some(key) = campaign
+                    .book
+                    .lock()
+                    .unwrap()
+                    .keys
+                    .iter_mut()
+                    .find(|k| k.key_id == oldest.key_id)
+                {
+                    key.touched_ms.get_or_insert(touched);
+                }
+                let revoked = revoke_until_answered(&campaign, &current, &oldest.key_id).await;
+                let acked = campaign.now_ms();
+                campaign.event(format!(
+                    "revoke {} (self, with {}): {revoked}",
+                    oldest.key_id, current.key_id
+                ));
+                if revoked {
+                    let mut book = campaign.book.lock().unwrap();
+                    if let Some(key) = book.keys.iter_mut().find(|k| k.key_id == oldest.key_id) {
+                        key.retired_ms.get_or_insert(acked);
+                    }
+                }
+                continue;
+            }
+            creates += 1;
+            let outcome = self_create(&campaign, &current, &mut rng, creates).await;
+            campaign.event(format!(
+                "create a key with {} (self): {outcome:?}",
+                current.key_id
+            ));
+            let mut book = campaign.book.lock().unwrap();
+            if outcome == KeyChangeOutcome::Unresolved {
+                book.uncertain.insert(account.clone());
+            }
+            book.key_changes
+                .push(("create", account, current.key_id, outcome));
         } else if roll < 70 {
-            // Rotate with no grace: the account's keys stop as the change is acknowledged.
+            // Rotate with no grace: the account's secret keys stop as the change is
+            // acknowledged (its restricted keys keep working).
             let touched = campaign.now_ms();
+            let secret = |k: &BookKey| k.account == account && k.key.starts_with("sk_");
             {
                 let mut book = campaign.book.lock().unwrap();
-                for key in book.keys.iter_mut().filter(|k| k.account == account) {
+                for key in book.keys.iter_mut().filter(|k| secret(k)) {
                     key.touched_ms.get_or_insert(touched);
                 }
             }
@@ -694,7 +931,7 @@ async fn operator_task(campaign: Arc<Campaign>, admin: DynamoStore, seed: u64, c
             }
             if result.is_ok() {
                 let mut book = campaign.book.lock().unwrap();
-                for key in book.keys.iter_mut().filter(|k| k.account == account) {
+                for key in book.keys.iter_mut().filter(|k| secret(k)) {
                     key.retired_ms.get_or_insert(acked);
                 }
                 book.keys.push(BookKey {
@@ -710,9 +947,12 @@ async fn operator_task(campaign: Arc<Campaign>, admin: DynamoStore, seed: u64, c
             // Revoke one of the account's keys, perhaps the one its clients use.
             let target = {
                 let mut book = campaign.book.lock().unwrap();
+                let now_ms = campaign.now_ms();
                 let live: Vec<usize> = (0..book.keys.len())
                     .filter(|&i| {
-                        book.keys[i].account == account && book.keys[i].retired_ms.is_none()
+                        book.keys[i].account == account
+                            && book.keys[i].retired_ms.is_none()
+                            && !book.may_undo_a_roll(&book.keys[i], now_ms)
                     })
                     .collect();
                 if live.len() < 2 {
@@ -872,8 +1112,41 @@ fn check(
     stored: &[HashMap<String, aws_sdk_dynamodb::types::AttributeValue>],
     other_statuses: &[(String, u16, String)],
     working_keys: &HashMap<String, Vec<String>>,
+    new_key_events: &[(String, Option<String>)],
 ) -> Vec<Violation> {
     let mut violations = vec![];
+    // Each create or roll request made at most one key, and only the campaign's requests
+    // made any: the audit event of each new key, written in its transaction, names the
+    // request.
+    let sent: HashSet<&str> = book
+        .key_requests
+        .iter()
+        .map(|(_, id)| id.as_str())
+        .collect();
+    let mut made_by: HashMap<&str, usize> = HashMap::new();
+    for (account, request) in new_key_events {
+        match request.as_deref() {
+            Some(id) if sent.contains(id) => *made_by.entry(id).or_default() += 1,
+            other => violations.push(Violation {
+                what: format!(
+                    "a key of {account} was made by request {other:?}, which no client sent"
+                ),
+                history: vec![],
+            }),
+        }
+    }
+    for (request, made) in made_by.iter().filter(|(_, made)| **made > 1) {
+        violations.push(Violation {
+            what: format!("request {request} made {made} keys"),
+            history: vec![],
+        });
+    }
+    for misread in &book.misread_keys {
+        violations.push(Violation {
+            what: misread.clone(),
+            history: vec![],
+        });
+    }
     // No key works that no client was given, on an account whose changes all resolved.
     for (account, working) in working_keys {
         if book.uncertain.contains(account) {
@@ -902,8 +1175,10 @@ fn check(
             });
         }
         let documented: &[u16] = match *route {
+            "create" => &[201, 400, 401, 403, 409, 413, 415, 429, 500, 503],
             "roll" => &[201, 400, 401, 403, 404, 409, 429, 500, 503],
             "list" => &[200, 401, 403, 429, 500, 503],
+            "get" => &[200, 401, 403, 404, 429, 500, 503],
             _ => &[200, 401, 403, 404, 409, 429, 500, 503],
         };
         if !documented.contains(status) {
@@ -1183,8 +1458,10 @@ async fn a_seeded_fault_campaign_keeps_every_promise() {
     let stored = campaign.app.scan(&campaign.app.payments_table).await;
     let intents = campaign.intents.lock().unwrap().clone();
     let other_statuses = campaign.other_statuses.lock().unwrap().clone();
-    // The keys that work now on each clients' account, as the stack's clock sees them.
+    // The keys that work now on each clients' account, as the stack's clock sees them, and
+    // the audit events of every key made through the API, with the request that made it.
     let mut working_keys: HashMap<String, Vec<String>> = HashMap::new();
+    let mut new_key_events: Vec<(String, Option<String>)> = vec![];
     let accounts: HashSet<String> = {
         let book = campaign.book.lock().unwrap();
         book.accounts_of.values().flatten().cloned().collect()
@@ -1197,6 +1474,16 @@ async fn a_seeded_fault_campaign_keeps_every_promise() {
             )
             .await
             .expect("the account's keys, with the faults off");
+        let events = admin
+            .audit_events(&AccountId::parse(&account).unwrap(), 100_000)
+            .await
+            .expect("the account's audit trail, with the faults off");
+        new_key_events.extend(
+            events
+                .into_iter()
+                .filter(|e| matches!(e.action, AuditAction::KeyCreated | AuditAction::KeyRolled))
+                .map(|e| (account.clone(), e.request_id)),
+        );
         working_keys.insert(
             account,
             listing
@@ -1208,7 +1495,14 @@ async fn a_seeded_fault_campaign_keeps_every_promise() {
         );
     }
     let book = campaign.book.lock().unwrap();
-    let violations = check(&intents, &book, &stored, &other_statuses, &working_keys);
+    let violations = check(
+        &intents,
+        &book,
+        &stored,
+        &other_statuses,
+        &working_keys,
+        &new_key_events,
+    );
 
     // The report: what the run covered.
     let attempts: Vec<&Attempt> = intents.iter().flat_map(|i| &i.attempts).collect();
@@ -1225,9 +1519,11 @@ async fn a_seeded_fault_campaign_keeps_every_promise() {
     let operator_actions = book.events.iter().filter(|(_, e)| {
         e.starts_with("rotate") || e.starts_with("revoke") || e.starts_with("create account")
     });
-    let mut roll_outcomes: BTreeMap<String, u64> = BTreeMap::new();
-    for (_, _, outcome) in &book.rolls {
-        *roll_outcomes.entry(format!("{outcome:?}")).or_default() += 1;
+    let mut change_outcomes: BTreeMap<String, u64> = BTreeMap::new();
+    for (route, _, _, outcome) in &book.key_changes {
+        *change_outcomes
+            .entry(format!("{route} {outcome:?}"))
+            .or_default() += 1;
     }
     let mut key_statuses: BTreeMap<String, u64> = BTreeMap::new();
     for (route, _, status) in &book.key_answers {
@@ -1262,8 +1558,9 @@ async fn a_seeded_fault_campaign_keeps_every_promise() {
             counts.refused
         ),
         format!(
-            "- self-service rolls: {} ({roll_outcomes:?}); key route answers: {key_statuses:?}; {} accounts left uncertain",
-            book.rolls.len(),
+            "- self-service key changes: {} ({change_outcomes:?}), {} keys made through the API; key route answers: {key_statuses:?}; {} accounts left uncertain",
+            book.key_changes.len(),
+            new_key_events.len(),
             book.uncertain.len()
         ),
         format!("- nemesis: {:?}", book.fault_counts),

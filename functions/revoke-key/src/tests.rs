@@ -148,6 +148,42 @@ async fn a_restricted_key_never_stops_a_key_with_more_power() {
 }
 
 #[tokio::test]
+async fn a_restricted_key_holding_every_permission_never_stops_the_secret_key() {
+    let test = setup().await;
+    let every = [
+        Permission::PaymentsWrite,
+        Permission::KeysWrite,
+        Permission::PaymentsRead,
+        Permission::KeysRead,
+    ];
+    let (manager, _) =
+        restricted_key(&test.edge.store, &test.account, grant(&every, &[]), now()).await;
+    let (_, peer) =
+        restricted_key(&test.edge.store, &test.account, grant(&every, &[]), now()).await;
+    let secret = id_of(&test, &test.key);
+    let events = test.edge.store.audit_events().len();
+    let (status, body, _) = revoke(&test, &manager, secret.as_str()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("insufficient_permissions")),
+        "{body}"
+    );
+    assert_eq!(
+        body["error"]["message"],
+        "This key does not have the keys:write permission."
+    );
+    assert_eq!(state_of(&test, &secret), KeyState::Active);
+    assert_eq!(
+        test.edge.store.audit_events().len(),
+        events,
+        "nothing written"
+    );
+    // A restricted key with as much power it revokes.
+    let (status, body, _) = revoke(&test, &manager, peer.as_str()).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
 async fn revoking_a_lost_roll_s_new_key_gives_the_old_key_back_to_roll_again() {
     let test = setup().await;
     let me = id_of(&test, &test.key);
@@ -157,6 +193,7 @@ async fn revoking_a_lost_roll_s_new_key_gives_the_old_key_back_to_roll_again() {
     let client = test.store.key(&test.key.digest()).unwrap();
     let acting = shared::store::ActingKey {
         key_id: &me,
+        kind: client.prefix.kind(),
         permissions: client.permissions,
         allowed_ips: &client.allowed_ips,
         expires_at: None,

@@ -224,6 +224,85 @@ async fn only_an_active_key_rolls_and_power_only_flows_down() {
 }
 
 #[tokio::test]
+async fn a_key_with_an_expires_at_ahead_is_expiring_and_cannot_be_rolled() {
+    let test = setup().await;
+    let store = &test.state.edge.store;
+    let end = now().plus(std::time::Duration::from_secs(86_400));
+    let (_, job) = restricted_key(
+        store,
+        &test.account,
+        KeyGrant {
+            name: None,
+            permissions: Permissions::of([Permission::PaymentsRead]),
+            allowed_ips: IpAllowList::default(),
+            expires_at: Some(end),
+        },
+        now(),
+    )
+    .await;
+    assert_eq!(state_of(&test, &job), KeyState::Expiring);
+    let events = store.audit_events().len();
+    for body in [None, Some(json!({"expires_in": 3600}))] {
+        let (status, answer, _) = roll(&test, &test.key, job.as_str(), body).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (409, Some("key_not_active")),
+            "{answer}"
+        );
+    }
+    let record = store.account_record(&test.account).unwrap();
+    let old = record.keys.iter().find(|k| k.key_id == job).unwrap();
+    assert_eq!(old.life.expires_at, Some(end), "nothing changed");
+    assert_eq!(record.keys.len(), 2);
+    assert_eq!(store.audit_events().len(), events);
+}
+
+#[tokio::test]
+async fn a_restricted_key_holding_every_permission_never_rolls_the_secret_key() {
+    let test = setup().await;
+    let secret = secret_key_id(&test);
+    let store = &test.state.edge.store;
+    let every = KeyGrant {
+        name: None,
+        permissions: Permissions::ALL,
+        allowed_ips: IpAllowList::default(),
+        expires_at: None,
+    };
+    let (manager, _) = restricted_key(store, &test.account, every.clone(), now()).await;
+    let (_, peer) = restricted_key(store, &test.account, every, now()).await;
+    let events = store.audit_events().len();
+    let keys = store.account_record(&test.account).unwrap().keys.len();
+    // It would be handed a new secret key, and stop the old one.
+    let (status, body, _) = roll(
+        &test,
+        &manager,
+        secret.as_str(),
+        Some(json!({"expires_in": 600})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("insufficient_permissions")),
+        "{body}"
+    );
+    assert_eq!(body["error"]["type"], "permission_error");
+    assert_eq!(
+        body["error"]["message"],
+        "This key does not have the keys:write permission."
+    );
+    assert_eq!(state_of(&test, &secret), KeyState::Active);
+    assert_eq!(store.audit_events().len(), events, "nothing written");
+    assert_eq!(
+        store.account_record(&test.account).unwrap().keys.len(),
+        keys
+    );
+    // A restricted key with as much power is its to roll, into a restricted key.
+    let (status, body, _) = roll(&test, &manager, peer.as_str(), None).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(body["api_key"].as_str().unwrap().starts_with("rk_test_"));
+}
+
+#[tokio::test]
 async fn unknown_foreign_and_malformed_ids_get_the_same_404() {
     let test = setup().await;
     let other_store_account = account_with_key(&test.store, now()).await;

@@ -43,14 +43,20 @@ impl Actor {
     /// What the actor of a change made by an account's key starts with.
     pub const KEY_PREFIX: &'static str = "key:";
 
-    /// An operator's or a principal's name. Never of the form `key:…`, which only the
-    /// service writes, so no operator can pass a change off as a client's own.
+    /// An operator's or a principal's name. Never of the form `key:…`, in any case (`KEY:…`
+    /// reads as a key to a person scanning the trail), which only the service writes, so no
+    /// operator can pass a change off as a client's own.
     pub fn parse(value: &str) -> Result<Self, InvalidValue> {
         let actor = Self::stored(value)?;
-        if actor.0.starts_with(Self::KEY_PREFIX) {
+        let prefix = Self::KEY_PREFIX.len();
+        if actor
+            .0
+            .get(..prefix)
+            .is_some_and(|start| start.eq_ignore_ascii_case(Self::KEY_PREFIX))
+        {
             return Err(InvalidValue::new(
                 "actor",
-                "actor must not start with key: (the changes an account's keys make are named so).",
+                "actor must not start with key: in any case (the changes an account's keys make are named so).",
             ));
         }
         Ok(actor)
@@ -188,6 +194,12 @@ mod tests {
         assert_eq!(Actor::key(&key).as_str(), "key:key_AAAAAAAAAAAAAAAAAAAA");
         assert!(Actor::parse("key:key_AAAAAAAAAAAAAAAAAAAA").is_err());
         assert!(Actor::parse(" key:anything").is_err());
+        for cased in ["KEY:key_AAAAAAAAAAAAAAAAAAAA", "Key:x", "kEy:x", "keY:"] {
+            assert!(Actor::parse(cased).is_err(), "{cased}");
+        }
+        for other in ["key", "keys:x", "monkey:x", "ké:x", "k"] {
+            assert!(Actor::parse(other).is_ok(), "{other}");
+        }
         assert_eq!(
             Actor::stored("key:key_AAAAAAAAAAAAAAAAAAAA").unwrap(),
             Actor::key(&key)

@@ -41,6 +41,7 @@ impl AuthenticatedClient {
     pub fn acting(&self) -> ActingKey<'_> {
         ActingKey {
             key_id: &self.key_id,
+            kind: self.key_prefix.kind(),
             permissions: self.permissions,
             allowed_ips: &self.allowed_ips,
             expires_at: self.expires_at,

@@ -140,6 +140,9 @@ impl From<AdminError> for ApiError {
                 Refusal::WouldLockOut => ApiError::WouldLockOut,
                 Refusal::MissingPermission(permission) => ApiError::MissingPermission(permission),
                 Refusal::IpRangesNotWithin => ApiError::IpRangesNotWithin,
+                // A restricted key's keys:write reaches restricted keys only: for a secret
+                // key, it is the permission it lacks.
+                Refusal::SecretKeyOutOfReach => ApiError::MissingPermission(Permission::KeysWrite),
                 Refusal::OutlivesActingKey { .. } => ApiError::OutlivesKey,
                 Refusal::SelfRollTooSoon => {
                     ApiError::InvalidRequest(InvalidRequest::invalid_param(

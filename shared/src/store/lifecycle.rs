@@ -77,7 +77,7 @@ pub struct StoredKey {
     /// The key this one rolled, if it was made by a roll.
     pub replaces: Option<KeyId>,
     /// Its end was set by a roll or a rotation that replaced it (rather than given when it
-    /// was issued): it is on its way out, and cannot be rolled again.
+    /// was issued): revoking the roll's new key during that grace gives it back.
     pub retiring: bool,
 }
 
@@ -102,13 +102,13 @@ impl StoredKey {
         }
     }
 
-    /// Whether the key can be rolled at `now`: it works, and is not already being replaced
-    /// (a key given an `expires_at` when it was issued can be; a key in the grace of a roll
-    /// or rotation cannot). If not, its state.
+    /// Whether the key can be rolled at `now`: it is active, with no `expires_at` ahead. An
+    /// expiring key cannot be, whether its end came with it or from a roll or rotation
+    /// replacing it: a second roll of a key in its grace would make a second new key, and
+    /// a key with an end of its own is replaced by creating one. If not, its state.
     pub fn rollable(&self, now: Timestamp) -> Result<(), KeyState> {
         match self.life.state_at(now) {
             KeyState::Active => Ok(()),
-            KeyState::Expiring if !self.retiring => Ok(()),
             state => Err(state),
         }
     }
@@ -213,8 +213,9 @@ pub enum Refusal {
     /// The account has no key of that id (or only an entry that does not read back).
     #[error("the account has no such key")]
     KeyNotFound,
-    /// The key is already being replaced, expired or revoked: it cannot be rolled.
-    #[error("the key is {state} and cannot be rolled (it is being replaced or no longer works)")]
+    /// The key is expiring (by its own end or a replacement's grace), expired or revoked:
+    /// it cannot be rolled.
+    #[error("the key is {state}: only an active key, with no end ahead, can be rolled")]
     KeyNotActive { state: KeyState },
     /// The change would leave the account without an active key that can manage keys.
     #[error(
@@ -228,6 +229,10 @@ pub enum Refusal {
     /// The acting key is limited to IP ranges that do not cover the other key's.
     #[error("the key's IP ranges do not lie within the acting key's own")]
     IpRangesNotWithin,
+    /// A restricted key would roll or revoke a secret key: whatever permissions it holds,
+    /// its `keys:write` reaches restricted keys only.
+    #[error("a restricted key cannot roll or revoke a secret key")]
+    SecretKeyOutOfReach,
     /// The acting key has an end, and the key it would create would work past it.
     #[error("the acting key stops at {}; the key it creates must stop by then", ends_at.to_rfc3339())]
     OutlivesActingKey { ends_at: Timestamp },
@@ -286,7 +291,7 @@ pub enum Retire<'a> {
     /// An operator's rotation: every secret key that still works, at `now + grace`, unless
     /// it ends sooner (a second rotation never extends a shorter grace).
     SecretKeys { grace: Duration },
-    /// A roll: this key, which must be active, at `now + grace`.
+    /// A roll: this key, which must be active (no end ahead), at `now + grace`.
     Key { key_id: &'a KeyId, grace: Duration },
 }
 
@@ -582,11 +587,13 @@ pub fn plan_account_change(
 
 /// The key making a self-service change (`/keys`), as the auth step established it. Power
 /// only flows down: it may create, roll or revoke only keys whose every permission and
-/// address it holds itself, so a restricted key can never obtain or stop a secret key, and
+/// address it holds itself, and a restricted key only restricted keys, so a restricted key
+/// can never obtain or stop a secret key (not even one holding all four permissions), and
 /// a key limited to IP ranges can never grant or manage a key used from elsewhere.
 #[derive(Debug, Clone, Copy)]
 pub struct ActingKey<'a> {
     pub key_id: &'a KeyId,
+    pub kind: KeyKind,
     pub permissions: Permissions,
     pub allowed_ips: &'a IpAllowList,
     /// When the acting key stops working, if it has an end.
@@ -633,6 +640,11 @@ impl ActingKey<'_> {
             .find(|key| &key.key_id == key_id)
             .ok_or(Refusal::KeyNotFound)?;
         self.may_grant(key.permissions, &key.allowed_ips)?;
+        // Permissions alone would let a restricted key holding all four roll the secret
+        // key (and be handed a new secret key) or revoke it.
+        if self.kind == KeyKind::Restricted && key.kind() == KeyKind::Secret {
+            return Err(Refusal::SecretKeyOutOfReach);
+        }
         Ok(key)
     }
 
@@ -1044,9 +1056,9 @@ mod tests {
         );
     }
 
-    /// A restricted key issued with an end of its own, rolled, then the roll undone.
+    /// A key issued with an end of its own is expiring from the start: it cannot be rolled.
     #[test]
-    fn a_key_with_its_own_end_rolls_once_and_undoing_the_roll_never_lengthens_its_life() {
+    fn a_key_with_an_end_of_its_own_cannot_be_rolled() {
         let now = at("2026-06-01T12:00:00Z");
         let own_end = now.plus(30 * MINUTE);
         let job = StoredKey {
@@ -1058,14 +1070,93 @@ mod tests {
             vec![key(0, KeyStatus::Active, None), job],
         );
         let old = &account.keys[1];
-        assert_eq!(old.rollable(now), Ok(()), "expiring by its own grant");
+        assert_eq!(old.rollable(now), Err(KeyState::Expiring));
         let ids = IdSource::random();
         let (_, new) = KeyMint { ids: &ids }.replacement(old, now).unwrap();
+        let roll = Retire::Key {
+            key_id: &key_id(1),
+            grace: 60 * MINUTE,
+        };
         assert_eq!(
-            new.grant.expires_at,
-            Some(own_end),
-            "the new key keeps the end"
+            plan_new_key(&account, &new, roll, now),
+            Err(Refusal::KeyNotActive {
+                state: KeyState::Expiring
+            })
         );
+        assert_eq!(
+            acting(&account.keys[0])
+                .may_roll(&account, &key_id(1), 60 * MINUTE, now)
+                .err(),
+            Some(Refusal::KeyNotActive {
+                state: KeyState::Expiring
+            })
+        );
+        // Past its end it is expired, and still not rolled.
+        assert_eq!(old.rollable(own_end), Err(KeyState::Expired));
+    }
+
+    /// The lockout rule and the roll rule mean one thing by active: no end ahead. A
+    /// `keys:write` key with an end of its own neither rolls nor keeps the last active one
+    /// from being locked out; that last one rolls (its new key holds `keys:write`).
+    #[test]
+    fn lockout_and_rolls_agree_on_what_is_active() {
+        let now = at("2026-06-01T12:00:00Z");
+        let account = record(
+            AccountStatus::Active,
+            vec![
+                key(0, KeyStatus::Active, None),
+                StoredKey {
+                    life: KeyLife {
+                        status: KeyStatus::Active,
+                        expires_at: Some(now.plus(60 * MINUTE)),
+                    },
+                    ..restricted(1, Permissions::of([Permission::KeysWrite]))
+                },
+            ],
+        );
+        let [secret, ending] = &account.keys[..] else {
+            unreachable!()
+        };
+        assert_eq!(
+            acting(secret)
+                .may_revoke(&account, &secret.key_id, now)
+                .err(),
+            Some(Refusal::WouldLockOut)
+        );
+        assert!(acting(secret)
+            .may_roll(&account, &secret.key_id, MINUTE, now)
+            .is_ok());
+        assert_eq!(
+            acting(secret)
+                .may_roll(&account, &ending.key_id, MINUTE, now)
+                .err(),
+            Some(Refusal::KeyNotActive {
+                state: KeyState::Expiring
+            })
+        );
+        assert!(acting(secret)
+            .may_revoke(&account, &ending.key_id, now)
+            .is_ok());
+    }
+
+    /// A roll undone (its new key revoked in the grace): the rolled key is active again, as
+    /// it was, and rolls again.
+    #[test]
+    fn undoing_a_roll_gives_back_the_key_as_it_was() {
+        let now = at("2026-06-01T12:00:00Z");
+        let job = StoredKey {
+            permissions: Permissions::of([Permission::PaymentsRead]),
+            ..key(1, KeyStatus::Active, None)
+        };
+        let account = record(
+            AccountStatus::Active,
+            vec![key(0, KeyStatus::Active, None), job],
+        );
+        let old = &account.keys[1];
+        assert_eq!(old.rollable(now), Ok(()));
+        let ids = IdSource::random();
+        let (_, new) = KeyMint { ids: &ids }.replacement(old, now).unwrap();
+        assert_eq!(new.grant.expires_at, None, "the new key has no end either");
         let plan = plan_new_key(
             &account,
             &new,
@@ -1077,16 +1168,12 @@ mod tests {
         )
         .unwrap();
         let retired = &plan.retiring[0];
-        assert_eq!(
-            retired.life.expires_at,
-            Some(own_end),
-            "a grace never extends it"
-        );
+        assert_eq!(retired.life.expires_at, Some(now.plus(60 * MINUTE)));
         assert!(retired.retiring);
         assert_eq!(retired.rollable(now), Err(KeyState::Expiring));
 
         // The account after the roll; revoking the new key gives the old one back, with
-        // its own end, rollable again.
+        // no end, rollable again.
         let mut rolled = account.clone();
         rolled.keys[1] = retired.clone();
         rolled.keys.push(StoredKey::issued(&new));
@@ -1096,7 +1183,7 @@ mod tests {
         };
         let back = reinstated.expect("the rolled key is reinstated");
         assert_eq!(back.key_id, key_id(1));
-        assert_eq!(back.life.expires_at, Some(own_end));
+        assert_eq!(back.life.expires_at, None);
         assert!(!back.retiring);
         assert_eq!(back.rollable(now), Ok(()));
 
@@ -1107,7 +1194,7 @@ mod tests {
             panic!("the rolled key is revoked")
         };
         assert_eq!(reinstated, None);
-        let later = own_end;
+        let later = now.plus(60 * MINUTE);
         let RevocationPlan::Revoke { reinstated, .. } =
             plan_revocation(&rolled, &new.key_id, later)
         else {
@@ -1142,6 +1229,83 @@ mod tests {
                 state: KeyState::Expiring
             })
         );
+    }
+
+    fn restricted(n: usize, permissions: Permissions) -> StoredKey {
+        let api_key =
+            ApiKey::generate(crate::domain::KeyKind::Restricted, KeyEnvironment::Test).unwrap();
+        StoredKey {
+            digest: api_key.digest(),
+            prefix: api_key.display_prefix(),
+            permissions,
+            ..key(n, KeyStatus::Active, None)
+        }
+    }
+
+    fn acting<'a>(key: &'a StoredKey) -> ActingKey<'a> {
+        ActingKey {
+            key_id: &key.key_id,
+            kind: key.kind(),
+            permissions: key.permissions,
+            allowed_ips: &key.allowed_ips,
+            expires_at: key.life.expires_at,
+        }
+    }
+
+    #[test]
+    fn a_restricted_key_never_rolls_or_revokes_a_secret_key_whatever_it_holds() {
+        let now = at("2026-06-01T12:00:00Z");
+        let account = record(
+            AccountStatus::Active,
+            vec![
+                key(0, KeyStatus::Active, None),
+                restricted(1, Permissions::ALL),
+                restricted(2, Permissions::ALL),
+                restricted(3, Permissions::of([Permission::KeysWrite])),
+            ],
+        );
+        let [secret, manager, peer, narrow] = &account.keys[..] else {
+            unreachable!()
+        };
+        let grace = 10 * MINUTE;
+        assert_eq!(
+            acting(manager)
+                .may_roll(&account, &secret.key_id, grace, now)
+                .err(),
+            Some(Refusal::SecretKeyOutOfReach)
+        );
+        assert_eq!(
+            acting(manager)
+                .may_revoke(&account, &secret.key_id, now)
+                .err(),
+            Some(Refusal::SecretKeyOutOfReach)
+        );
+        // A permission it lacks is named first, as for any other key beyond its power.
+        assert_eq!(
+            acting(narrow)
+                .may_revoke(&account, &secret.key_id, now)
+                .err(),
+            Some(Refusal::MissingPermission(Permission::PaymentsRead))
+        );
+        // Restricted keys within its power it manages, itself included; the secret key
+        // manages every key.
+        assert!(acting(manager)
+            .may_roll(&account, &peer.key_id, grace, now)
+            .is_ok());
+        assert!(acting(manager)
+            .may_roll(&account, &manager.key_id, grace, now)
+            .is_ok());
+        assert!(acting(manager)
+            .may_revoke(&account, &peer.key_id, now)
+            .is_ok());
+        for other in &account.keys {
+            assert!(acting(secret)
+                .may_roll(&account, &other.key_id, grace, now)
+                .is_ok());
+            assert!(acting(secret)
+                .may_revoke(&account, &other.key_id, now)
+                .is_ok());
+        }
     }
 
     #[test]

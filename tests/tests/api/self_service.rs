@@ -176,39 +176,45 @@ async fn roll_then_revoke_and_every_change_is_audited_with_its_key_and_request()
 }
 
 #[tokio::test]
-async fn a_key_with_an_end_of_its_own_rolls_and_undoing_the_roll_keeps_that_end() {
+async fn a_key_with_an_end_of_its_own_is_expiring_and_cannot_be_rolled() {
     let app = TestApp::spawn().await;
-    let (_, secret) = app.new_client().await;
+    let (account_id, secret) = app.new_client().await;
+    let account = AccountId::parse(&account_id).unwrap();
+    let secret_id = first_key_id(&app, &secret).await;
     let end = app.clock.clock().now().plus(Duration::from_secs(86_400));
-    let (old_id, _) = new_key_of(
-        &app.create_key(
+    let created = app
+        .create_key(
             &secret,
             &json!({"name": "quarterly", "permissions": ["payments:read"],
                     "expires_at": end.to_rfc3339()}),
         )
-        .await,
-    );
-    let rolled = app
-        .roll_key(&secret, &old_id, Some(&json!({"expires_in": 3600})))
         .await;
-    let (new_id, _) = new_key_of(&rolled);
-    assert_eq!(rolled.body["expires_at"], end.to_rfc3339());
-    assert_eq!(rolled.body["status"], "expiring");
-    // The rolled key cannot be rolled again while it is on its way out.
-    let again = app.roll_key(&secret, &old_id, None).await;
-    assert_eq!((again.status, again.error_code()), (409, "key_not_active"));
-    // Revoking the new key (say its answer was lost) gives the old one back, with its own
-    // end, to roll again.
-    assert_eq!(app.revoke_key(&secret, &new_id).await.status, 200);
-    let back = app.get_key(&secret, &old_id).await;
-    assert_eq!(back.body["status"], "expiring");
-    assert_eq!(back.body["expires_at"], end.to_rfc3339());
-    let rolled = app.roll_key(&secret, &old_id, None).await;
-    assert_eq!(rolled.status, 201, "{:?}", rolled.body);
-    assert_eq!(
-        app.get_key(&secret, &old_id).await.body["status"],
-        "expired"
+    let (old_id, _) = new_key_of(&created);
+    assert_eq!(created.body["status"], "expiring");
+    let before = working_keys(&app, &account).await;
+    for body in [None, Some(json!({"expires_in": 3600}))] {
+        let refused = app.roll_key(&secret, &old_id, body.as_ref()).await;
+        assert_eq!(
+            (refused.status, refused.error_code()),
+            (409, "key_not_active"),
+            "{:?}",
+            refused.body
+        );
+    }
+    assert_eq!(working_keys(&app, &account).await, before, "no key made");
+    let kept = app.get_key(&secret, &old_id).await;
+    assert_eq!(kept.body["status"], "expiring");
+    assert_eq!(kept.body["expires_at"], end.to_rfc3339());
+    // Revoking the new key of a roll gives the rolled key back active, with no end.
+    let (new_id, new) = new_key_of(
+        &app.roll_key(&secret, &secret_id, Some(&json!({"expires_in": 600})))
+            .await,
     );
+    assert_eq!(app.revoke_key(&secret, &new_id).await.status, 200);
+    let back = app.get_key(&secret, &secret_id).await;
+    assert_eq!(back.body["status"], "active");
+    assert_eq!(back.body["expires_at"], Value::Null);
+    assert_eq!(pays(&app, &new).await.status, 401);
 }
 
 #[tokio::test]
@@ -227,6 +233,48 @@ async fn the_last_key_that_manages_keys_cannot_be_revoked_but_can_be_rolled() {
     assert!(new.starts_with("sk_test_"));
     // The rolled key is expiring now; the new one is the last active manager of keys.
     assert_eq!(app.revoke_key(&new, &secret_id).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_restricted_key_with_every_permission_neither_rolls_nor_revokes_the_secret_key() {
+    let app = TestApp::spawn().await;
+    let (account_id, secret) = app.new_client().await;
+    let account = AccountId::parse(&account_id).unwrap();
+    let secret_id = first_key_id(&app, &secret).await;
+    let every = json!(["payments:read", "payments:write", "keys:read", "keys:write"]);
+    let (manager_id, manager) = new_key_of(
+        &app.create_key(&secret, &json!({"name": "manager", "permissions": every}))
+            .await,
+    );
+    for refused in [
+        app.roll_key(&manager, &secret_id, Some(&json!({"expires_in": 600})))
+            .await,
+        app.revoke_key(&manager, &secret_id).await,
+    ] {
+        assert_eq!(
+            (refused.status, refused.error_code()),
+            (403, "insufficient_permissions"),
+            "{:?}",
+            refused.body
+        );
+        assert_eq!(
+            refused.body["error"]["message"],
+            "This key does not have the keys:write permission."
+        );
+    }
+    assert_eq!(
+        working_keys(&app, &account).await,
+        BTreeSet::from([secret_id.clone(), manager_id.clone()]),
+        "no key made, none stopped"
+    );
+    assert_eq!(pays(&app, &secret).await.status, 201);
+    // It rolls itself, into a restricted key; the secret key still manages it.
+    let (_, rolled) = new_key_of(
+        &app.roll_key(&manager, &manager_id, Some(&json!({"expires_in": 60})))
+            .await,
+    );
+    assert!(rolled.starts_with("rk_test_"), "{rolled}");
+    assert_eq!(app.revoke_key(&secret, &manager_id).await.status, 200);
 }
 
 #[tokio::test]
@@ -408,6 +456,78 @@ async fn a_roll_whose_answer_is_lost_is_found_out_and_undone_from_get_keys() {
         .await;
     let (new_id, new) = new_key_of(&rolled);
     assert_eq!(pays(&app, &new).await.status, 201);
+    assert_eq!(
+        working_keys(&app, &account).await,
+        BTreeSet::from([secret_id, new_id]),
+        "the keys the account holds, and no other"
+    );
+}
+
+/// A create whose transaction landed but whose answer was lost: the 503 says it may have
+/// happened, `GET /keys` shows the key by the name the request gave, and revoking it leaves
+/// the account with the keys it holds and no other; the create, sent again under a name of
+/// its own, is answered.
+#[tokio::test]
+async fn a_create_whose_answer_is_lost_is_found_out_by_its_name_and_revoked() {
+    use shared::http::metrics::Meter;
+    use shared::http::pipeline::Edge;
+    let app = TestApp::spawn().await;
+    let (account_id, secret) = app.new_client().await;
+    let account = AccountId::parse(&account_id).unwrap();
+    let secret_id = first_key_id(&app, &secret).await;
+    let proxy = FaultProxy::start(&payments_tests::dynamodb_endpoint()).await;
+    let through_proxy = shared::store::dynamo::DynamoStore::new(
+        shared::config::dynamodb_client(Some(&proxy.endpoint)).await,
+        app.tables(),
+    );
+    let creates = create_key::State {
+        edge: Edge::new(
+            through_proxy,
+            shared::domain::KeyEnvironment::Test,
+            shared::domain::RateLimit::DEFAULT,
+            app.clock.clock(),
+            Meter::default(),
+        ),
+        ids: shared::domain::IdSource::random(),
+    };
+    proxy.lose_responses_of("TransactWriteItems");
+    let request = shared::testing::Event::new("POST", "/keys")
+        .header("x-api-key", &secret)
+        .json(&json!({"name": "nightly 1", "permissions": ["payments:read"]}))
+        .request();
+    let lost = TestResponse::from_lambda(create_key::handle(&creates, request).await);
+    assert_eq!(
+        (lost.status, lost.error_code()),
+        (503, "outcome_unknown"),
+        "{:?}",
+        lost.body
+    );
+    assert!(
+        lost.headers.get("retry-after").is_none(),
+        "not a blind retry"
+    );
+    assert!(proxy.counts().lost_responses >= 1, "the fault did happen");
+
+    // The account looks for the name it gave: the key is there, and works, though nobody
+    // holds its secret.
+    let listing = app.list_keys(&secret).await;
+    let orphans: Vec<&str> = listing.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["name"] == "nightly 1")
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(orphans.len(), 1, "{:?}", listing.body);
+    assert_eq!(working_keys(&app, &account).await.len(), 2);
+    assert_eq!(app.revoke_key(&secret, orphans[0]).await.status, 200);
+    let (new_id, _) = new_key_of(
+        &app.create_key(
+            &secret,
+            &json!({"name": "nightly 2", "permissions": ["payments:read"]}),
+        )
+        .await,
+    );
     assert_eq!(
         working_keys(&app, &account).await,
         BTreeSet::from([secret_id, new_id]),

@@ -170,7 +170,8 @@ enum KeysCommand {
         key_environment: Option<KeyEnvironment>,
     },
     /// Roll one key by its id: a new key of its kind, name, permissions and IP ranges, and
-    /// the rolled key stops after the grace period. A key already being replaced cannot be.
+    /// the rolled key stops after the grace period. Only an active key (no end ahead) can
+    /// be.
     Roll {
         #[arg(value_parser = parse_key_id)]
         key: KeyId,
@@ -378,6 +379,7 @@ impl Failure {
             Failure::Refused(
                 Refusal::MissingPermission(_)
                 | Refusal::IpRangesNotWithin
+                | Refusal::SecretKeyOutOfReach
                 | Refusal::OutlivesActingKey { .. },
             ) => FailureCode::InsufficientPermissions,
             Failure::Refused(Refusal::SelfRollTooSoon) => FailureCode::GraceTooShort,
