@@ -1,6 +1,8 @@
-"""The benchmark harness's statistics (tools/bench/harness.py), on data made here: the
-verdicts rest on them, and a smoke run is too small to show a wrong interval."""
+"""The benchmark harness's statistics and cost rules (tools/bench/harness.py), on data made
+here: the verdicts and the cost table rest on them, and a smoke run is too small to show a
+wrong interval or a miscounted item."""
 
+import json
 import random
 import sys
 from pathlib import Path
@@ -50,3 +52,41 @@ def test_cold_ratios_are_taken_round_by_round():
     result = harness.cold_ratio_estimates([12.0, 30.0, 15.0], [2.0, 4.0, 2.0], [8.0, 16.0, 8.0])
     assert result["per_round"]["values"] == [1.2, 1.5, 1.5]
     assert result["per_round"]["median"] == 1.5
+
+
+def test_item_size_follows_dynamodb_rules():
+    item = {
+        "pk": {"S": "pay_abc"},  # 2 + 7
+        "amount": {"N": "1250"},  # 6 + (3 significant digits: 2) + 1
+        "ok": {"BOOL": True},  # 2 + 1
+        "keys": {"M": {"k": {"S": "v"}}},  # 4 + 3 + (1 + 1 + 1)
+        "tags": {"L": [{"S": "ab"}]},  # 4 + 3 + (2 + 1)
+    }
+    assert harness.item_size(item) == 9 + 9 + 3 + 10 + 10
+
+
+def test_request_units_count_the_index_and_transactions():
+    items = {"by_kind": {kind: {"median": size} for kind, size in {
+        "api_key secret": 240, "api_key restricted": 260, "api_key_ref": 114,
+        "audit account.created": 362, "audit key.created": 444, "payment": 340}.items()},
+        "account_by_keys": {"1": 350, "10": 2300}}
+    units = harness.request_units(items)
+    assert units["create-payment"] == dict(units["create-payment"], read=1, write=2)
+    assert units["get-payment"]["read"] == 2
+    assert units["list-payments"]["read"] == 1.5  # 11 entries of 340 bytes: under 4 KB
+    assert units["create-account"]["write"] == 8  # 4 items under 1 KB, 2 units each
+    assert units["create-key"]["write"] > 8  # the account passes 1 KB as keys are added
+
+
+def test_xray_default_rule():
+    sampling = {"reservoir_per_second": 1, "fixed_rate": 0.05}
+    assert harness.xray_traced_share(1, sampling) == 1.0
+    assert abs(harness.xray_traced_share(10, sampling) - 0.145) < 1e-12
+
+
+def test_access_log_and_platform_lines_render_as_json():
+    line = harness.access_log_line("POST /payments", 201, 345)
+    assert "$context" not in line
+    assert json.loads(line)["routeKey"] == "POST /payments"
+    for event in harness.platform_lines(13):
+        assert json.loads(event)["type"].startswith("platform.")

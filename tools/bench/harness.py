@@ -18,7 +18,10 @@ that every client is told to trust), and measures, against baselines taken in th
   (EMF), which the client's interceptor fills (`shared::store::usage`);
 * instructions per warm invocation (valgrind's callgrind), which do not depend on the noise
   of a shared machine;
-* peak resident memory (VmHWM); the zipped arm64 artifacts of scripts/package.sh.
+* peak resident memory (VmHWM); the zipped arm64 artifacts of scripts/package.sh;
+* what a request costs per million in AWS (prices in tools/bench/prices.json): request
+  charges, DynamoDB units from the sizes of the items the run wrote, CloudWatch Logs bytes
+  as written, X-Ray at its default sampling, and billed duration modelled from CPU time.
 
 Subjects: five functions (create-account, create-payment, get-payment, list-payments, and
 create-key on the accounts create-account's warm run made, each given as many keys as it has
@@ -52,6 +55,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -436,6 +440,94 @@ def emf_lines(log_path: Path) -> list[dict]:
     return lines
 
 
+def log_volume(log_path: Path) -> dict | None:
+    """What a warm request writes to its log, every line counted (CloudWatch bills each line
+    as one event): the lines after the first request's metrics line, over the requests they
+    belong to. Init's lines and the first request's are left out."""
+    lines = log_path.read_text(errors="replace").splitlines()
+    marks = [i for i, line in enumerate(lines) if '"_aws"' in line]
+    if len(marks) < 2:
+        return None
+    after = [line for line in lines[marks[0] + 1:] if line]
+    requests = len(marks) - 1
+    emf = [line for line in after if '"_aws"' in line]
+    return {"requests": requests, "lines": len(after) / requests,
+            "bytes": sum(len(line.encode()) for line in after) / requests,
+            "emf_bytes": sum(len(line.encode()) for line in emf) / requests}
+
+
+def scan_table(endpoint: str, table: str, deadline: float) -> list[dict]:
+    """Every item of a DynamoDB Local table. DynamoDB Local checks that a request is signed,
+    not the signature, so a fixed one does."""
+    items: list[dict] = []
+    start_key = None
+    while time.monotonic() < deadline:
+        body = {"TableName": table, **({"ExclusiveStartKey": start_key} if start_key else {})}
+        request = urllib.request.Request(endpoint, data=json.dumps(body).encode(), headers={
+            "Content-Type": "application/x-amz-json-1.0",
+            "X-Amz-Target": "DynamoDB_20120810.Scan",
+            "X-Amz-Date": "20260101T000000Z",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=AKIDBENCHMARK0000000/20260101/"
+                             "us-east-1/dynamodb/aws4_request, SignedHeaders=host;x-amz-date, "
+                             "Signature=" + "0" * 64,
+        })
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                page = json.loads(response.read())
+        except OSError as err:
+            raise BenchError(f"scanning {table} in DynamoDB Local: {err}") from err
+        items.extend(page.get("Items", []))
+        start_key = page.get("LastEvaluatedKey")
+        if not start_key:
+            return items
+    raise BenchError(f"scanning {table} did not finish before the run's deadline")
+
+
+def item_kind(table_kind: str, item: dict) -> str:
+    entity = item.get("entity", {}).get("S")
+    if table_kind == "audit":
+        return "audit " + item.get("action", {}).get("S", "?")
+    if table_kind == "clients" and entity == "api_key":
+        # A restricted key's item carries its permissions; a secret key's does not.
+        return "api_key restricted" if "permissions" in item else "api_key secret"
+    if entity == "payment" and "list_key" not in item:
+        # The raw baseline's payments: no index key, so no index entry.
+        return "payment, raw baseline"
+    if entity:
+        return entity
+    return item.get("pk", {}).get("S", "?").partition("#")[0].lower()
+
+
+def attribute_value_size(value: dict) -> int:
+    """DynamoDB's size of one attribute value (its developer guide, "Item sizes")."""
+    (kind, v), = value.items()
+    if kind == "S":
+        return len(v.encode())
+    if kind == "N":
+        digits = v.lstrip("-").replace(".", "").lstrip("0").rstrip("0") or "0"
+        return math.ceil(len(digits) / 2) + 1
+    if kind == "B":
+        return len(base64.b64decode(v))
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(len(x.encode()) for x in v)
+    if kind == "NS":
+        return sum(attribute_value_size({"N": x}) for x in v)
+    if kind == "BS":
+        return sum(len(base64.b64decode(x)) for x in v)
+    if kind == "L":
+        return 3 + sum(attribute_value_size(x) + 1 for x in v)
+    if kind == "M":
+        return 3 + sum(len(name.encode()) + attribute_value_size(x) + 1 for name, x in v.items())
+    raise BenchError(f"unknown attribute type {kind}")
+
+
+def item_size(item: dict) -> int:
+    """Attribute names plus values, as DynamoDB sizes an item for its request units."""
+    return sum(len(name.encode()) + attribute_value_size(value) for name, value in item.items())
+
+
 def spent_of(doc: dict | None) -> dict | None:
     """A request's DynamoDB attempts and capacity, from its metrics line."""
     if doc is None or "DynamoDbOperations" not in doc:
@@ -768,6 +860,7 @@ class Bench:
             proc, t_start, log_path = self.start_function(name, api, wrapper)
             first_body = self.wait_for(first, proc, api, log_path, timeout=timeout * 4)
             answers.append(first_body)
+            first_response_bytes = len(response_body(json.loads(first.body)).encode())
             memory_after_first = memory_kib(proc.pid)
             cpu_after_first = cpu_seconds(proc.pid)
             block = math.ceil(count / self.mode["blocks"]) if interleave else count
@@ -833,6 +926,8 @@ class Bench:
             "latency_ms": summary(latencies),
             "own_ms": summary(own),
             "cpu_ms_per_invocation": cpu * 1e3 if cpu is not None else None,
+            "log_per_request": log_volume(log_path) if not wrapper else None,
+            "response_bytes": first_response_bytes,
             "untimed_after_each_pause_ms": resumed_ms,
             "dynamodb_per_request": per_request(timed) if aligned else None,
             "vm_hwm_kib": memory.get("VmHWM"),
@@ -1052,12 +1147,35 @@ class Bench:
             "instructions": instructions,
             "tls_handshakes": self.tls.handshakes(),
             "artifacts": self.artifact_sizes(),
+            "items": self.item_sizes(),
         }
         results["duration_s"] = time.monotonic() - self.started
         # The measurements, before anything is computed from them (`--report-only` renders
         # the report again from this file).
         (self.out / "measurements.json").write_text(json.dumps(results))
         return results
+
+    def item_sizes(self) -> dict:
+        """The sizes of the items this run wrote, read back from DynamoDB Local and sized by
+        DynamoDB's rules (the cost section computes request units from them)."""
+        tables = {"clients": self.args.clients_table, "payments": self.args.payments_table,
+                  "audit": self.args.audit_table}
+        sizes: dict[str, list[int]] = {}
+        account_sizes: dict[int, list[int]] = {}
+        for table_kind, table in tables.items():
+            for item in scan_table(self.plain_endpoint, table, self.deadline):
+                kind = item_kind(table_kind, item)
+                size = item_size(item)
+                sizes.setdefault(kind, []).append(size)
+                if kind == "account":
+                    keys = len(item.get("keys", {}).get("M", {}))
+                    account_sizes.setdefault(keys, []).append(size)
+        # Medians: a few items of other shapes (the parity check's payments with long
+        # descriptions, the raw baseline's seeds) share the tables.
+        return {"by_kind": {kind: {"n": len(v), "median": statistics.median(v), "min": min(v),
+                                   "max": max(v)} for kind, v in sorted(sizes.items())},
+                "account_by_keys": {str(k): statistics.median(v)
+                                    for k, v in sorted(account_sizes.items())}}
 
     def fill_key_slots(self, accounts: list[dict]) -> None:
         """The accounts create-key adds keys to: those of create-account's warm run but the
@@ -1605,6 +1723,7 @@ def markdown(r: dict) -> str:
               " of it): record encryption, and the spread of 20 samples. Handshakes the front saw: "
               + "; ".join(f"{k}: {v}" for k, v in r["tls_handshakes"].items()) + ".", ""]
 
+    lines += cost_section(r)
     lines += ["## Instructions (callgrind)", "",
               "| | per warm invocation (M) | process: init + "
               f"{r['settings']['callgrind'][0] + 1} invocations + exit (M) |", "|---|---|---|"]
@@ -1735,6 +1854,353 @@ def own_time_section(r: dict) -> list[str]:
                      f"{percentile(own, 99):.2f} | {min(by_block):.2f}–{max(by_block):.2f} | "
                      f"{percentile(calls, 50):.2f} | "
                      + (f"{cpu:.2f}" if cpu is not None else "—") + " |")
+    return lines + [""]
+
+
+# --------------------------------------------------------------------------------------------
+# Cost per million requests
+
+BENCH_DIR = Path(__file__).resolve().parent
+PRICES = BENCH_DIR / "prices.json"
+TEMPLATE = BENCH_DIR.parent.parent / "template.yaml"
+MEMORY_MB = 256  # the template's MemorySize
+FULL_VCPU_MB = 1769  # Lambda gives one vCPU at 1,769 MB, and CPU in proportion below it
+ROUND_TRIPS_MS = (2, 5, 10)  # assumed DynamoDB round trip per call, in AWS
+TOTAL_AT_RTT_MS = 5
+XRAY_RATE_PER_SECOND = 10  # assumed steady requests a second on each function
+XRAY_RATES_SHOWN = (1, 10, 100)
+LOG_RETENTION_DAYS = 30  # the template's LogRetentionDays default
+GIB = 1024 ** 3
+LIST_QUERY_ITEMS = DEFAULT_PAGE + 1
+# Each route: its HTTP method and path (the access log's routeKey), its status, and what it
+# reads and writes, by the kinds of item_kind(). create-key's account item is read and
+# updated as it grows by a key (from 1 to 10 entries in the run); its units are taken over
+# that growth.
+ROUTES = {
+    "create-account": {"route": "POST /accounts", "status": 201},
+    "create-payment": {"route": "POST /payments", "status": 201},
+    "get-payment": {"route": "GET /payments/{id}", "status": 200},
+    "list-payments": {"route": "GET /payments", "status": 200},
+    "create-key": {"route": "POST /keys", "status": 201},
+    PEER: {"route": "POST /payments", "status": 201},
+}
+PARTS = ("Lambda requests", "Lambda duration", "API Gateway", "DynamoDB reads",
+         "DynamoDB writes", "CloudWatch Logs ingestion", "CloudWatch Logs storage", "X-Ray")
+
+
+def load_prices() -> dict:
+    return json.loads(PRICES.read_text())
+
+
+def units(size: float, unit_bytes: int) -> int:
+    return max(1, math.ceil(size / unit_bytes))
+
+
+def account_size(by_keys: dict[str, float], keys: int) -> float:
+    """An account item's size with `keys` key entries, interpolated between the sizes seen."""
+    seen = sorted((int(k), v) for k, v in by_keys.items())
+    below = [(k, v) for k, v in seen if k <= keys]
+    above = [(k, v) for k, v in seen if k >= keys]
+    if not below:
+        return above[0][1]
+    if not above:
+        return below[-1][1]
+    (k0, v0), (k1, v1) = below[-1], above[0]
+    return v0 if k1 == k0 else v0 + (v1 - v0) * (keys - k0) / (k1 - k0)
+
+
+def request_units(items: dict) -> dict[str, dict]:
+    """Read and write request units of one request of each route, from the sizes of the
+    items it reads and writes (DynamoDB's rules, not DynamoDB Local's report)."""
+    kind = {k: v["median"] for k, v in items["by_kind"].items()}
+    secret_key_read = units(kind["api_key secret"], 4096)  # strongly consistent GetItem
+    payment = kind["payment"]
+    # The index projects every attribute: an entry is the item's size again.
+    payment_write = units(payment, 1024) + units(payment, 1024)
+    by_keys = items["account_by_keys"]
+    # create-key takes an account from k to k + 1 keys, k = 1..9, in equal numbers.
+    steps = range(1, NEW_KEYS_PER_ACCOUNT + 1)
+    account_read = sum(units(account_size(by_keys, k), 4096) for k in steps) / len(steps)
+    account_update = sum(units(max(account_size(by_keys, k), account_size(by_keys, k + 1)),
+                               1024) for k in steps) / len(steps)
+    result = {
+        "create-account": {
+            "read": 0.0,
+            # One transaction of four puts: 2 units per KB of each item.
+            "write": 2 * (units(account_size(by_keys, 1), 1024) + units(kind["api_key secret"], 1024)
+                          + units(kind["api_key_ref"], 1024)
+                          + units(kind["audit account.created"], 1024)),
+            "how": "TransactWriteItems: account, key, key reference, audit event (2 per KB each)"},
+        "create-payment": {
+            "read": secret_key_read, "write": payment_write,
+            "how": f"key GetItem (consistent); PutItem of a {payment:.0f}-byte payment + its "
+                   "by_account entry (projection ALL)"},
+        "get-payment": {
+            "read": secret_key_read + units(payment, 4096), "write": 0.0,
+            "how": "key GetItem + payment GetItem, both consistent"},
+        "list-payments": {
+            "read": secret_key_read + 0.5 * units(LIST_QUERY_ITEMS * payment, 4096),
+            "write": 0.0,
+            "how": f"key GetItem + Query of {LIST_QUERY_ITEMS} index entries "
+                   f"({LIST_QUERY_ITEMS * payment:.0f} bytes, eventually consistent)"},
+        "create-key": {
+            "read": secret_key_read + account_read,
+            "write": 2 * (account_update + units(kind["api_key restricted"], 1024)
+                          + units(kind["api_key_ref"], 1024)
+                          + units(kind["audit key.created"], 1024)),
+            "how": "key GetItem + account GetItem (consistent); TransactWriteItems: account "
+                   "update (the larger of before and after), key, key reference, audit event"},
+    }
+    result[PEER] = dict(result["create-payment"], how="as create-payment (the same items)")
+    return result
+
+
+def access_log_line(route: str, status: int, response_bytes: int) -> str:
+    """The HTTP API's access log line of one request: the template's format, rendered with
+    values of the size API Gateway gives them."""
+    lines = TEMPLATE.read_text().splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == "Format: >-"), None)
+    if start is None:
+        raise BenchError("no access log Format in template.yaml")
+    indent = len(lines[start + 1]) - len(lines[start + 1].lstrip())
+    block = []
+    for line in lines[start + 1:]:
+        if line.strip() and len(line) - len(line.lstrip()) < indent:
+            break
+        block.append(line.strip())
+    # A folded scalar (>-): its lines join with single spaces.
+    fmt = " ".join(line for line in block if line)
+    values = {
+        "$context.requestId": "Jq3Zbhx9IAMEbTw=",
+        "$context.identity.sourceIp": "203.0.113.25",
+        "$context.requestTime": "07/Dec/2026:05:15:03 +0000",
+        "$context.routeKey": route,
+        "$context.status": str(status),
+        "$context.responseLength": str(response_bytes),
+        "$context.integrationLatency": "14",
+        "$context.integration.requestId": str(uuid.UUID(int=0x9C3F)),
+        # An IAM principal only on POST /accounts with AWS_IAM (the template's default).
+        "$context.identity.userArn": ("arn:aws:sts::123456789012:assumed-role/payments-operator/"
+                                      "operator-session" if route == "POST /accounts" else "-"),
+    }
+    for key in sorted(values, key=len, reverse=True):
+        fmt = fmt.replace(key, values[key])
+    return fmt
+
+
+def platform_lines(billed_ms: int) -> list[str]:
+    """Lambda's JSON platform events of one invocation (the template's LogFormat: JSON,
+    Tracing: Active), from the telemetry schema with values of a real invocation's size."""
+    time_ = "2026-12-07T05:15:03.123Z"
+    request_id = str(uuid.UUID(int=0x7D2A))
+    tracing = {"spanId": "5e1b3c7a9f2d4e6b", "type": "X-Amzn-Trace-Id",
+               "value": "Root=1-6753d5e7-3f1a9c2b7d4e5f60718293a4;Parent=5e1b3c7a9f2d4e6b;"
+                        "Sampled=0"}
+    duration = round(billed_ms - 0.4, 3)
+    events = [
+        {"time": time_, "type": "platform.start",
+         "record": {"requestId": request_id, "version": "12", "tracing": tracing}},
+        {"time": time_, "type": "platform.runtimeDone",
+         "record": {"requestId": request_id, "status": "success", "tracing": tracing,
+                    "spans": [{"name": "responseLatency", "start": time_, "durationMs": 0.712},
+                              {"name": "responseDuration", "start": time_, "durationMs": 0.034}],
+                    "metrics": {"durationMs": duration, "producedBytes": 512}}},
+        {"time": time_, "type": "platform.report",
+         "record": {"requestId": request_id,
+                    "metrics": {"durationMs": duration, "billedDurationMs": billed_ms,
+                                "memorySizeMB": MEMORY_MB, "maxMemoryUsedMB": 24},
+                    "tracing": tracing, "status": "success"}},
+    ]
+    return [json.dumps(event, separators=(",", ":")) for event in events]
+
+
+def xray_traced_share(rate: float, sampling: dict) -> float:
+    """The share of requests the default rule records at a steady `rate` a second."""
+    reservoir = min(rate, sampling["reservoir_per_second"])
+    return (reservoir + sampling["fixed_rate"] * max(rate - reservoir, 0)) / rate
+
+
+def cost_model(r: dict) -> dict | None:
+    """Cost per million requests of each route and of the peer (BENCHMARKS.md, Cost)."""
+    if "items" not in r:
+        return None
+    book = load_prices()
+    price = {k: v.get("usd", v.get("bytes")) for k, v in book["prices"].items()}
+    share = MEMORY_MB / FULL_VCPU_MB
+    overhead = price["cloudwatch_logs_event_overhead_bytes"]
+    dynamo = request_units(r["items"])
+    traced = xray_traced_share(XRAY_RATE_PER_SECOND, book["xray_default_sampling"])
+    routes = {}
+    for name, spec in ROUTES.items():
+        w = r["subjects"][name].get("warm") or {}
+        per = w.get("dynamodb_per_request") or {}
+        calls = per.get("attempts_mean", 0)
+        cpu = w.get("cpu_ms_per_invocation")
+        own_p50 = (w.get("own_ms") or {}).get("p50")
+        cpu_ms = cpu if cpu is not None else own_p50
+        if cpu_ms is None:
+            return None
+        # At 256 MB the CPU work runs at a 1769th of 256 of a vCPU; the round trips wait.
+        duration = {rtt: cpu_ms / share + calls * rtt for rtt in ROUND_TRIPS_MS}
+        billed = {rtt: math.ceil(d) for rtt, d in duration.items()}
+        gb_s = {rtt: MEMORY_MB / 1024 * b / 1000 for rtt, b in billed.items()}
+        duration_usd = {rtt: g * 1e6 * price["lambda_arm64_gb_second"] for rtt, g in gb_s.items()}
+        logs = w.get("log_per_request")
+        if not logs:
+            return None
+        platform = platform_lines(billed[TOTAL_AT_RTT_MS])
+        access = access_log_line(spec["route"], spec["status"], w.get("response_bytes", 0))
+        log_bytes = {
+            "function": logs["bytes"] + overhead * logs["lines"],
+            "platform": sum(len(line) + overhead for line in platform),
+            "access": len(access) + overhead,
+        }
+        ingested_gib = sum(log_bytes.values()) * 1e6 / GIB
+        parts = {
+            "Lambda requests": price["lambda_request"],
+            "Lambda duration": duration_usd[TOTAL_AT_RTT_MS],
+            "API Gateway": price["http_api_request"],
+            "DynamoDB reads": dynamo[name]["read"] * price["dynamodb_read_request_unit"],
+            "DynamoDB writes": dynamo[name]["write"] * price["dynamodb_write_request_unit"],
+            "CloudWatch Logs ingestion": ingested_gib * price["cloudwatch_logs_ingestion_gb"],
+            "CloudWatch Logs storage": ingested_gib * LOG_RETENTION_DAYS / 30
+            * price["cloudwatch_logs_storage_gb_month"],
+            "X-Ray": traced * price["xray_trace_recorded"],
+        }
+        routes[name] = {
+            "calls": calls, "cpu_ms": cpu, "own_p50_ms": own_p50,
+            "duration_ms": duration, "billed_ms": billed, "duration_usd": duration_usd,
+            "dynamodb": dynamo[name], "log_lines": logs["lines"], "log_bytes": log_bytes,
+            "emf_bytes": logs["emf_bytes"], "access_log_line": access,
+            "parts": parts, "total": sum(parts.values()),
+        }
+    return {"routes": routes, "prices": book,
+            "assumptions": {"memory_mb": MEMORY_MB, "cpu_share": share,
+                            "round_trips_ms": list(ROUND_TRIPS_MS),
+                            "total_at_round_trip_ms": TOTAL_AT_RTT_MS,
+                            "xray_rate_per_second": XRAY_RATE_PER_SECOND,
+                            "xray_traced_share": traced,
+                            "xray_traced_share_at": {str(rate): xray_traced_share(
+                                rate, book["xray_default_sampling"]) for rate in XRAY_RATES_SHOWN},
+                            "log_retention_days": LOG_RETENTION_DAYS}}
+
+
+# The design choice that moves each part, for the line under the cost table; by route where
+# the reason differs.
+LEVERS = {
+    "Lambda requests": "nothing but fewer invocations: it is per request",
+    "Lambda duration": "memory size (more memory, more CPU: fewer billed ms for the CPU-bound "
+                       "part) and the DynamoDB round trips each request waits on",
+    "API Gateway": "the API type (HTTP API is the cheaper one) or fewer requests",
+    "DynamoDB reads": "consistency (an eventually consistent read is half a unit)",
+    "DynamoDB writes": "what each write carries",
+    "CloudWatch Logs ingestion": "log volume",
+    "CloudWatch Logs storage": "retention (LogRetentionDays) and log volume",
+    "X-Ray": "the sampling rule (its reservoir of one a second is most of it at low rates)",
+}
+ROUTE_LEVERS = {
+    ("create-account", "DynamoDB writes"):
+        "the transaction: four items at 2 units each (all or nothing doubles every write); the "
+        "clients table has no index, so no projection enters",
+    ("create-key", "DynamoDB writes"):
+        "the account item's size: its map of key entries passes 1 KB after a few keys, and "
+        "every update of it in the transaction then costs 4 units",
+    ("create-payment", "DynamoDB writes"):
+        "the by_account index: its entry costs 1 unit whatever the projection (the payment is "
+        "under 1 KB), so KEYS_ONLY would save storage, not writes, and make each listed "
+        "payment a read of its own",
+}
+ROUTE_LEVERS[(PEER, "DynamoDB writes")] = ROUTE_LEVERS[("create-payment", "DynamoDB writes")]
+
+
+def cost_section(r: dict) -> list[str]:
+    cost = r.get("cost")
+    if not cost:
+        return ["## Cost per million requests", "",
+                "Not computed: these measurements lack the log volume, CPU time or item sizes "
+                "it needs (a run of the harness from before the cost model).", ""]
+    a = cost["assumptions"]
+    routes = cost["routes"]
+    names = list(routes)
+    lines = ["## Cost per million requests (us-east-1, list prices)", "",
+             f"Prices: `tools/bench/prices.json` (each with its source and the date it was "
+             f"read). Model: {MEMORY_MB} MB arm64 gets {a['cpu_share']:.3f} of a vCPU "
+             f"({MEMORY_MB}/{FULL_VCPU_MB}); a request's billed duration is its CPU time per "
+             "invocation measured here divided by that share, plus one assumed DynamoDB round "
+             "trip per call, rounded up to the millisecond. This machine is "
+             f"{r['host']['machine']} with whole cores, not Graviton at that share: the CPU "
+             "time is this machine's, taken as a Graviton core's; the division assumes the "
+             "CPU quota binds (a request whose CPU fits the unused quota runs at full speed, "
+             "so this is the upper estimate); the round trip is AWS's, which DynamoDB Local "
+             "cannot give. Totals use a round trip of "
+             f"{a['total_at_round_trip_ms']} ms. DynamoDB: units from the sizes of the items "
+             "this run wrote, read back and sized by DynamoDB's rules (not DynamoDB Local's "
+             "ReturnConsumedCapacity, which under-reports transactions and failed conditions); "
+             "warm-up calls during init, key-use records (at most one per key an hour) and "
+             "rate-limit claims (at most about 0.04 writes per request at an account's limit) "
+             "are left out. Logs: every line the function writes per warm request, as measured, "
+             "plus Lambda's platform lines (estimated from the documented JSON schema) and the "
+             "access log line (the template's format rendered), each plus the 26 bytes CloudWatch "
+             f"counts per event; stored {a['log_retention_days']} days (the template's default), "
+             f"at the ingested size. X-Ray: the default rule at {a['xray_rate_per_second']} "
+             f"requests a second on each function ({a['xray_traced_share']:.1%} recorded; "
+             + ", ".join(f"{v:.1%} at {k}/s" for k, v in a["xray_traced_share_at"].items())
+             + "). Free tiers left out.", ""]
+    if r["build_profile"] != "release":
+        lines += [f"These are {r['mode']} figures from {r['build_profile']} binaries: their CPU "
+                  "time, and so the duration rows, are not the release build's.", ""]
+    lines += ["Per route, USD per million requests:", "",
+              "| Part | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for part in PARTS:
+        lines.append(f"| {part} | " + " | ".join(
+            f"{routes[n]['parts'][part]:.3f} ({routes[n]['parts'][part] / routes[n]['total']:.0%})"
+            for n in names) + " |")
+    lines.append("| **Total** | " + " | ".join(f"**{routes[n]['total']:.2f}**" for n in names)
+                 + " |")
+    lines += ["", "What goes into it, per request:", "",
+              "| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|",
+              "| DynamoDB calls | " + " | ".join(f"{routes[n]['calls']:g}" for n in names) + " |",
+              "| read units | " + " | ".join(f"{routes[n]['dynamodb']['read']:g}"
+                                          for n in names) + " |",
+              "| write units | " + " | ".join(f"{routes[n]['dynamodb']['write']:g}"
+                                           for n in names) + " |",
+              "| function log lines | " + " | ".join(f"{routes[n]['log_lines']:.2f}"
+                                                  for n in names) + " |",
+              "| function log bytes (of which EMF) | " + " | ".join(
+                  f"{routes[n]['log_bytes']['function']:.0f} ({routes[n]['emf_bytes']:.0f})"
+                  for n in names) + " |",
+              "| platform lines' bytes (3 events) | " + " | ".join(
+                  f"{routes[n]['log_bytes']['platform']:.0f}" for n in names) + " |",
+              "| access log bytes | " + " | ".join(f"{routes[n]['log_bytes']['access']:.0f}"
+                                                for n in names) + " |"]
+    lines += ["", "Function log bytes include 26 bytes per line. DynamoDB units: "
+              + "; ".join(f"{n}: {routes[n]['dynamodb']['how']}" for n in names) + ".", "",
+              "Lambda duration over the assumed round trip (ms billed, and USD per million):", "",
+              "| | CPU per invocation here (ms) | own time p50 here (ms) | "
+              + " | ".join(f"{rtt} ms a call" for rtt in ROUND_TRIPS_MS) + " |",
+              "|---" * (len(ROUND_TRIPS_MS) + 3) + "|"]
+    for n in names:
+        route = routes[n]
+        cpu = "—" if route["cpu_ms"] is None else f"{route['cpu_ms']:.2f}"
+        own = "—" if route["own_p50_ms"] is None else f"{route['own_p50_ms']:.2f}"
+        lines.append(f"| {n} | {cpu} | {own} | " + " | ".join(
+            f"{route['billed_ms'][rtt]} ms, ${route['duration_usd'][rtt]:.3f}"
+            for rtt in ROUND_TRIPS_MS) + " |")
+    lines += ["", "What dominates, and what would move it:", ""]
+    for n in names:
+        parts = sorted(routes[n]["parts"].items(), key=lambda kv: kv[1], reverse=True)
+        (first, v1), (second, v2) = parts[0], parts[1]
+        total = routes[n]["total"]
+        lever = ROUTE_LEVERS.get((n, first), LEVERS[first])
+        if first == "CloudWatch Logs ingestion":
+            b = routes[n]["log_bytes"]
+            lever = (f"log volume: per request the function writes {b['function']:.0f} bytes "
+                     f"({routes[n]['emf_bytes']:.0f} of them the metrics line, whose dimension "
+                     f"sets could be fewer), Lambda's platform lines about {b['platform']:.0f} "
+                     "(SystemLogLevel WARN would drop them, and REPORT's figures with them), "
+                     f"the access log {b['access']:.0f}")
+        lines.append(f"- {n}: {first} ({v1 / total:.0%}), then {second} ({v2 / total:.0%}); "
+                     f"{first} moves with {lever}.")
     return lines + [""]
 
 
@@ -1879,6 +2345,7 @@ def main() -> int:
             bench = Bench(args)
             results = bench.run()
         results["verdicts"] = latency_verdicts(results)
+        results["cost"] = cost_model(results)
         results["targets"] = evaluate(results)
         (out / "results.md").write_text(markdown(results))
         results["matplotlib_version"] = plot(results, out / "latency.png")
