@@ -226,7 +226,7 @@ async fn only_an_active_key_rolls_and_power_only_flows_down() {
 #[tokio::test]
 async fn a_key_with_an_expires_at_ahead_is_expiring_and_cannot_be_rolled() {
     let test = setup().await;
-    let store = &test.state.edge.store;
+    let store = &test.store;
     let end = now().plus(std::time::Duration::from_secs(86_400));
     let (_, job) = restricted_key(
         store,
@@ -261,7 +261,7 @@ async fn a_key_with_an_expires_at_ahead_is_expiring_and_cannot_be_rolled() {
 async fn a_restricted_key_holding_every_permission_never_rolls_the_secret_key() {
     let test = setup().await;
     let secret = secret_key_id(&test);
-    let store = &test.state.edge.store;
+    let store = &test.store;
     let every = KeyGrant {
         name: None,
         permissions: Permissions::ALL,
@@ -288,7 +288,7 @@ async fn a_restricted_key_holding_every_permission_never_rolls_the_secret_key() 
     assert_eq!(body["error"]["type"], "permission_error");
     assert_eq!(
         body["error"]["message"],
-        "This key does not have the keys:write permission."
+        "A restricted key cannot roll or revoke a secret key, whatever permissions it holds: use a secret key."
     );
     assert_eq!(state_of(&test, &secret), KeyState::Active);
     assert_eq!(store.audit_events().len(), events, "nothing written");

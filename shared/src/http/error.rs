@@ -44,6 +44,10 @@ pub enum ApiError {
     /// The key has an end, and the key it would create would work past it.
     #[error("the new key would outlive the key creating it")]
     OutlivesKey,
+    /// A restricted key would roll or revoke a secret key: whatever permissions it holds,
+    /// power only flows down.
+    #[error("a restricted key would manage a secret key")]
+    SecretKeyOutOfReach,
     /// No key of the caller's account has this id: it does not exist, is another account's,
     /// or the id is malformed; one answer for all three, as for payments.
     #[error("no such key of this account")]
@@ -142,7 +146,7 @@ impl From<AdminError> for ApiError {
                 Refusal::IpRangesNotWithin => ApiError::IpRangesNotWithin,
                 // A restricted key's keys:write reaches restricted keys only: for a secret
                 // key, it is the permission it lacks.
-                Refusal::SecretKeyOutOfReach => ApiError::MissingPermission(Permission::KeysWrite),
+                Refusal::SecretKeyOutOfReach => ApiError::SecretKeyOutOfReach,
                 Refusal::OutlivesActingKey { .. } => ApiError::OutlivesKey,
                 Refusal::SelfRollTooSoon => {
                     ApiError::InvalidRequest(InvalidRequest::invalid_param(
@@ -264,7 +268,8 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::MissingPermission(_)
             | ApiError::IpRangesNotWithin
-            | ApiError::OutlivesKey => StatusCode::FORBIDDEN,
+            | ApiError::OutlivesKey
+            | ApiError::SecretKeyOutOfReach => StatusCode::FORBIDDEN,
             ApiError::PaymentNotFound { .. } | ApiError::KeyNotFound => StatusCode::NOT_FOUND,
             ApiError::KeyNotActive(_)
             | ApiError::WouldLockOut
@@ -290,7 +295,8 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             ApiError::MissingPermission(_)
             | ApiError::IpRangesNotWithin
-            | ApiError::OutlivesKey => ErrorCode::InsufficientPermissions,
+            | ApiError::OutlivesKey
+            | ApiError::SecretKeyOutOfReach => ErrorCode::InsufficientPermissions,
             ApiError::PaymentNotFound { .. } | ApiError::KeyNotFound => ErrorCode::ResourceMissing,
             ApiError::KeyNotActive(_) => ErrorCode::KeyNotActive,
             ApiError::WouldLockOut => ErrorCode::WouldLockOut,
@@ -310,7 +316,8 @@ impl ApiError {
             ApiError::Unauthenticated(_) => ErrorType::AuthenticationError,
             ApiError::MissingPermission(_)
             | ApiError::IpRangesNotWithin
-            | ApiError::OutlivesKey => ErrorType::PermissionError,
+            | ApiError::OutlivesKey
+            | ApiError::SecretKeyOutOfReach => ErrorType::PermissionError,
             ApiError::InvalidRequest(_)
             | ApiError::UnsupportedMediaType
             | ApiError::PayloadTooLarge { .. }
@@ -349,13 +356,17 @@ impl ApiError {
             ApiError::IpRangesNotWithin => "This key is limited to IP ranges: the key it creates \
                 or manages must be limited to ranges within them."
                 .into(),
+            ApiError::SecretKeyOutOfReach => "A restricted key cannot roll or revoke a secret \
+                key, whatever permissions it holds: use a secret key."
+                .into(),
             ApiError::OutlivesKey => "This key has an expires_at: the key it creates must \
                 have one too, no later than its own."
                 .into(),
             ApiError::KeyNotFound => "No such key.".into(),
             ApiError::KeyNotActive(state) => format!(
-                "This key is {state} and cannot be rolled: only a key that works and is not \
-                 already being replaced can be. Roll its replacement, or create a new key."
+                "This key is {state} and cannot be rolled: only an active key (one that works, \
+                 with no expires_at ahead) can be. Create a new key instead, or roll the key \
+                 that is replacing this one."
             ),
             ApiError::WouldLockOut => "This is the account's last active key with the \
                 keys:write permission: revoking it would leave no key that can manage keys. \
@@ -415,6 +426,7 @@ impl ApiError {
             ApiError::KeyNotFound => Some("id"),
             ApiError::IpRangesNotWithin => Some("allowed_ips"),
             ApiError::OutlivesKey => Some("expires_at"),
+            ApiError::SecretKeyOutOfReach => Some("id"),
             ApiError::MissingPermission(_)
             | ApiError::KeyNotActive(_)
             | ApiError::WouldLockOut
@@ -480,6 +492,7 @@ impl ApiError {
             | ApiError::MissingPermission(_)
             | ApiError::IpRangesNotWithin
             | ApiError::OutlivesKey
+            | ApiError::SecretKeyOutOfReach
             | ApiError::KeyNotFound
             | ApiError::KeyNotActive(_)
             | ApiError::WouldLockOut
@@ -514,6 +527,7 @@ impl ApiError {
             ApiError::MissingPermission(Permission::PaymentsWrite),
             ApiError::IpRangesNotWithin,
             ApiError::OutlivesKey,
+            ApiError::SecretKeyOutOfReach,
             ApiError::PaymentNotFound { param: "id" },
             ApiError::KeyNotFound,
             ApiError::KeyNotActive(KeyState::Expiring),
@@ -591,6 +605,7 @@ mod tests {
             ApiError::TooManyLiveKeys { .. } => 16,
             ApiError::KeyChangeOutcomeUnknown(_) => 17,
             ApiError::OutlivesKey => 18,
+            ApiError::SecretKeyOutOfReach => 19,
         }
     }
 
@@ -701,6 +716,13 @@ mod tests {
                 None,
             ),
             (
+                403,
+                json!({"type": "permission_error", "code": "insufficient_permissions",
+                       "message": "A restricted key cannot roll or revoke a secret key, whatever permissions it holds: use a secret key.",
+                       "param": "id"}),
+                None,
+            ),
+            (
                 404,
                 json!({"type": "invalid_request_error", "code": "resource_missing",
                        "message": "No such payment.", "param": "id"}),
@@ -715,7 +737,7 @@ mod tests {
             (
                 409,
                 json!({"type": "invalid_request_error", "code": "key_not_active",
-                       "message": "This key is expiring and cannot be rolled: only a key that works and is not already being replaced can be. Roll its replacement, or create a new key."}),
+                       "message": "This key is expiring and cannot be rolled: only an active key (one that works, with no expires_at ahead) can be. Create a new key instead, or roll the key that is replacing this one."}),
                 None,
             ),
             (

@@ -259,7 +259,7 @@ async fn a_restricted_key_with_every_permission_neither_rolls_nor_revokes_the_se
         );
         assert_eq!(
             refused.body["error"]["message"],
-            "This key does not have the keys:write permission."
+            "A restricted key cannot roll or revoke a secret key, whatever permissions it holds: use a secret key."
         );
     }
     assert_eq!(
