@@ -10,6 +10,10 @@
 #                               debug binaries in target/debug (no release build, no sam build),
 #                               and first the peer's parity check (tools/bench/peer_parity.py)
 #   scripts/bench.sh --enforce  full run that exits 3 when a target is missed
+#   scripts/bench.sh --profile  where a warm invocation's instructions go: callgrind's
+#                               per-function counts for create-payment, hello-world and the
+#                               raw calls, built with line tables (target/profiling), written
+#                               to target/bench/profile.md
 #
 # Writes target/bench/results.json, results.md and latency.png. See tools/bench/harness.py.
 set -euo pipefail
@@ -21,9 +25,10 @@ enforce=()
 for arg in "$@"; do
     case "$arg" in
         --smoke) mode=smoke ;;
+        --profile) mode=profile ;;
         --enforce) enforce=(--enforce) ;;
         -h | --help)
-            sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *) die "unknown argument $arg (expected --smoke or --enforce)" ;;
@@ -43,14 +48,29 @@ export CARGO_TARGET_DIR="$REPO_ROOT/target"
 out="$REPO_ROOT/target/bench"
 variants="$out/variants"
 mkdir -p "$out" "$variants"
-rm -rf "$out/logs" "$out/parity" "$out/zips" "$out/ca" "$out/results.json" "$out/results.md" "$out/latency.png"
+rm -rf "$out/logs" "$out/parity" "$out/zips" "$out/ca" "$out/results.json" "$out/results.md" "$out/latency.png" \
+    "$out/profile.md"
 mkdir -p "$out/zips"
 
 # The ring builds of create-payment and of the raw baseline first, copied aside: the default
 # builds that follow put the binaries the rest of the run uses back in place (the compiled
 # dependencies of both feature sets stay in the target dir, so switching is a relink).
 ring=(-p create-payment -p bench-raw-dynamodb --no-default-features --features tls-ring)
-if [ "$mode" = smoke ]; then
+if [ "$mode" = profile ]; then
+    # The release profile with line tables and symbols, in a target dir of its own so that
+    # the release binaries the full run measures stay as they are.
+    profile=release
+    export CARGO_TARGET_DIR="$REPO_ROOT/target/profiling"
+    export CARGO_PROFILE_RELEASE_DEBUG=line-tables-only CARGO_PROFILE_RELEASE_STRIP=false
+    log "cargo build --release with line tables: create-payment, the baselines and tools"
+    cargo build --release --quiet -p create-account -p create-payment
+    cargo build --release --quiet -p bench-raw-dynamodb
+    cargo build --release --quiet -p bench-hello-lambda
+    cargo build --release --quiet -p bench-runtime-api -p bench-tls-front
+    unset CARGO_PROFILE_RELEASE_DEBUG CARGO_PROFILE_RELEASE_STRIP
+    export CARGO_TARGET_DIR="$REPO_ROOT/target"
+    cargo build --quiet -p payments-admin
+elif [ "$mode" = smoke ]; then
     # The smoke run's numbers are never judged, so it runs the debug binaries, built by the
     # very command scripts/test.sh runs before the tests (so that build is a no-op here).
     profile=debug
@@ -84,11 +104,13 @@ else
     echo "create-payment-ring $(stat -c %s "$out/zips/create-payment-ring.zip")" >>"$out/zips/sizes.txt"
 fi
 
-log "the peer: bundle and zip (tools/bench/node-peer/build.sh)"
-tools/bench/node-peer/build.sh "$out/zips" >"$out/zips/node-peer.txt"
-for zip in node-peer-bundled node-peer-handler-only; do
-    echo "$zip $(stat -c %s "$out/zips/$zip.zip")" >>"$out/zips/sizes.txt"
-done
+if [ "$mode" != profile ]; then
+    log "the peer: bundle and zip (tools/bench/node-peer/build.sh)"
+    tools/bench/node-peer/build.sh "$out/zips" >"$out/zips/node-peer.txt"
+    for zip in node-peer-bundled node-peer-handler-only; do
+        echo "$zip $(stat -c %s "$out/zips/$zip.zip")" >>"$out/zips/sizes.txt"
+    done
+fi
 
 log "a throwaway CA for TLS on loopback (tools/bench/make-ca.sh)"
 tools/bench/make-ca.sh "$out/ca"
@@ -130,9 +152,11 @@ if [ "$mode" = smoke ]; then
     [ "$status" -eq 0 ] || die "the peer does not answer as create-payment does (exit $status); logs in $out/parity/logs"
 fi
 
+bin_dir="$REPO_ROOT/target/$profile"
+[ "$mode" = profile ] && bin_dir="$REPO_ROOT/target/profiling/release"
 log "harness ($mode, $profile binaries)"
 "$PYTHON" tools/bench/harness.py --mode "$mode" ${enforce[@]+"${enforce[@]}"} \
-    --repo "$REPO_ROOT" --out "$out" --bin-dir "$REPO_ROOT/target/$profile" --profile "$profile" \
+    --repo "$REPO_ROOT" --out "$out" --bin-dir "$bin_dir" --profile "$profile" \
     --variant-dir "$variants" --ca-dir "$out/ca" \
     --dynamodb-port "$ddb_port" --clients-table "$clients_table" \
     --payments-table "$payments_table" --audit-table "$audit_table" &
@@ -142,6 +166,11 @@ wait "$harness_pid" || status=$?
 harness_pid=""
 [ "$status" -eq 0 ] || die "benchmark harness failed (exit $status); logs in $out/logs"
 
+if [ "$mode" = profile ]; then
+    [ -s "$out/profile.md" ] || die "$out/profile.md was not written"
+    log "profile done in $((SECONDS - started)) s: $out/profile.md"
+    exit 0
+fi
 for file in results.json results.md latency.png; do
     [ -s "$out/$file" ] || die "$out/$file was not written"
 done

@@ -113,7 +113,14 @@ MODES = {
     # (each valgrind run costs about 5 s whatever it counts): enough to show the method works.
     "smoke": dict(cold=2, warm=40, raw_warm=40, blocks=2, ddb_warmup=20, callgrind=(1, 3),
                   callgrind_variants=False, phase_seconds=60, total_seconds=600),
+    # Where a warm invocation's instructions go (scripts/bench.sh --profile): callgrind's
+    # per-function counts of the long run minus the short one's, over the difference.
+    "profile": dict(cold=0, warm=0, raw_warm=0, blocks=1, ddb_warmup=200, callgrind=(10, 110),
+                    phase_seconds=300, total_seconds=1200),
 }
+
+# How many functions of each profile the report lists.
+PROFILE_TOP = 60
 
 
 class BenchError(Exception):
@@ -546,6 +553,32 @@ def callgrind_total(path: Path) -> int:
         if line.startswith(("summary:", "totals:")):
             return int(line.split()[1])
     raise BenchError(f"no instruction total in {path}")
+
+
+def annotate(path: str, inclusive: bool) -> dict[str, int]:
+    """callgrind_annotate's per-function instruction counts of one output file."""
+    command = ["callgrind_annotate", f"--inclusive={'yes' if inclusive else 'no'}",
+               "--threshold=100", path]
+    text = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    counts: dict[str, int] = {}
+    for line in text.splitlines():
+        match = re.match(r"^\s*([\d,]+)\s+(?:\([ \d.%]+\)\s+)?\S*?:?(\S.*?)(?: \[.*\])?$", line)
+        if match and "PROGRAM TOTALS" not in line:
+            counts[match.group(2)] = counts.get(match.group(2), 0) + int(
+                match.group(1).replace(",", ""))
+    return counts
+
+
+def subtract_profiles(long: dict[str, int], short: dict[str, int], per: int) -> list[tuple]:
+    """(function, instructions per warm invocation), the largest first."""
+    rows = [(name, (count - short.get(name, 0)) / per) for name, count in long.items()]
+    return sorted((row for row in rows if row[1] > 0), key=lambda row: -row[1])
+
+
+def profile_table(rows: list[tuple]) -> str:
+    lines = ["| instructions | function |", "|---:|---|"]
+    lines += [f"| {count:,.0f} | `{name[:160]}` |" for name, count in rows[:PROFILE_TOP]]
+    return "\n".join(lines)
 
 
 class Bench:
@@ -998,27 +1031,62 @@ class Bench:
         executes, init and exit cancelling out. The short run's total is init, one cold
         invocation, n warm ones and the exit."""
         short, long = self.mode["callgrind"]
-        totals = {}
+        totals, files = {}, {}
         for n in (short, long):
             wrapper, path = self.callgrind(name)
             self.warm_series(name, make_event, n, wrapper=wrapper, timeout=120.0)
             totals[n] = callgrind_total(path)
+            files[str(n)] = str(path)
         return {"per_warm_invocation": (totals[long] - totals[short]) / (long - short),
-                "process_total_short": totals[short], "runs": {str(k): v for k, v in totals.items()}}
+                "process_total_short": totals[short], "runs": {str(k): v for k, v in totals.items()},
+                "files": files}
 
     def raw_instructions(self, sequence: str, crypto: str = "aws-lc-rs") -> dict:
         """The same for the raw calls: one process making 3 untimed rounds (the connection)
         then n timed ones."""
         short, long = self.mode["callgrind"]
-        totals = {}
+        totals, files = {}, {}
         for n in (short, long):
             wrapper, path = self.callgrind(f"raw-{sequence}-{crypto}")
             log(f"raw {sequence} ({crypto}): {n} rounds under valgrind")
             self.raw("warm", "--sequence", sequence, "--iterations", str(n), crypto=crypto,
                      wrapper=wrapper, timeout=600)
             totals[n] = callgrind_total(path)
+            files[str(n)] = str(path)
         return {"per_warm_invocation": (totals[long] - totals[short]) / (long - short),
-                "process_total_short": totals[short], "runs": {str(k): v for k, v in totals.items()}}
+                "process_total_short": totals[short], "runs": {str(k): v for k, v in totals.items()},
+                "files": files}
+
+    # -- where the instructions go ---------------------------------------------------------
+
+    def profile(self) -> str:
+        """Per warm invocation, by function (inclusive and self), for create-payment, hello
+        and the raw calls: the long callgrind run's counts minus the short run's."""
+        self.raw_warm(self.mode["ddb_warmup"], "get-put")
+        self.raw("seed", "--key-accounts", "1", timeout=120)
+        first = self.warm_series("create-account", self.account_event, 0)["_first_body"]
+        self.api_key = first.get("api_key")
+        if not self.api_key:
+            raise BenchError("create-account's 201 body had no api_key")
+        sections = []
+        for label, counts in (
+            ("create-payment", self.instructions("create-payment", self.payment_event)),
+            ("bench-hello-lambda", self.instructions("bench-hello-lambda",
+                                                     self.payment_like_event)),
+            ("raw payment", self.raw_instructions("payment")),
+        ):
+            short, long = self.mode["callgrind"]
+            files = counts["files"]
+            per = (long - short)
+            inclusive = subtract_profiles(annotate(files[str(long)], True),
+                                          annotate(files[str(short)], True), per)
+            exclusive = subtract_profiles(annotate(files[str(long)], False),
+                                          annotate(files[str(short)], False), per)
+            sections.append(f"## {label}: {counts['per_warm_invocation']:,.0f} instructions per "
+                            f"warm invocation\n\n### inclusive\n\n"
+                            + profile_table(inclusive) + "\n\n### self\n\n"
+                            + profile_table(exclusive))
+        return "\n\n".join(sections) + "\n"
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -2374,6 +2442,11 @@ def main() -> int:
     bench = None
     out = Path(args.out)
     try:
+        if args.mode == "profile":
+            bench = Bench(args)
+            (out / "profile.md").write_text(bench.profile())
+            log(f"profile: {out / 'profile.md'}")
+            return 0
         if args.report_only:
             results = json.loads(Path(args.report_only).read_text())
         else:
