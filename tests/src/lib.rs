@@ -43,7 +43,8 @@ pub fn capture_logs() {
         use tracing_subscriber::util::SubscriberInitExt;
         let path = test_log_dir().join(format!("{}.jsonl", std::process::id()));
         let file = std::fs::File::create(path).expect("test log file");
-        let filter = tracing_subscriber::EnvFilter::new("trace");
+        let filter = tracing_subscriber::filter::Targets::new()
+            .with_default(tracing_subscriber::filter::LevelFilter::TRACE);
         let _ = tracing_subscriber::registry()
             .with(shared::telemetry::json_layer(
                 filter,
