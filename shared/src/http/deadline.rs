@@ -75,13 +75,17 @@ pub struct Bounded<'a, S> {
 }
 
 impl<S> Bounded<'_, S> {
-    async fn run<T, E: From<StoreError>>(
+    /// Runs the store call `call` makes, by the deadline. The call's future goes on the heap
+    /// as it is made: a DynamoDB call's future is kilobytes, and kept inline it would make
+    /// every future around it (the handler's, which the runtime moves several times a
+    /// request) as large.
+    async fn run<T, E: From<StoreError>, F: std::future::Future<Output = Result<T, E>>>(
         &self,
-        call: impl std::future::Future<Output = Result<T, E>>,
+        call: impl FnOnce() -> F,
         cut_short: impl FnOnce() -> StoreError,
     ) -> Result<T, E> {
         let started = Instant::now();
-        let result = match tokio::time::timeout_at(self.deadline.0, call).await {
+        let result = match tokio::time::timeout_at(self.deadline.0, Box::pin(call())).await {
             Ok(result) => result,
             Err(_) => Err(cut_short().into()),
         };
@@ -104,7 +108,8 @@ fn write_cut_short() -> StoreError {
 
 impl<S: FindKey> FindKey for Bounded<'_, S> {
     async fn find_key(&self, digest: &KeyDigest) -> Result<Option<KeyRecord>, StoreError> {
-        self.run(self.store.find_key(digest), read_cut_short).await
+        self.run(|| self.store.find_key(digest), read_cut_short)
+            .await
     }
 }
 
@@ -115,7 +120,7 @@ impl<S: InsertPayment> InsertPayment for Bounded<'_, S> {
         request_fingerprint: &RequestFingerprint,
     ) -> Result<InsertOutcome, StoreError> {
         self.run(
-            self.store.insert_payment(payment, request_fingerprint),
+            || self.store.insert_payment(payment, request_fingerprint),
             write_cut_short,
         )
         .await
@@ -124,7 +129,8 @@ impl<S: InsertPayment> InsertPayment for Bounded<'_, S> {
 
 impl<S: GetPayment> GetPayment for Bounded<'_, S> {
     async fn get_payment(&self, id: &PaymentId) -> Result<Option<StoredPayment>, StoreError> {
-        self.run(self.store.get_payment(id), read_cut_short).await
+        self.run(|| self.store.get_payment(id), read_cut_short)
+            .await
     }
 }
 
@@ -134,7 +140,7 @@ impl<S: ListPayments> ListPayments for Bounded<'_, S> {
         account: &AccountId,
         range: &ListRange,
     ) -> Result<PaymentPage, StoreError> {
-        self.run(self.store.list_payments(account, range), read_cut_short)
+        self.run(|| self.store.list_payments(account, range), read_cut_short)
             .await
     }
 }
@@ -147,7 +153,7 @@ impl<S: CreateAccount> CreateAccount for Bounded<'_, S> {
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         self.run(
-            self.store.create_account(account, key, event),
+            || self.store.create_account(account, key, event),
             write_cut_short,
         )
         .await
@@ -162,7 +168,7 @@ impl<S: RecordKeyUse> RecordKeyUse for Bounded<'_, S> {
         stale_before: Timestamp,
     ) -> Result<(), StoreError> {
         self.run(
-            self.store.record_key_use(digest, at, stale_before),
+            || self.store.record_key_use(digest, at, stale_before),
             write_cut_short,
         )
         .await
@@ -175,7 +181,7 @@ impl<S: ListKeys> ListKeys for Bounded<'_, S> {
         account: &AccountId,
         now: Timestamp,
     ) -> Result<KeyListing, StoreError> {
-        self.run(self.store.account_keys(account, now), read_cut_short)
+        self.run(|| self.store.account_keys(account, now), read_cut_short)
             .await
     }
 }
@@ -190,7 +196,7 @@ impl<S: CreateKey> CreateKey for Bounded<'_, S> {
         origin: Origin<'_>,
     ) -> Result<KeySummary, AdminError> {
         self.run(
-            self.store.create_key(account, new_key, acting, now, origin),
+            || self.store.create_key(account, new_key, acting, now, origin),
             write_cut_short,
         )
         .await
@@ -209,8 +215,10 @@ impl<S: RollKey> RollKey for Bounded<'_, S> {
         origin: Origin<'_>,
     ) -> Result<Rolled, AdminError> {
         self.run(
-            self.store
-                .roll_key(account, key_id, grace, mint, acting, now, origin),
+            || {
+                self.store
+                    .roll_key(account, key_id, grace, mint, acting, now, origin)
+            },
             write_cut_short,
         )
         .await
@@ -227,8 +235,10 @@ impl<S: RevokeKey> RevokeKey for Bounded<'_, S> {
         origin: Origin<'_>,
     ) -> Result<KeySummary, AdminError> {
         self.run(
-            self.store
-                .revoke_own_key(account, key_id, acting, now, origin),
+            || {
+                self.store
+                    .revoke_own_key(account, key_id, acting, now, origin)
+            },
             write_cut_short,
         )
         .await
