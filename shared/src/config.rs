@@ -2,10 +2,9 @@
 
 use std::time::Duration;
 
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_dynamodb::config::{Credentials, SharedHttpClient};
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region, SharedHttpClient};
 use aws_sdk_dynamodb::Client;
 use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
 use aws_smithy_http_client::tls::Provider;
@@ -100,10 +99,12 @@ pub async fn dynamodb_client(endpoint: Option<&str>) -> Client {
 /// Builds the DynamoDB client with explicit timeouts and retries, recording what each call
 /// consumes ([`Usage`]): into the running request's log, or outside requests into
 /// `outside`. With an endpoint override (DynamoDB Local) it also supplies a region and
-/// placeholder credentials when none are set, so local runs never wait on the
-/// instance-metadata credential probe.
+/// placeholder credentials when none are set, so local runs never wait on a credential
+/// probe.
 pub async fn dynamodb_client_recording(endpoint: Option<&str>, outside: &OutsideCalls) -> Client {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+    let mut config = region_and_credentials(endpoint)
+        .await
+        .behavior_version(BehaviorVersion::latest())
         .http_client(https_client())
         .timeout_config(
             TimeoutConfig::builder()
@@ -112,24 +113,80 @@ pub async fn dynamodb_client_recording(endpoint: Option<&str>, outside: &Outside
                 .operation_timeout(OPERATION_TIMEOUT)
                 .build(),
         )
-        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
-    if let Some(endpoint) = endpoint {
-        loader = loader.endpoint_url(endpoint);
-        if std::env::var_os("AWS_REGION").is_none()
-            && std::env::var_os("AWS_DEFAULT_REGION").is_none()
-        {
-            loader = loader.region(Region::from_static("us-east-1"));
-        }
-        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-            loader = loader.credentials_provider(Credentials::for_tests_with_session_token());
-        }
-    }
-    let config = aws_sdk_dynamodb::config::Builder::from(&loader.load().await)
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
         .interceptor(Usage {
             outside: outside.clone(),
-        })
-        .build();
-    Client::from_conf(config)
+        });
+    if let Some(endpoint) = endpoint {
+        config = config.endpoint_url(endpoint);
+    }
+    Client::from_conf(config.build())
+}
+
+/// What DynamoDB Local is given when nothing else is: it checks no signature.
+fn placeholder_credentials() -> Credentials {
+    Credentials::new("local", "local", Some("local".into()), None, "placeholder")
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+#[cfg(not(feature = "operator-credentials"))]
+async fn region_and_credentials(endpoint: Option<&str>) -> aws_sdk_dynamodb::config::Builder {
+    let (region, credentials) = from_environment(endpoint.is_some(), env);
+    let mut config = aws_sdk_dynamodb::config::Builder::new();
+    match region {
+        Some(region) => config = config.region(region),
+        None => tracing::warn!("no AWS_REGION: DynamoDB calls will fail"),
+    }
+    match credentials {
+        Some(credentials) => config = config.credentials_provider(credentials),
+        None => tracing::warn!("no AWS credentials in the environment: DynamoDB calls will fail"),
+    }
+    config
+}
+
+/// Region and credentials as Lambda gives them: `AWS_REGION` and the execution role's
+/// temporary credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`), which do not change during an execution environment's life; for
+/// DynamoDB Local (`local`), a region and placeholder credentials where none are set.
+#[cfg_attr(feature = "operator-credentials", allow(dead_code))]
+fn from_environment(
+    local: bool,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> (Option<Region>, Option<Credentials>) {
+    let region = lookup("AWS_REGION")
+        .or_else(|| lookup("AWS_DEFAULT_REGION"))
+        .map(Region::new)
+        .or_else(|| local.then(|| Region::from_static("us-east-1")));
+    let credentials = match (lookup("AWS_ACCESS_KEY_ID"), lookup("AWS_SECRET_ACCESS_KEY")) {
+        (Some(id), Some(secret)) => Some(Credentials::new(
+            id,
+            secret,
+            lookup("AWS_SESSION_TOKEN"),
+            None,
+            "environment",
+        )),
+        _ => local.then(placeholder_credentials),
+    };
+    (region, credentials)
+}
+
+/// The SDK's whole chain for region and credentials (environment, profiles, SSO, assumed
+/// roles, instance metadata): an operator's machine, not a function.
+#[cfg(feature = "operator-credentials")]
+async fn region_and_credentials(endpoint: Option<&str>) -> aws_sdk_dynamodb::config::Builder {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if endpoint.is_some() {
+        if env("AWS_REGION").is_none() && env("AWS_DEFAULT_REGION").is_none() {
+            loader = loader.region(Region::from_static("us-east-1"));
+        }
+        if env("AWS_ACCESS_KEY_ID").is_none() {
+            loader = loader.credentials_provider(placeholder_credentials());
+        }
+    }
+    aws_sdk_dynamodb::config::Builder::from(&loader.load().await)
 }
 
 #[cfg(not(any(feature = "tls-aws-lc", feature = "tls-ring")))]
@@ -194,6 +251,33 @@ mod tests {
             config.dynamodb_endpoint.as_deref(),
             Some("http://127.0.0.1:8000")
         );
+    }
+
+    #[test]
+    fn region_and_credentials_come_from_the_environment_as_lambda_sets_them() {
+        let (region, credentials) = from_environment(
+            false,
+            lookup(&[
+                ("AWS_REGION", "eu-west-1"),
+                ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+                ("AWS_SECRET_ACCESS_KEY", "secret"),
+                ("AWS_SESSION_TOKEN", "token"),
+            ]),
+        );
+        assert_eq!(region.as_ref().map(|r| r.as_ref()), Some("eu-west-1"));
+        let credentials = credentials.unwrap();
+        assert_eq!(credentials.access_key_id(), "AKIDEXAMPLE");
+        assert_eq!(credentials.secret_access_key(), "secret");
+        assert_eq!(credentials.session_token(), Some("token"));
+        // DynamoDB Local with nothing set: a region and placeholder credentials.
+        let (region, credentials) = from_environment(true, lookup(&[]));
+        assert_eq!(region.as_ref().map(|r| r.as_ref()), Some("us-east-1"));
+        assert_eq!(credentials.unwrap().access_key_id(), "local");
+        // In AWS with nothing set, nothing is made up.
+        let (region, credentials) =
+            from_environment(false, lookup(&[("AWS_DEFAULT_REGION", "us-west-2")]));
+        assert_eq!(region.as_ref().map(|r| r.as_ref()), Some("us-west-2"));
+        assert!(credentials.is_none());
     }
 
     #[test]
