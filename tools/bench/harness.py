@@ -1030,32 +1030,44 @@ class Bench:
         long n: their difference over the difference in n is what one warm invocation
         executes, init and exit cancelling out. The short run's total is init, one cold
         invocation, n warm ones and the exit."""
-        short, long = self.mode["callgrind"]
-        totals, files = {}, {}
-        for n in (short, long):
-            wrapper, path = self.callgrind(name)
+        def run(n, wrapper):
             self.warm_series(name, make_event, n, wrapper=wrapper, timeout=120.0)
-            totals[n] = callgrind_total(path)
-            files[str(n)] = str(path)
-        return {"per_warm_invocation": (totals[long] - totals[short]) / (long - short),
-                "process_total_short": totals[short], "runs": {str(k): v for k, v in totals.items()},
-                "files": files}
+        return self.counted(name, run)
 
     def raw_instructions(self, sequence: str, crypto: str = "aws-lc-rs") -> dict:
         """The same for the raw calls: one process making 3 untimed rounds (the connection)
         then n timed ones."""
-        short, long = self.mode["callgrind"]
-        totals, files = {}, {}
-        for n in (short, long):
-            wrapper, path = self.callgrind(f"raw-{sequence}-{crypto}")
+        def run(n, wrapper):
             log(f"raw {sequence} ({crypto}): {n} rounds under valgrind")
             self.raw("warm", "--sequence", sequence, "--iterations", str(n), crypto=crypto,
                      wrapper=wrapper, timeout=600)
-            totals[n] = callgrind_total(path)
-            files[str(n)] = str(path)
+        return self.counted(f"raw-{sequence}-{crypto}", run)
+
+    def counted(self, label: str, run) -> dict:
+        """The short and the long callgrind runs of `run`, with as many TLS handshakes each:
+        under valgrind a process is slow enough that a connection is sometimes dropped and
+        made again, and one handshake (a few million instructions) landing in one run and
+        not the other would move the per-invocation figure by tens of thousands. Runs are
+        repeated (at most three times) until the two made as many handshakes."""
+        short, long = self.mode["callgrind"]
+        for attempt in range(3):
+            totals, files, handshakes = {}, {}, {}
+            for n in (short, long):
+                wrapper, path = self.callgrind(label)
+                before = sum(self.tls.handshakes().values())
+                run(n, wrapper)
+                handshakes[n] = sum(self.tls.handshakes().values()) - before
+                totals[n] = callgrind_total(path)
+                files[str(n)] = str(path)
+            if handshakes[short] == handshakes[long]:
+                break
+            log(f"{label}: {handshakes[short]} and {handshakes[long]} TLS handshakes in the "
+                "short and long runs; counting again")
         return {"per_warm_invocation": (totals[long] - totals[short]) / (long - short),
-                "process_total_short": totals[short], "runs": {str(k): v for k, v in totals.items()},
-                "files": files}
+                "process_total_short": totals[short],
+                "runs": {str(k): v for k, v in totals.items()},
+                "handshakes": {str(k): v for k, v in handshakes.items()},
+                "attempts": attempt + 1, "files": files}
 
     # -- where the instructions go ---------------------------------------------------------
 
