@@ -125,7 +125,8 @@ pub async fn authenticate<S: FindKey>(
         .map_err(|_| ApiError::Unauthenticated(AuthFailure::Malformed))?;
     let key = ApiKey::parse(raw, environment).map_err(ApiError::Unauthenticated)?;
     let prefix = key.display_prefix();
-    let record = store.find_key(&key.digest()).await?;
+    let digest = key.digest();
+    let record = store.find_key(&digest).await?;
     let refuse = |failure: AuthFailure| {
         tracing::info!(key_prefix = %prefix, reason = %failure, "api key refused");
         ApiError::Unauthenticated(failure)
@@ -145,7 +146,7 @@ pub async fn authenticate<S: FindKey>(
         account_id: record.account_id,
         key_id: record.key_id,
         key_prefix: prefix,
-        key_use: KeyUse::due(key.digest(), record.last_used_at, now),
+        key_use: KeyUse::due(digest, record.last_used_at, now),
         rate_limit: record.rate_limit,
         permissions: record.permissions,
         allowed_ips: record.allowed_ips,
