@@ -41,7 +41,7 @@ pub use rate::{
     QUIET_INTERVAL_MS, WINDOW_MS,
 };
 pub use text::{echoed, AccountName, Description, Email, KeyName, MAX_ECHOED_CHARS};
-pub use time::{Clock, Timestamp};
+pub use time::{push_rfc3339, Clock, Timestamp};
 
 #[cfg(test)]
 mod tests {
