@@ -6,6 +6,7 @@
 //! - [`http`]: the HTTP edge: request ids, body checks, the auth step, `ApiError` and its one
 //!   mapping to a response. Only this layer knows status codes.
 //! - [`config`] and [`telemetry`]: start-up wiring and logs.
+//! - `json`: JSON written straight into a line (the logs' and metrics' writer), below all.
 //!
 //! Features: `aws` (the DynamoDB store and client configuration) and `lambda` (the HTTP edge
 //! and logs), both default; without them the domain and body parsing build alone (the
@@ -13,6 +14,8 @@
 
 #[macro_use]
 mod string_enum;
+#[cfg(feature = "lambda")]
+mod json;
 
 /// For [`string_enum!`] in crates that do not depend on serde themselves.
 #[doc(hidden)]

@@ -8,11 +8,17 @@
 //! (which re-parses a span's fields for each line) cost more than the request's own work
 //! (BENCHMARKS.md).
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::io::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use tracing::field::{Field, Visit};
+
+use crate::domain::push_rfc3339;
+use crate::json::{
+    push_display, push_f64, push_int, push_str as push_json_str,
+    push_str_contents as push_json_str_contents,
+};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::filter::{filter_fn, FilterExt, LevelFilter, Targets};
@@ -88,7 +94,7 @@ impl SpanFields {
 impl Visit for SpanFields {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         let mut json = String::new();
-        push_debug(&mut json, value);
+        push_display(&mut json, format_args!("{value:?}"));
         self.set(field.name(), json);
     }
 
@@ -99,11 +105,15 @@ impl Visit for SpanFields {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.set(field.name(), value.to_string());
+        let mut json = String::new();
+        push_int(&mut json, value);
+        self.set(field.name(), json);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.set(field.name(), value.to_string());
+        let mut json = String::new();
+        push_int(&mut json, value);
+        self.set(field.name(), json);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -117,8 +127,11 @@ impl Visit for SpanFields {
     }
 }
 
+/// How a line's message field starts.
+const MESSAGE: &str = ",\"message\":";
+
 /// Writes an event's fields into its line: `message` first (where the line starts it), the
-/// others after, in order.
+/// others after, in order. The message, rendered with its key, waits for the others.
 struct EventFields<'a> {
     line: &'a mut String,
     message: Option<String>,
@@ -136,18 +149,19 @@ impl EventFields<'_> {
 impl Visit for EventFields<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if field.name() == "message" {
-            let mut message = String::new();
-            push_debug(&mut message, value);
+            let mut message = String::from(MESSAGE);
+            push_display(&mut message, format_args!("{value:?}"));
             self.message = Some(message);
         } else {
             let line = self.field(field.name());
-            push_debug(line, value);
+            push_display(line, format_args!("{value:?}"));
         }
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
-            let mut message = String::with_capacity(value.len() + 2);
+            let mut message = String::with_capacity(MESSAGE.len() + value.len() + 2);
+            message.push_str(MESSAGE);
             push_json_str(&mut message, value);
             self.message = Some(message);
         } else {
@@ -157,13 +171,11 @@ impl Visit for EventFields<'_> {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        let line = self.field(field.name());
-        let _ = write!(line, "{value}");
+        push_int(self.field(field.name()), value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        let line = self.field(field.name());
-        let _ = write!(line, "{value}");
+        push_int(self.field(field.name()), value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -201,7 +213,8 @@ where
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let mut line = String::with_capacity(512);
         line.push_str("{\"timestamp\":\"");
-        push_timestamp(&mut line, SystemTime::now());
+        // RFC 3339 in UTC with microseconds: `2026-12-07T05:37:17.067924Z`.
+        push_rfc3339(&mut line, SystemTime::now().into(), 6);
         line.push_str("\",\"level\":\"");
         line.push_str(event.metadata().level().as_str());
         line.push('"');
@@ -213,7 +226,7 @@ where
         };
         event.record(&mut fields);
         if let Some(message) = fields.message.take() {
-            line.insert_str(fields_from, &format!(",\"message\":{message}"));
+            line.insert_str(fields_from, &message);
         }
         if let Some(span) = ctx.event_span(event) {
             line.push_str(",\"span\":{");
@@ -239,88 +252,6 @@ where
             .make_writer_for(event.metadata())
             .write_all(line.as_bytes());
     }
-}
-
-/// `value` as a JSON string.
-fn push_json_str(out: &mut String, value: &str) {
-    out.push('"');
-    push_json_str_contents(out, value);
-    out.push('"');
-}
-
-/// `value`'s characters as a JSON string holds them, escaped where JSON requires.
-fn push_json_str_contents(out: &mut String, value: &str) {
-    let mut plain = 0;
-    for (at, c) in value.char_indices() {
-        let escape = match c {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            '\n' => "\\n",
-            '\r' => "\\r",
-            '\t' => "\\t",
-            c if (c as u32) < 0x20 => "",
-            _ => continue,
-        };
-        out.push_str(&value[plain..at]);
-        if escape.is_empty() {
-            let _ = write!(out, "\\u{:04x}", c as u32);
-        } else {
-            out.push_str(escape);
-        }
-        plain = at + c.len_utf8();
-    }
-    out.push_str(&value[plain..]);
-}
-
-/// A value's `Debug` rendering (for `%` fields, its `Display`) as a JSON string.
-fn push_debug(out: &mut String, value: &dyn fmt::Debug) {
-    let mut text = String::new();
-    let _ = write!(text, "{value:?}");
-    push_json_str(out, &text);
-}
-
-/// A float as JSON: the shortest digits that read back as the same value, with a fraction
-/// even when it is zero; `null` for a value JSON cannot hold.
-fn push_f64(out: &mut String, value: f64) {
-    if !value.is_finite() {
-        out.push_str("null");
-        return;
-    }
-    let from = out.len();
-    let _ = write!(out, "{value}");
-    if !out[from..].contains('.') {
-        out.push_str(".0");
-    }
-}
-
-/// RFC 3339 in UTC with microseconds: `2026-12-07T05:37:17.067924Z`.
-fn push_timestamp(out: &mut String, at: SystemTime) {
-    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let seconds = since.as_secs();
-    let (days, of_day) = (seconds / 86_400, seconds % 86_400);
-    let (year, month, day) = civil_from_days(days as i64);
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        of_day / 3600,
-        of_day / 60 % 60,
-        of_day % 60,
-        since.subsec_micros()
-    );
-}
-
-/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
@@ -425,15 +356,14 @@ mod tests {
     }
 
     #[test]
-    fn dates_are_civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        assert_eq!(civil_from_days(20_794), (2026, 12, 7));
+    fn a_line_is_stamped_to_the_microsecond() {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_796_621_837_067_924);
         let mut out = String::new();
-        push_timestamp(
-            &mut out,
-            UNIX_EPOCH + std::time::Duration::from_micros(1_796_621_837_067_924),
-        );
+        push_rfc3339(&mut out, at.into(), 6);
         assert_eq!(out, "2026-12-07T05:37:17.067924Z");
+        let lines = logged("info", || tracing::info!("stamped"));
+        let stamp = lines[0]["timestamp"].as_str().unwrap();
+        assert_eq!(stamp.len(), out.len(), "{stamp}");
+        assert!(crate::domain::Timestamp::parse(stamp).is_some(), "{stamp}");
     }
 }

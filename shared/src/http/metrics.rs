@@ -24,7 +24,6 @@
 //! Every dimension takes its value from a fixed, small set: never a key prefix, an account
 //! id or a payment id, so the number of metrics (and their cost) is bounded.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -32,6 +31,7 @@ use std::time::Duration;
 use lambda_http::http::StatusCode;
 
 use crate::domain::AuthFailure;
+use crate::json;
 use crate::store::usage::{self, CallLog, OutsideCalls};
 
 /// What one request recorded while it ran.
@@ -221,12 +221,11 @@ impl Line {
 
     fn str(&mut self, name: &str, value: &str) {
         let out = self.field(name);
-        push_json_str(out, value);
+        json::push_str(out, value);
     }
 
     fn integer(&mut self, name: &str, value: impl Into<u64>) {
-        let out = self.field(name);
-        let _ = write!(out, "{}", value.into());
+        json::push_int(self.field(name), value.into());
     }
 
     fn float(&mut self, name: &str, value: f64) {
@@ -241,36 +240,16 @@ impl Line {
             if n > 0 {
                 out.push(',');
             }
-            push_json_str(out, value);
+            json::push_str(out, value);
         }
         out.push(']');
     }
 }
 
-/// `value` as a JSON string. The line's strings are names from fixed sets, which need no
-/// escaping; anything else is escaped as serde_json would.
-fn push_json_str(out: &mut String, value: &str) {
-    if value
-        .bytes()
-        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f)
-    {
-        out.push('"');
-        out.push_str(value);
-        out.push('"');
-    } else {
-        out.push_str(&serde_json::to_string(value).expect("a string serializes"));
-    }
-}
-
-/// A float as JSON, as serde_json writes one: the shortest digits that read back as the
-/// same value, with a fraction even when it is zero (`2.0`); a value that is not finite
-/// (never a duration or a capacity) as `0.0`.
+/// A float as a metric value: as serde_json writes one (`2.0`), and `0.0` for a value that
+/// is not finite (never a duration or a capacity), since a metric value must be a number.
 fn push_f64(out: &mut String, value: f64) {
-    let from = out.len();
-    let _ = write!(out, "{}", if value.is_finite() { value } else { 0.0 });
-    if !out[from..].contains('.') {
-        out.push_str(".0");
-    }
+    json::push_f64(out, if value.is_finite() { value } else { 0.0 });
 }
 
 /// The EMF document of one request: one JSON object, rendered on one line.
@@ -319,7 +298,7 @@ pub fn emf_line(record: &RequestRecord<'_>) -> String {
             if n > 0 {
                 out.push(',');
             }
-            push_json_str(out, op);
+            json::push_str(out, op);
         }
         out.push_str("],\"ReadUnits\":");
         push_f64(out, outside.read_units);
@@ -342,17 +321,16 @@ pub fn emf_line(record: &RequestRecord<'_>) -> String {
         extra.push(&directives.cold_start);
     }
     let out = line.field("_aws");
-    let _ = write!(
-        out,
-        "{{\"Timestamp\":{},\"CloudWatchMetrics\":[{},{}",
-        record.timestamp_ms,
-        directives.requests,
-        if calls.is_empty() {
-            &directives.calls
-        } else {
-            &directives.calls_with_latency
-        }
-    );
+    out.push_str("{\"Timestamp\":");
+    json::push_int(out, record.timestamp_ms);
+    out.push_str(",\"CloudWatchMetrics\":[");
+    out.push_str(&directives.requests);
+    out.push(',');
+    out.push_str(if calls.is_empty() {
+        &directives.calls
+    } else {
+        &directives.calls_with_latency
+    });
     for directive in extra {
         out.push(',');
         out.push_str(directive);
