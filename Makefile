@@ -14,7 +14,7 @@ PEER_PKG := tools/bench/node-peer
 PEER_STAMP := $(PEER_PKG)/node_modules/.installed
 LAUNCHER := $(TOOLS)/dynamodb-launcher/LoopbackDynamoDbLocal.class
 
-.PHONY: dev test check tools tool-installs system-deps check-prereqs package validate fuzz chaos bench build fmt lint clean-tools
+.PHONY: dev test check tools tool-installs system-deps check-prereqs package validate fuzz chaos bench bench-profile build fmt lint clean-tools
 
 dev: tools
 	@scripts/dev.sh
@@ -46,6 +46,11 @@ chaos: tools
 ## against baselines measured in the same run (target/bench/; see BENCHMARKS.md).
 bench: tools system-deps
 	@scripts/bench.sh
+
+## Where a warm create-payment invocation's instructions go, against the raw calls and a bare
+## function: callgrind's per-function counts, written to target/bench/profile.md.
+bench-profile: tools system-deps
+	@scripts/bench.sh --profile
 
 ## Template checks only: sam validate (SAM transform and cfn-lint), cfn-lint's serverless
 ## rules, checkov (offline), and the property tests.

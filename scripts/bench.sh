@@ -31,7 +31,7 @@ for arg in "$@"; do
             sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
-        *) die "unknown argument $arg (expected --smoke or --enforce)" ;;
+        *) die "unknown argument $arg (expected --smoke, --enforce or --profile)" ;;
     esac
 done
 
