@@ -177,7 +177,9 @@ fn from_environment(
 /// roles, instance metadata): an operator's machine, not a function.
 #[cfg(feature = "operator-credentials")]
 async fn region_and_credentials(endpoint: Option<&str>) -> aws_sdk_dynamodb::config::Builder {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    // The chain's own calls (instance metadata, STS, SSO) go through the same HTTPS client:
+    // without one, building the chain panics.
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https_client());
     if endpoint.is_some() {
         if env("AWS_REGION").is_none() && env("AWS_DEFAULT_REGION").is_none() {
             loader = loader.region(Region::from_static("us-east-1"));

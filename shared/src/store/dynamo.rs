@@ -566,7 +566,9 @@ pub async fn create_tables(client: &Client, tables: &Tables) -> Result<(), Store
             {
                 tracing::debug!(table, "table already exists");
             }
-            Err(err) => return Err(classify(err, Call::Write)),
+            // Whatever the failure, running this again is safe: a table that exists is
+            // left as it is. So it is read as a read would be, never as an unknown outcome.
+            Err(err) => return Err(classify(err, Call::Read)),
         }
     }
     Ok(())

@@ -392,6 +392,33 @@ async fn tables_create_is_idempotent() {
     }
 }
 
+/// On an operator's machine the region and credentials come from the SDK's whole chain
+/// (environment, profiles, SSO, instance metadata), whose providers make HTTPS calls of their
+/// own: with the region and keys in the environment, as a shell exports them, the CLI runs.
+#[tokio::test]
+async fn region_and_credentials_from_the_sdk_chain() {
+    let app = TestApp::spawn().await;
+    let home = std::env::temp_dir().join(format!("payments-admin-home-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_payments-admin"))
+        .args(["--endpoint-url", &payments_tests::dynamodb_endpoint()])
+        .args(["--clients-table", &app.clients_table])
+        .args(["--payments-table", &app.payments_table])
+        .args(["--audit-table", &app.audit_table])
+        .args(["tables", "create", "--json"])
+        .env_clear()
+        .env("HOME", &home)
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_ACCESS_KEY_ID", "AKIDOPERATOR00000000")
+        .env("AWS_SECRET_ACCESS_KEY", "operator-secret-not-a-secret")
+        .output()
+        .expect("run payments-admin");
+    std::fs::remove_dir_all(&home).unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let out: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    assert_eq!(out["clients_table"], app.clients_table.as_str());
+}
+
 #[tokio::test]
 async fn set_limit_applies_on_the_next_request_to_every_key_with_its_audit_event() {
     let app = TestApp::spawn().await;
@@ -549,6 +576,27 @@ async fn errors_are_clear_and_exit_non_zero() {
     // Nothing above changed the real account.
     let shown = cli.json(&["keys", "list", &account]);
     assert_eq!(shown["keys"].as_array().unwrap().len(), 1);
+}
+
+/// DynamoDB out of reach: `tables create` only ever creates what is missing, so whatever
+/// happened, the answer is that running it again is safe.
+#[test]
+fn tables_create_unreachable_says_a_retry_is_safe() {
+    // A port that was free a moment ago: nothing listens on it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let output = Command::new(env!("CARGO_BIN_EXE_payments-admin"))
+        .args(["--endpoint-url", &format!("http://127.0.0.1:{port}")])
+        .args(["--clients-table", "c", "--payments-table", "p"])
+        .args(["--audit-table", "a", "tables", "create", "--json"])
+        .output()
+        .expect("run payments-admin");
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let body: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    assert_eq!(body["error"]["retry_safe"], true, "{body}");
 }
 
 #[test]
