@@ -207,6 +207,21 @@ impl TestApp {
         }
     }
 
+    /// An execution environment of its own on this app's tables and clock, whose DynamoDB
+    /// client talks to `endpoint` (a fault proxy in front of DynamoDB Local).
+    pub async fn edge_through(&self, endpoint: &str) -> Edge<DynamoStore> {
+        Edge::new(
+            DynamoStore::new(
+                shared::config::dynamodb_client(Some(endpoint)).await,
+                self.tables(),
+            ),
+            KeyEnvironment::Test,
+            RateLimit::DEFAULT,
+            self.clock.clock(),
+            Meter::default(),
+        )
+    }
+
     pub fn tables(&self) -> Tables {
         Tables {
             clients: self.clients_table.clone(),

@@ -208,6 +208,17 @@ enum KeyChangeOutcome {
     Unresolved,
 }
 
+impl KeyChangeOutcome {
+    /// A 201, after looking at the keys or not, after revoking a lost change's key or not.
+    fn made(looked: bool, undone: bool) -> Self {
+        match (looked, undone) {
+            (_, true) => KeyChangeOutcome::UndoneAndMade,
+            (true, false) => KeyChangeOutcome::MadeAfterLooking,
+            (false, false) => KeyChangeOutcome::Made,
+        }
+    }
+}
+
 impl Book {
     /// Whether revoking `key` might undo the roll that made it: during the rolled key's
     /// grace, that gives the rolled key back, which the book would not know.
@@ -526,11 +537,7 @@ async fn self_roll(campaign: &Campaign, current: &BookKey, rng: &mut Rng) -> Key
                     acked,
                 );
                 read_back(campaign, current, &response).await;
-                return match (looked, undone) {
-                    (_, true) => KeyChangeOutcome::UndoneAndMade,
-                    (true, false) => KeyChangeOutcome::MadeAfterLooking,
-                    (false, false) => KeyChangeOutcome::Made,
-                };
+                return KeyChangeOutcome::made(looked, undone);
             }
             // Nothing was done: wait as told, or give up on a refusal.
             (429, _) | (503, "service_unavailable") => {
@@ -559,19 +566,11 @@ async fn self_roll(campaign: &Campaign, current: &BookKey, rng: &mut Rng) -> Key
             let book = campaign.book.lock().unwrap();
             book.keys.iter().map(|k| k.key_id.clone()).collect()
         };
-        for orphan in listing.iter().filter(|k| {
-            matches!(k["status"].as_str(), Some("active" | "expiring"))
-                && !known.contains(k["id"].as_str().unwrap_or_default())
-        }) {
-            let id = orphan["id"].as_str().unwrap_or_default().to_owned();
-            if !revoke_until_answered(campaign, current, &id).await {
-                return KeyChangeOutcome::Unresolved;
-            }
-            campaign.event(format!(
-                "revoked {id}, the new key of a lost roll of {}",
-                current.key_id
-            ));
-            undone = true;
+        let unseen = |k: &Value| !known.contains(k["id"].as_str().unwrap_or_default());
+        let what = format!("the new key of a lost roll of {}", current.key_id);
+        match revoke_live(campaign, current, &listing, unseen, &what).await {
+            Some(revoked) => undone |= revoked,
+            None => return KeyChangeOutcome::Unresolved,
         }
         tokio::time::sleep(rng.millis(0, 200)).await;
     }
@@ -681,11 +680,7 @@ async fn self_create(
             (201, _) => {
                 keep_new_key(campaign, current, &response);
                 read_back(campaign, current, &response).await;
-                return match (looked, undone) {
-                    (_, true) => KeyChangeOutcome::UndoneAndMade,
-                    (true, false) => KeyChangeOutcome::MadeAfterLooking,
-                    (false, false) => KeyChangeOutcome::Made,
-                };
+                return KeyChangeOutcome::made(looked, undone);
             }
             // Nothing was done: wait as told, or give up on a refusal.
             (429, _) | (503, "service_unavailable") => {
@@ -705,19 +700,11 @@ async fn self_create(
         let Some(listing) = look_at_keys(campaign, current).await else {
             return KeyChangeOutcome::Unresolved;
         };
-        for orphan in listing.iter().filter(|k| {
-            matches!(k["status"].as_str(), Some("active" | "expiring"))
-                && names.iter().any(|name| k["name"] == name.as_str())
-        }) {
-            let id = orphan["id"].as_str().unwrap_or_default().to_owned();
-            if !revoke_until_answered(campaign, current, &id).await {
-                return KeyChangeOutcome::Unresolved;
-            }
-            campaign.event(format!(
-                "revoked {id}, the key of a lost create by {}",
-                current.key_id
-            ));
-            undone = true;
+        let named = |k: &Value| names.iter().any(|name| k["name"] == name.as_str());
+        let what = format!("the key of a lost create by {}", current.key_id);
+        match revoke_live(campaign, current, &listing, named, &what).await {
+            Some(revoked) => undone |= revoked,
+            None => return KeyChangeOutcome::Unresolved,
         }
         tokio::time::sleep(rng.millis(0, 200)).await;
     }
@@ -740,6 +727,31 @@ async fn look_at_keys(campaign: &Campaign, key: &BookKey) -> Option<Vec<Value>> 
 }
 
 /// `DELETE /keys/{id}` with `key` until it is answered (revoking twice is revoking once).
+/// Revokes, with `key`, every live key of `listing` that `ours` picks (one a lost request
+/// made that nobody saw), noting each as `what`: whether any was revoked, or `None` if a
+/// revoke went unanswered.
+async fn revoke_live(
+    campaign: &Campaign,
+    key: &BookKey,
+    listing: &[Value],
+    ours: impl Fn(&Value) -> bool,
+    what: &str,
+) -> Option<bool> {
+    let mut revoked = false;
+    for orphan in listing
+        .iter()
+        .filter(|k| matches!(k["status"].as_str(), Some("active" | "expiring")) && ours(k))
+    {
+        let id = orphan["id"].as_str().unwrap_or_default().to_owned();
+        if !revoke_until_answered(campaign, key, &id).await {
+            return None;
+        }
+        campaign.event(format!("revoked {id}, {what}"));
+        revoked = true;
+    }
+    Some(revoked)
+}
+
 async fn revoke_until_answered(campaign: &Campaign, key: &BookKey, id: &str) -> bool {
     for _ in 0..MAX_ATTEMPTS {
         let request = key_request("DELETE", "/keys/{id}", id, &key.key, None);

@@ -393,25 +393,13 @@ async fn another_account_s_key_is_the_404_of_an_unknown_one() {
 /// so the account rolls again and ends with the keys it holds and no other.
 #[tokio::test]
 async fn a_roll_whose_answer_is_lost_is_found_out_and_undone_from_get_keys() {
-    use shared::http::metrics::Meter;
-    use shared::http::pipeline::Edge;
     let app = TestApp::spawn().await;
     let (account_id, secret) = app.new_client().await;
     let account = AccountId::parse(&account_id).unwrap();
     let secret_id = first_key_id(&app, &secret).await;
     let proxy = FaultProxy::start(&payments_tests::dynamodb_endpoint()).await;
-    let through_proxy = shared::store::dynamo::DynamoStore::new(
-        shared::config::dynamodb_client(Some(&proxy.endpoint)).await,
-        app.tables(),
-    );
     let rolls = roll_key::State {
-        edge: Edge::new(
-            through_proxy,
-            shared::domain::KeyEnvironment::Test,
-            shared::domain::RateLimit::DEFAULT,
-            app.clock.clock(),
-            Meter::default(),
-        ),
+        edge: app.edge_through(&proxy.endpoint).await,
         ids: shared::domain::IdSource::random(),
     };
     proxy.lose_responses_of("TransactWriteItems");
@@ -469,25 +457,13 @@ async fn a_roll_whose_answer_is_lost_is_found_out_and_undone_from_get_keys() {
 /// its own, is answered.
 #[tokio::test]
 async fn a_create_whose_answer_is_lost_is_found_out_by_its_name_and_revoked() {
-    use shared::http::metrics::Meter;
-    use shared::http::pipeline::Edge;
     let app = TestApp::spawn().await;
     let (account_id, secret) = app.new_client().await;
     let account = AccountId::parse(&account_id).unwrap();
     let secret_id = first_key_id(&app, &secret).await;
     let proxy = FaultProxy::start(&payments_tests::dynamodb_endpoint()).await;
-    let through_proxy = shared::store::dynamo::DynamoStore::new(
-        shared::config::dynamodb_client(Some(&proxy.endpoint)).await,
-        app.tables(),
-    );
     let creates = create_key::State {
-        edge: Edge::new(
-            through_proxy,
-            shared::domain::KeyEnvironment::Test,
-            shared::domain::RateLimit::DEFAULT,
-            app.clock.clock(),
-            Meter::default(),
-        ),
+        edge: app.edge_through(&proxy.endpoint).await,
         ids: shared::domain::IdSource::random(),
     };
     proxy.lose_responses_of("TransactWriteItems");
